@@ -1,0 +1,1 @@
+//! In-memory and sealed single-file KeyManager backend: the embedded default. Not implemented yet.

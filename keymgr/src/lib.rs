@@ -1,0 +1,1 @@
+//! Facade over the keymgr backends. Not implemented yet.

@@ -1,0 +1,1 @@
+//! Cross-crate tests against real servers and real tools. Not implemented yet.
