@@ -1,1 +1,31 @@
-//! Facade over the keymgr backends. Not implemented yet.
+//! One embeddable, async API to the key managers storage services use.
+//!
+//! Pick a backend by configuration and hold it as `Arc<dyn KeyManager>`:
+//!
+//! ```
+//! # #[cfg(feature = "mock")]
+//! # async fn demo() -> keymgr::Result<()> {
+//! use keymgr::{Config, Context, KeySpec};
+//!
+//! let config = Config::from_toml_str(r#"backend = "mock""#)?;
+//! let km = keymgr::build(&config)?;
+//! let ctx = Context::new("project-a", "alice");
+//! let id = km.create_key(&ctx, &KeySpec::aes(256)).await?;
+//! assert_eq!(km.get(&ctx, &id).await?.payload.len(), 32);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Backends are compiled in by feature: `mock` (default), `barbican`,
+//! `vault`. Nothing outside the backend crates knows which one is in use.
+
+mod backends;
+pub mod blocking;
+mod config;
+
+pub use backends::{build, from_config_file, from_env, BackendKind};
+pub use config::{Config, ContextConfig};
+pub use keymgr_core::*;
+
+/// The `luks` crate, re-exported for services that format and open volumes.
+pub use luks;
