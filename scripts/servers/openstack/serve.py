@@ -14,6 +14,7 @@ caller sets HOME to a folder holding .barbican/barbican.conf.
 import os
 import socketserver
 import sys
+import threading
 from wsgiref import simple_server
 
 
@@ -30,6 +31,30 @@ class QuietHandler(simple_server.WSGIRequestHandler):
 
     def log_message(self, fmt, *args):
         sys.stderr.write("%s %s\n" % (self.log_date_time_string(), fmt % args))
+
+
+def serialized(app):
+    """Runs one request at a time through `app`, whole body included.
+
+    Both services keep their state in SQLite, which has a single writer:
+    concurrent write transactions (Barbican writes even on some reads, e.g.
+    its project table) fail at once with "database is locked" instead of
+    waiting. The server still accepts and queues concurrent connections.
+    """
+    lock = threading.Lock()
+
+    def wrapper(environ, start_response):
+        with lock:
+            result = app(environ, start_response)
+            try:
+                body = b"".join(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        return [body]
+
+    return wrapper
 
 
 def keystone_app(config_dir):
@@ -55,7 +80,7 @@ def main():
     sys.argv = sys.argv[:1]
     app = keystone_app(arg) if which == "keystone" else barbican_app(arg)
     server = simple_server.make_server(
-        "127.0.0.1", port, app, server_class=ThreadingWSGIServer, handler_class=QuietHandler
+        "127.0.0.1", port, serialized(app), server_class=ThreadingWSGIServer, handler_class=QuietHandler
     )
     sys.stderr.write("%s listening on 127.0.0.1:%d\n" % (which, port))
     sys.stderr.flush()

@@ -1,0 +1,465 @@
+//! keymgr-barbican against a real Keystone and a real Barbican
+//! (`scripts/servers/openstack.sh`); skipped with a reason when they are
+//! not running, failed instead when `KEYMGR_REQUIRE_TOOLS=1`.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use keymgr_barbican::{BarbicanConfig, BarbicanKeyManager, SecretFilter};
+use keymgr_core::{
+    testkit, Consumer, Context, ErrorKind, KeyManager, KeySpec, ListQuery, NewSecret, SecretKind,
+};
+use serde_json::json;
+
+use common::{env, unique};
+
+fn kind_of<T: std::fmt::Debug>(r: keymgr_core::Result<T>) -> ErrorKind {
+    match r {
+        Ok(v) => panic!("expected an error, got Ok({v:?})"),
+        Err(e) => e.kind(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_with_password_auth() {
+    let Some(env) = env("conformance_with_password_auth") else {
+        return;
+    };
+    let km = BarbicanKeyManager::new(env.password_config(&env.a)).unwrap();
+    let a = env.ctx(&env.a);
+    // Project B acts through its user's own token: Barbican isolates.
+    let b = env.user_ctx(&env.b).await;
+    testkit::run_conformance(&km, &a, &b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_with_application_credential_auth() {
+    let Some(env) = env("conformance_with_application_credential_auth") else {
+        return;
+    };
+    let (id, secret) = env.app_cred(&env.b, &unique("conf"), None).await;
+    let mut cfg = BarbicanConfig::application_credential(&env.keystone, id, secret);
+    cfg.http_retries = 4;
+    let km = BarbicanKeyManager::new(cfg).unwrap();
+    let own = km.own_context().await.unwrap();
+    assert_eq!(
+        own.project_id, env.b.project_id,
+        "an app credential is scoped to its project"
+    );
+    let a = env.ctx(&env.b);
+    let b = env.user_ctx(&env.a).await;
+    testkit::run_conformance(&km, &a, &b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_returns_every_secret_beyond_100() {
+    let Some(env) = env("listing_returns_every_secret_beyond_100") else {
+        return;
+    };
+    let km = BarbicanKeyManager::new(env.password_config(&env.a)).unwrap();
+    let ctx = env.ctx(&env.a);
+    // '+' and spaces: Barbican decodes the name filter twice.
+    let name = format!("{} many + more", unique("list"));
+    let mut ids = BTreeSet::new();
+    for i in 0..105u32 {
+        let id = km
+            .store(
+                &ctx,
+                NewSecret::new(SecretKind::Opaque, i.to_be_bytes().to_vec()).named(&name),
+            )
+            .await
+            .unwrap();
+        ids.insert(id);
+    }
+    let all = km
+        .list_all(&ctx, &ListQuery::all().name(&name))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 105, "every secret, once");
+    assert_eq!(all.iter().map(|m| m.id).collect::<BTreeSet<_>>(), ids);
+
+    // Barbican's own page size is 10 when none is asked for.
+    let first = km.list(&ctx, &ListQuery::all().name(&name)).await.unwrap();
+    assert_eq!(first.secrets.len(), 10);
+    assert_eq!(first.total, Some(105));
+    assert_eq!(first.next_offset, Some(10));
+    // More than Barbican's maximum page (100) is capped, and paging goes on.
+    let big = km
+        .list(&ctx, &ListQuery::all().name(&name).page(0, 500))
+        .await
+        .unwrap();
+    assert_eq!(big.secrets.len(), 100);
+    assert_eq!(big.next_offset, Some(100));
+    let small = km
+        .list_all(&ctx, &ListQuery::all().name(&name).page(0, 7))
+        .await
+        .unwrap();
+    assert_eq!(small.len(), 105);
+
+    // Barbican-only filters.
+    let filtered = km
+        .list_all_filtered(
+            &ctx,
+            &SecretFilter {
+                query: ListQuery::all().name(&name),
+                sort: Some("created:desc".into()),
+                ..SecretFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(filtered.len(), 105);
+    let created: Vec<_> = filtered.iter().map(|m| m.created.unwrap()).collect();
+    assert!(
+        created.windows(2).all(|w| w[0] >= w[1]),
+        "sorted by created desc"
+    );
+
+    for id in ids {
+        km.delete(&ctx, &id, false).await.unwrap();
+    }
+    assert!(km
+        .list_all(&ctx, &ListQuery::all().name(&name))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_tokens_are_used_and_bad_ones_are_unauthenticated() {
+    let Some(env) = env("user_tokens_are_used_and_bad_ones_are_unauthenticated") else {
+        return;
+    };
+    // The key manager's own credentials are alice's (project A) ...
+    let km = BarbicanKeyManager::new(env.password_config(&env.a)).unwrap();
+    let token_b = env.token(&env.b).await;
+    let bob = env.ctx(&env.b).with_user_token(token_b.clone());
+    // ... but with bob's token the secret lands in project B.
+    let id = km
+        .store(
+            &bob,
+            NewSecret::new(SecretKind::Passphrase, b"bob's".to_vec()).named(unique("ut")),
+        )
+        .await
+        .unwrap();
+    let hidden = [ErrorKind::NotFound, ErrorKind::Forbidden];
+    assert!(hidden.contains(&kind_of(km.get(&env.ctx(&env.a), &id).await)));
+    let km_b = BarbicanKeyManager::new(env.password_config(&env.b)).unwrap();
+    assert_eq!(
+        km_b.get(&env.ctx(&env.b), &id)
+            .await
+            .unwrap()
+            .payload
+            .expose(),
+        b"bob's"
+    );
+
+    // Project B without B's token: refused here, nothing sent.
+    let err = km.get(&env.ctx(&env.b), &id).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Forbidden, "{err}");
+    assert!(err.to_string().contains("user's token"), "{err}");
+
+    // A garbage token, then a revoked one: Unauthenticated.
+    let junk = env.ctx(&env.b).with_user_token("gAAAAABnot-a-token");
+    assert_eq!(
+        kind_of(km.get(&junk, &id).await),
+        ErrorKind::Unauthenticated
+    );
+    env.revoke(&token_b).await;
+    let err = km.get(&bob, &id).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{err}");
+    let err = km.list(&bob, &ListQuery::all()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{err}");
+    km_b.delete(&env.ctx(&env.b), &id, false).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_token_is_sent_with_user_tokens() {
+    let Some(env) = env("service_token_is_sent_with_user_tokens") else {
+        return;
+    };
+    let mut cfg = env.password_config(&env.a);
+    cfg.service_username = Some(env.service.name.clone());
+    cfg.service_password = Some(env.service.password.clone().into());
+    cfg.service_user_domain_name = Some(env.domain.clone());
+    cfg.service_project_name = Some(env.service.project.clone());
+    cfg.service_project_domain_name = Some(env.domain.clone());
+    let km = BarbicanKeyManager::new(cfg).unwrap();
+    let bob = env.user_ctx(&env.b).await;
+    let id = km
+        .create_key(&bob, &KeySpec::aes(256).named(unique("svc")))
+        .await
+        .unwrap();
+    assert_eq!(km.get(&bob, &id).await.unwrap().payload.len(), 32);
+    km.delete(&bob, &id, false).await.unwrap();
+
+    // Wrong service credentials are reported, not ignored.
+    let mut cfg = env.password_config(&env.a);
+    cfg.service_username = Some(env.service.name.clone());
+    cfg.service_password = Some("wrong".to_string().into());
+    cfg.service_user_domain_name = Some(env.domain.clone());
+    let km = BarbicanKeyManager::new(cfg).unwrap();
+    assert_eq!(
+        kind_of(km.list(&bob, &ListQuery::all()).await),
+        ErrorKind::Unauthenticated
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_block_delete_at_1_2_unless_forced() {
+    let Some(env) = env("consumers_block_delete_at_1_2_unless_forced") else {
+        return;
+    };
+    let km = BarbicanKeyManager::new(env.password_config(&env.a)).unwrap();
+    assert_eq!(km.microversion().await.unwrap(), "1.2");
+    let ctx = env.ctx(&env.a);
+    let id = km
+        .store(
+            &ctx,
+            NewSecret::new(SecretKind::Symmetric, vec![9u8; 32]).named(unique("cons")),
+        )
+        .await
+        .unwrap();
+    let c = Consumer::new("cinder", "volume", unique("vol"));
+    km.add_consumer(&ctx, &id, &c).await.unwrap();
+    let err = km.delete(&ctx, &id, false).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert!(
+        err.to_string().contains("consumers"),
+        "Barbican's description kept: {err}"
+    );
+    assert_eq!(
+        km.metadata(&ctx, &id).await.unwrap().consumers,
+        vec![c.clone()]
+    );
+    km.delete(&ctx, &id, true).await.unwrap();
+    assert_eq!(kind_of(km.get(&ctx, &id).await), ErrorKind::NotFound);
+
+    // Capped at 1.1 the refusal is the client's own; at 1.0 there are no consumers.
+    let mut cfg = env.password_config(&env.a);
+    cfg.max_microversion = Some("1.1".into());
+    let km11 = BarbicanKeyManager::new(cfg).unwrap();
+    assert_eq!(km11.microversion().await.unwrap(), "1.1");
+    let id = km11
+        .store(
+            &ctx,
+            NewSecret::new(SecretKind::Opaque, vec![1u8]).named(unique("cons11")),
+        )
+        .await
+        .unwrap();
+    km11.add_consumer(&ctx, &id, &c).await.unwrap();
+    assert_eq!(
+        kind_of(km11.delete(&ctx, &id, false).await),
+        ErrorKind::Conflict
+    );
+    km11.delete(&ctx, &id, true).await.unwrap();
+
+    let mut cfg = env.password_config(&env.a);
+    cfg.max_microversion = Some("1.0".into());
+    let km10 = BarbicanKeyManager::new(cfg).unwrap();
+    let id = km10
+        .store(
+            &ctx,
+            NewSecret::new(SecretKind::Opaque, vec![2u8]).named(unique("cons10")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        kind_of(km10.add_consumer(&ctx, &id, &c).await),
+        ErrorKind::InvalidInput
+    );
+    assert!(km10.metadata(&ctx, &id).await.unwrap().consumers.is_empty());
+    km10.delete(&ctx, &id, false).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_rules_allow_reading_one_secret_only() {
+    let Some(env) = env("access_rules_allow_reading_one_secret_only") else {
+        return;
+    };
+    let owner = BarbicanKeyManager::new(env.password_config(&env.b)).unwrap();
+    let ctx = env.ctx(&env.b);
+    let name = unique("share");
+    let allowed = owner
+        .store(
+            &ctx,
+            NewSecret::new(SecretKind::Passphrase, b"share-server".to_vec()).named(&name),
+        )
+        .await
+        .unwrap();
+    let other = owner
+        .store(
+            &ctx,
+            NewSecret::new(SecretKind::Passphrase, b"not yours".to_vec()).named(&name),
+        )
+        .await
+        .unwrap();
+    let rules = json!([
+        {"service": "key-manager", "method": "GET", "path": format!("/v1/secrets/{allowed}")},
+        {"service": "key-manager", "method": "GET", "path": format!("/v1/secrets/{allowed}/payload")},
+    ]);
+    let (acid, acsecret) = env.app_cred(&env.b, &unique("manila"), Some(rules)).await;
+    let mut cfg = BarbicanConfig::application_credential(&env.keystone, acid, acsecret);
+    cfg.http_retries = 1;
+    let km = BarbicanKeyManager::new(cfg).unwrap();
+    let own = Context::new("", "");
+
+    let s = km.get(&own, &allowed).await.unwrap();
+    assert_eq!(s.payload.expose(), b"share-server");
+    assert_eq!(s.kind(), SecretKind::Passphrase);
+
+    let denied = [ErrorKind::Unauthenticated, ErrorKind::Forbidden];
+    for (what, r) in [
+        ("get other", km.get(&own, &other).await.map(|_| ())),
+        (
+            "metadata other",
+            km.metadata(&own, &other).await.map(|_| ()),
+        ),
+        ("list", km.list(&own, &ListQuery::all()).await.map(|_| ())),
+        ("delete allowed", km.delete(&own, &allowed, true).await),
+        (
+            "store",
+            km.store(&own, NewSecret::new(SecretKind::Opaque, vec![1u8]))
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "create_key",
+            km.create_key(&own, &KeySpec::aes(128)).await.map(|_| ()),
+        ),
+        ("acl", km.set_acl(&own, &allowed, &[], false).await),
+    ] {
+        let k = r
+            .err()
+            .unwrap_or_else(|| panic!("{what}: allowed by a restricted credential"));
+        assert!(denied.contains(&k.kind()), "{what}: {k}");
+    }
+    // Nothing changed.
+    let left = owner
+        .list_all(&ctx, &ListQuery::all().name(&name))
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 2);
+    owner.delete(&ctx, &allowed, false).await.unwrap();
+    owner.delete(&ctx, &other, false).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acls_grant_read_to_another_user() {
+    let Some(env) = env("acls_grant_read_to_another_user") else {
+        return;
+    };
+    let km = BarbicanKeyManager::new(env.password_config(&env.a)).unwrap();
+    let ctx = env.ctx(&env.a);
+    let id = km
+        .store(
+            &ctx,
+            NewSecret::new(SecretKind::Opaque, vec![5u8; 8]).named(unique("acl")),
+        )
+        .await
+        .unwrap();
+    let acl = km.get_acl(&ctx, &id).await.unwrap();
+    assert!(acl.project_access && acl.read_users.is_empty(), "{acl:?}");
+
+    let bob = env.user_ctx(&env.b).await;
+    let hidden = [ErrorKind::NotFound, ErrorKind::Forbidden];
+    assert!(hidden.contains(&kind_of(km.get(&bob, &id).await)));
+    km.set_acl(&ctx, &id, std::slice::from_ref(&env.b.id), true)
+        .await
+        .unwrap();
+    let acl = km.get_acl(&ctx, &id).await.unwrap();
+    assert_eq!(acl.read_users, vec![env.b.id.clone()]);
+    assert_eq!(km.get(&bob, &id).await.unwrap().payload.expose(), &[5u8; 8]);
+    // Listing the secrets shared with bob.
+    let shared = km
+        .list_all_filtered(
+            &bob,
+            &SecretFilter {
+                acl_only: true,
+                ..SecretFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(shared.iter().any(|m| m.id == id));
+
+    km.update_acl(&ctx, &id, None, Some(false)).await.unwrap();
+    let acl = km.get_acl(&ctx, &id).await.unwrap();
+    assert!(!acl.project_access);
+    assert_eq!(acl.read_users, vec![env.b.id.clone()]);
+
+    km.delete_acl(&ctx, &id).await.unwrap();
+    let acl = km.get_acl(&ctx, &id).await.unwrap();
+    assert!(acl.project_access && acl.read_users.is_empty());
+    assert!(hidden.contains(&kind_of(km.get(&bob, &id).await)));
+    km.delete(&ctx, &id, false).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiration_and_whitespace_passphrases_round_trip() {
+    let Some(env) = env("expiration_and_whitespace_passphrases_round_trip") else {
+        return;
+    };
+    let km = BarbicanKeyManager::new(env.password_config(&env.a)).unwrap();
+    let ctx = env.ctx(&env.a);
+    let exp = keymgr_core::OffsetDateTime::now_utc() + time::Duration::days(3);
+    let mut ns = NewSecret::new(SecretKind::Passphrase, b"  padded passphrase\n".to_vec());
+    ns.expiration = Some(exp);
+    let id = km.store(&ctx, ns).await.unwrap();
+    let s = km.get(&ctx, &id).await.unwrap();
+    assert_eq!(
+        s.payload.expose(),
+        b"  padded passphrase\n",
+        "bytes kept exactly"
+    );
+    assert_eq!(s.kind(), SecretKind::Passphrase);
+    let got = s.metadata.expiration.expect("expiration kept");
+    assert!(
+        (got - exp).abs() < time::Duration::seconds(1),
+        "{got} vs {exp}"
+    );
+    km.delete(&ctx, &id, false).await.unwrap();
+
+    let mut spec = KeySpec::aes(256).named(unique("exp"));
+    spec.expiration = Some(exp);
+    let id = km.create_key(&ctx, &spec).await.unwrap();
+    let m = km.metadata(&ctx, &id).await.unwrap();
+    assert!((m.expiration.unwrap() - exp).abs() < time::Duration::seconds(1));
+    km.delete(&ctx, &id, false).await.unwrap();
+
+    // A configured endpoint (no catalog lookup) and the internal interface both work.
+    let mut cfg = env.password_config(&env.a);
+    cfg.barbican_endpoint = Some(format!("{}/v1", env.barbican));
+    assert!(BarbicanKeyManager::new(cfg)
+        .unwrap()
+        .list(&ctx, &ListQuery::all())
+        .await
+        .is_ok());
+    let mut cfg = env.password_config(&env.a);
+    cfg.barbican_endpoint_type = keymgr_barbican::EndpointType::Internal;
+    cfg.barbican_region_name = Some("RegionOne".into());
+    assert!(BarbicanKeyManager::new(cfg)
+        .unwrap()
+        .list(&ctx, &ListQuery::all())
+        .await
+        .is_ok());
+    let mut cfg = env.password_config(&env.a);
+    cfg.barbican_region_name = Some("Nowhere".into());
+    let err = BarbicanKeyManager::new(cfg)
+        .unwrap()
+        .list(&ctx, &ListQuery::all())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    // Wrong password: Unauthenticated with Keystone's reason.
+    let mut cfg = env.password_config(&env.a);
+    cfg.password = Some("nope".to_string().into());
+    let err = BarbicanKeyManager::new(cfg)
+        .unwrap()
+        .list(&ctx, &ListQuery::all())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{err}");
+    assert!(!err.to_string().contains("nope"));
+}
