@@ -15,7 +15,7 @@
 //! - `create_key` draws from the operating system's random source.
 //!
 //! With [`MockKeyManager::open_sealed`] every change is written to one file
-//! sealed with AES-256-GCM (format in the `sealed` module docs): the master
+//! sealed with AES-256-GCM (see "File format" below): the master
 //! key comes from a key file or an Argon2id passphrase ([`MasterKey`]). Writes
 //! replace the file atomically under an exclusive lock on `<path>.lock`, after
 //! re-reading it if another process changed it, so several processes can
@@ -28,6 +28,40 @@
 //! `spawn_blocking`: the library needs no particular runtime, and a sealed
 //! store is small. A call may wait for another process's write (the file
 //! lock) for as long as that write takes.
+//!
+//! # File format
+//!
+//! ```text
+//! header (132 bytes, integers little-endian)
+//!   0  magic "KMGRSEAL"
+//!   8  u16 format version (1)
+//!  10  u8  kdf: 1 = key file, 2 = Argon2id passphrase
+//!  11  u8  reserved (0)
+//!  12  u32 argon2 memory KiB, u32 iterations, u32 parallelism (0 for a key file)
+//!  24  16 bytes salt (random per file; Argon2 salt and HKDF salt)
+//!  40  u64 generation (+1 on every write)
+//!  48  u64 next creation sequence number
+//!  56  u32 entry count
+//!  60  u64 file length
+//!  68  32 bytes key check value: HKDF-Expand(prk, "keymgr-mock/v1/check")
+//! 100  32 bytes SHA-256 of bytes 0..100 (detects a damaged header, so that a
+//!      damaged header is reported as corruption, not as a wrong key)
+//! entries, each:
+//!   16 bytes secret id, u16 project length, project (UTF-8),
+//!   12 bytes nonce, u32 ciphertext length, ciphertext (AES-256-GCM, tag last)
+//!   key  = HKDF-Expand(prk, "keymgr-mock/v1/entry" || id)
+//!   AAD  = "keymgr-mock/v1/entry" || salt || id || u16 project length || project
+//! trailer: HMAC-SHA256(HKDF-Expand(prk, "keymgr-mock/v1/mac"), every byte before it)
+//! ```
+//!
+//! `prk = HKDF-Extract(salt, ikm)` where `ikm` is the key file's 32 bytes or
+//! Argon2id(passphrase, salt, header costs). The trailer authenticates the
+//! whole file (no entry can be dropped, reordered or spliced from another
+//! file); each entry's plaintext holds the creation sequence number, kind,
+//! timestamps, name, algorithm, bit length, mode, consumers and payload.
+//! Project ids are stored in clear (they name tenants, not secrets).
+//!
+//! # Example
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {

@@ -1,34 +1,6 @@
 //! The sealed file format: parsing and writing, no file system calls.
 //!
-//! ```text
-//! header (132 bytes, integers little-endian)
-//!   0  magic "KMGRSEAL"
-//!   8  u16 format version (1)
-//!  10  u8  kdf: 1 = key file, 2 = Argon2id passphrase
-//!  11  u8  reserved (0)
-//!  12  u32 argon2 memory KiB, u32 iterations, u32 parallelism (0 for a key file)
-//!  24  16 bytes salt (random per file; Argon2 salt and HKDF salt)
-//!  40  u64 generation (+1 on every write)
-//!  48  u64 next creation sequence number
-//!  56  u32 entry count
-//!  60  u64 file length
-//!  68  32 bytes key check value: HKDF-Expand(prk, "keymgr-mock/v1/check")
-//! 100  32 bytes SHA-256 of bytes 0..100 (detects a damaged header, so that a
-//!      damaged header is reported as corruption, not as a wrong key)
-//! entries, each:
-//!   16 bytes secret id, u16 project length, project (UTF-8),
-//!   12 bytes nonce, u32 ciphertext length, ciphertext (AES-256-GCM, tag last)
-//!   key  = HKDF-Expand(prk, "keymgr-mock/v1/entry" || id)
-//!   AAD  = "keymgr-mock/v1/entry" || salt || id || u16 project length || project
-//! trailer: HMAC-SHA256(HKDF-Expand(prk, "keymgr-mock/v1/mac"), every byte before it)
-//! ```
-//!
-//! `prk = HKDF-Extract(salt, ikm)` where `ikm` is the key file's 32 bytes or
-//! Argon2id(passphrase, salt, header costs). The trailer authenticates the
-//! whole file (no entry can be dropped, reordered or spliced from another
-//! file); each entry's plaintext holds the creation sequence number, kind,
-//! timestamps, name, algorithm, bit length, mode, consumers and payload.
-//! Project ids are stored in clear (they name tenants, not secrets).
+//! The layout is documented in the crate docs ("File format").
 
 use std::path::Path;
 
@@ -719,6 +691,39 @@ mod tests {
             let res = decode(Path::new("t"), &bytes, &master, &mut keys);
             if bytes != orig {
                 prop_assert!(res.is_err());
+            }
+        }
+
+        /// Damage that a checksum and MAC cannot catch (they are
+        /// recomputed with the right key), so the entry parser itself sees
+        /// bogus counts and lengths: refused, never a panic.
+        #[test]
+        fn authenticated_but_malformed_files_never_panic(
+            count in any::<u32>(),
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6),
+            extra in proptest::collection::vec(any::<u8>(), 0..40),
+        ) {
+            let (mut bytes, master) = sample();
+            let orig = bytes.clone();
+            let keys = Keys::derive(&master, Kdf::KeyFile, [3u8; SALT_LEN]).ok().unwrap();
+            bytes.truncate(bytes.len() - TRAILER_LEN);
+            let body = bytes.len() - HEADER_LEN;
+            for (at, v) in edits {
+                bytes[HEADER_LEN + at % body] = v;
+            }
+            bytes.extend_from_slice(&extra);
+            bytes[56..60].copy_from_slice(&count.to_le_bytes());
+            let file_len = (bytes.len() + TRAILER_LEN) as u64;
+            bytes[60..68].copy_from_slice(&file_len.to_le_bytes());
+            let sum = Sha256::digest(&bytes[..SUM_AT]);
+            bytes[SUM_AT..HEADER_LEN].copy_from_slice(&sum);
+            let mut mac = keys.hmac();
+            mac.update(&bytes);
+            bytes.extend_from_slice(&mac.finalize().into_bytes());
+            let mut cache = None;
+            let res = decode(Path::new("t"), &bytes, &master, &mut cache);
+            if bytes != orig {
+                prop_assert!(matches!(res, Err(SealedError::Corrupt { .. })), "{:?}", res.err());
             }
         }
 

@@ -10,9 +10,9 @@ use keymgr_core::{
     Secret, SecretId, SecretKind, SecretMetadata,
 };
 
-/// The page size of [`Store::list`] when the query sets none.
+/// The page size of [`keymgr_core::KeyManager::list`] when the query sets none.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
-/// The largest page [`Store::list`] returns; larger limits are lowered to it.
+/// The largest page [`keymgr_core::KeyManager::list`] returns; larger limits are lowered to it.
 pub const MAX_PAGE_SIZE: usize = 1000;
 /// The largest payload accepted, in bytes.
 pub const MAX_PAYLOAD_LEN: usize = 1 << 20;
