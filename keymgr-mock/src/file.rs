@@ -69,6 +69,26 @@ pub(crate) fn temp_path(path: &Path) -> PathBuf {
     ))
 }
 
+/// Removes temporary files of `path` left by writers that died between
+/// creating and renaming them. Only called with the exclusive lock held:
+/// every live writer holds it while its temporary file exists, so what is
+/// found here belongs to nobody.
+fn remove_stale_temp_files(path: &Path) {
+    let Some(name) = path.file_name() else {
+        return;
+    };
+    let prefix = format!(".{}.tmp.", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(parent_dir(path)) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            tracing::info!(file = %e.path().display(), "removing a stale temporary file");
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// fsyncs a directory, so a rename or link in it is durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), SealedError> {
     File::open(dir)
@@ -133,6 +153,7 @@ impl SealedFile {
         let mut store = Store::default();
         {
             let _guard = file.lock_exclusive()?;
+            remove_stale_temp_files(path);
             match std::fs::symlink_metadata(path) {
                 Ok(_) => file.refresh(&mut store)?,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

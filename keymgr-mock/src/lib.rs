@@ -21,7 +21,15 @@
 //! re-reading it if another process changed it, so several processes can
 //! share one store without losing writes. A file that cannot be read
 //! (truncated, corrupt, wrong key) gives a typed [`SealedError`] and is
-//! never overwritten.
+//! never overwritten. If the file disappears while a manager has it open,
+//! calls fail with `Unavailable` rather than silently starting an empty
+//! store. Temporary files left by a writer that died are removed the next
+//! time the store is opened.
+//!
+//! Errors: [`SealedError::WrongKey`] becomes `Unauthenticated`; corrupt,
+//! truncated or unsupported files, bad key files and out-of-bounds KDF
+//! costs become `Config` (the message says the file was left unchanged);
+//! I/O failures become `Unavailable`.
 //!
 //! The manager is synchronous inside (a `std::sync::Mutex`) and the
 //! [`KeyManager`] methods run their short file I/O inline, without

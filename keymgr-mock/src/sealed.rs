@@ -86,9 +86,10 @@ impl Keys {
                 ))
             }
         };
-        let (prk_out, hk) = Hkdf::<Sha256>::extract(Some(&salt), ikm.as_ref());
+        let (mut prk_out, hk) = Hkdf::<Sha256>::extract(Some(&salt), ikm.as_ref());
         let mut prk = Zeroizing::new([0u8; 32]);
         prk.copy_from_slice(&prk_out);
+        zeroize::Zeroize::zeroize(prk_out.as_mut_slice());
         let mut kcv = [0u8; 32];
         let mut mac = Zeroizing::new([0u8; 32]);
         hk.expand(INFO_CHECK, &mut kcv)
@@ -221,7 +222,26 @@ fn kind_code(kind: SecretKind) -> u8 {
 /// The plaintext of an entry.
 fn encode_record(r: &Record) -> Zeroizing<Vec<u8>> {
     let m = &r.meta;
-    let mut out = Zeroizing::new(Vec::with_capacity(128 + r.payload.len()));
+    // Exact size, so the buffer never reallocates (which would leave an
+    // unzeroized copy of the plaintext behind).
+    let opt_str = |s: &Option<String>| 1 + s.as_ref().map_or(0, |s| 4 + s.len());
+    let size = 1
+        + 8
+        + 1
+        + (1 + m.created.map_or(0, |_| 16))
+        + (1 + m.expiration.map_or(0, |_| 16))
+        + opt_str(&m.name)
+        + opt_str(&m.algorithm)
+        + (1 + m.bit_length.map_or(0, |_| 4))
+        + opt_str(&m.mode)
+        + 4
+        + m.consumers
+            .iter()
+            .map(|c| 12 + c.service.len() + c.resource_type.len() + c.resource_id.len())
+            .sum::<usize>()
+        + 4
+        + r.payload.len();
+    let mut out = Zeroizing::new(Vec::with_capacity(size));
     out.push(RECORD_VERSION);
     out.extend_from_slice(&r.seq.to_le_bytes());
     out.push(kind_code(m.kind));
@@ -245,6 +265,7 @@ fn encode_record(r: &Record) -> Zeroizing<Vec<u8>> {
     }
     out.extend_from_slice(&(r.payload.len() as u32).to_le_bytes());
     out.extend_from_slice(r.payload.expose());
+    debug_assert_eq!(out.len(), size, "record size computed exactly");
     out
 }
 

@@ -907,3 +907,29 @@ proptest! {
         prop_assert_eq!(std::fs::read(&path).unwrap(), bad);
     }
 }
+
+#[test]
+fn stale_temporary_files_are_removed_at_open_and_a_vanished_store_is_not_recreated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.sealed");
+    drop(MockKeyManager::open_sealed(&path, MasterKey::from_bytes([6u8; 32])).unwrap());
+    let stale = dir.path().join(".store.sealed.tmp.999999.deadbeef0000");
+    let unrelated = dir.path().join(".other.tmp.1.x");
+    std::fs::write(&stale, b"half written").unwrap();
+    std::fs::write(&unrelated, b"not ours").unwrap();
+    let km = MockKeyManager::open_sealed(&path, MasterKey::from_bytes([6u8; 32])).unwrap();
+    assert!(!stale.exists(), "stale temporary file kept");
+    assert!(unrelated.exists(), "someone else's file removed");
+
+    std::fs::remove_file(&path).unwrap();
+    rt().block_on(async {
+        let e = km.list(&ctx_a(), &ListQuery::all()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+        let e = km
+            .store(&ctx_a(), NewSecret::new(SecretKind::Opaque, b"x".to_vec()))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    });
+    assert!(!path.exists(), "a vanished store was silently recreated");
+}
