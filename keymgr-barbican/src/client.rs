@@ -287,13 +287,13 @@ impl BarbicanKeyManager {
                 .header("OpenStack-API-Version", "key-manager latest")
         })
         .await?;
-        let doc: serde_json::Value = match reply.json(what) {
-            Ok(d) => d,
-            Err(e) if reply.status >= 500 => {
-                return Err(status_error(what, reply.status, &reply.body)).map_err(|_| e)
-            }
-            Err(_) => serde_json::Value::Null,
-        };
+        if reply.status >= 500 {
+            // Not an answer to learn from: do not cache a guess.
+            return Err(status_error(what, reply.status, &reply.body));
+        }
+        // A document that cannot be read means a server older than
+        // microversions: 1.0.
+        let doc: serde_json::Value = reply.json(what).unwrap_or(serde_json::Value::Null);
         let server_max = server_max_microversion(&doc);
         let mv = server_max.min(self.inner.max_mv);
         tracing::debug!(root, server_max, mv, "Barbican microversion negotiated");
@@ -766,7 +766,7 @@ impl KeyManager for BarbicanKeyManager {
                 message: "the answer has no valid order_ref".into(),
             })?;
         let outcome = self.poll_order(ctx, &order, &what).await;
-        if matches!(&outcome, Ok(_)) {
+        if outcome.is_ok() {
             // The order only records how the key was made: remove it.
             let del = Call::new(
                 Method::DELETE,

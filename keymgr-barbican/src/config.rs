@@ -368,7 +368,7 @@ impl BarbicanConfig {
             ("timeout", self.timeout),
             ("http_retry_delay", self.http_retry_delay),
         ] {
-            if !v.is_finite() || v < 0.0 || v > 86_400.0 {
+            if !v.is_finite() || !(0.0..=86_400.0).contains(&v) {
                 return bad(format!(
                     "{name} = {v}: expected seconds between 0 and 86400"
                 ));

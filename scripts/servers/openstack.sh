@@ -58,7 +58,8 @@ launch() {
         shift
     done
     shift
-    env "${envs[@]}" setsid "$py" "$here/openstack/serve.py" "$name" "$@" >>"$log" 2>&1 </dev/null &
+    # Run from the log's folder so any relative path stays in DIR.
+    (cd "$(dirname "$log")" && exec env "${envs[@]}" setsid "$py" "$here/openstack/serve.py" "$name" "$@" >>"$log" 2>&1 </dev/null) &
     echo $! >"$pidfile"
 }
 
@@ -165,9 +166,13 @@ EOF
     cat >"$bb/home/.barbican/barbican.conf" <<EOF
 [DEFAULT]
 debug = False
-sql_connection = sqlite:///$bb/barbican.db
 host_href = http://127.0.0.1:$bport
 db_auto_create = True
+[database]
+# Barbican 23 reads oslo.db's [database] connection; the old
+# [DEFAULT] sql_connection is ignored (it would fall back to
+# ./barbican.sqlite in the working directory).
+connection = sqlite:///$bb/barbican.db
 [secretstore]
 enabled_secretstore_plugins = store_crypto
 [crypto]
