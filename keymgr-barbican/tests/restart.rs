@@ -97,7 +97,7 @@ async fn barbican_restart_mid_loop_loses_and_duplicates_nothing() {
             .await
             .unwrap_or_else(|e| panic!("list #{i}: {e}"));
         assert!(listed.iter().any(|m| m.id == id));
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             km.remove_consumer(&ctx, &id, &c)
                 .await
                 .unwrap_or_else(|e| panic!("remove_consumer #{i}: {e}"));
