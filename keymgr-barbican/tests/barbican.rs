@@ -463,3 +463,67 @@ async fn expiration_and_whitespace_passphrases_round_trip() {
     assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{err}");
     assert!(!err.to_string().contains("nope"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_auth_variant_reaches_the_right_project() {
+    let Some(env) = env("every_auth_variant_reaches_the_right_project") else {
+        return;
+    };
+    let u = &env.a;
+    let mut variants = Vec::new();
+
+    // Password with ids instead of names.
+    let mut c = env.password_config(u);
+    c.username = None;
+    c.user_domain_name = None;
+    c.user_id = Some(u.id.clone());
+    c.project_name = None;
+    c.project_domain_name = None;
+    c.project_id = Some(u.project_id.clone());
+    variants.push(("password by ids", c));
+
+    // A token exchanged for a project-scoped one.
+    let c = BarbicanConfig {
+        auth_endpoint: Some(env.keystone.clone()),
+        auth_type: keymgr_barbican::AuthType::Token,
+        token: Some(env.token(u).await.into()),
+        project_name: Some(u.project.clone()),
+        project_domain_name: Some(env.domain.clone()),
+        ..BarbicanConfig::default()
+    };
+    variants.push(("token", c));
+
+    // An application credential by name and user.
+    let ac_name = unique("byname");
+    let (_, secret) = env.app_cred(u, &ac_name, None).await;
+    let c = BarbicanConfig {
+        auth_endpoint: Some(env.keystone.clone()),
+        auth_type: keymgr_barbican::AuthType::ApplicationCredential,
+        application_credential_name: Some(ac_name),
+        application_credential_secret: Some(secret.into()),
+        username: Some(u.name.clone()),
+        user_domain_name: Some(env.domain.clone()),
+        ..BarbicanConfig::default()
+    };
+    variants.push(("application credential by name", c));
+
+    for (what, cfg) in variants {
+        let km = BarbicanKeyManager::new(cfg).unwrap();
+        let own = km
+            .own_context()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(own.project_id, u.project_id, "{what}");
+        assert_eq!(own.user_id, u.id, "{what}");
+        let ctx = env.ctx(u);
+        let id = km
+            .store(
+                &ctx,
+                NewSecret::new(SecretKind::Opaque, vec![3u8; 3]).named(unique("auth")),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(km.get(&ctx, &id).await.unwrap().payload.expose(), &[3u8; 3]);
+        km.delete(&ctx, &id, false).await.unwrap();
+    }
+}

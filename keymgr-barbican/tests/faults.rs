@@ -62,6 +62,23 @@ const OID: &str = "1258c03d-021d-471d-bf3c-b08b56f164b5";
 /// are answered here; `barbican` answers everything under `/v1`, given the
 /// request and how many requests with the same method and path came before.
 async fn fake(barbican: impl Fn(&Req, usize) -> Answer + Send + Sync + 'static) -> Fake {
+    fake_with(3600.0, barbican).await
+}
+
+/// As [`fake`], with tokens that live `lifetime` seconds.
+async fn fake_with(
+    lifetime: f64,
+    barbican: impl Fn(&Req, usize) -> Answer + Send + Sync + 'static,
+) -> Fake {
+    let issued = time::macros::datetime!(2098-12-31 23:00:00 UTC);
+    let expires = issued + time::Duration::seconds_f64(lifetime);
+    let fmt = &time::format_description::well_known::Rfc3339;
+    let token_body = format!(
+        r#"{{"token": {{"expires_at": "{}", "issued_at": "{}",
+            "user": {{"id": "u"}}, "project": {{"id": "p", "name": "proj"}}, "catalog": []}}}}"#,
+        expires.format(fmt).unwrap(),
+        issued.format(fmt).unwrap()
+    );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::<Req>::new()));
@@ -73,6 +90,7 @@ async fn fake(barbican: impl Fn(&Req, usize) -> Answer + Send + Sync + 'static) 
                 return;
             };
             let (seen, handler, url) = (seen2.clone(), handler.clone(), url2.clone());
+            let token_body = token_body.clone();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
@@ -131,9 +149,7 @@ async fn fake(barbican: impl Fn(&Req, usize) -> Answer + Send + Sync + 'static) 
                     Answer::Reply(
                         201,
                         vec![("X-Subject-Token".into(), format!("tok-{n}"))],
-                        r#"{"token": {"expires_at": "2099-01-01T00:00:00.000000Z", "issued_at": "2098-12-31T23:00:00.000000Z",
-                            "user": {"id": "u"}, "project": {"id": "p", "name": "proj"}, "catalog": []}}"#
-                            .into(),
+                        token_body,
                     )
                 } else if req.path == "/" {
                     reply(
@@ -428,4 +444,38 @@ async fn another_project_without_a_token_is_refused_before_sending() {
             .await
             .unwrap();
     }
+}
+
+#[tokio::test]
+async fn tokens_are_reused_until_shortly_before_they_expire() {
+    // A token living 2 s is used for 1.5 s (a quarter of its life kept as margin).
+    let f = fake_with(2.0, |_, _| reply(200, &secret_json())).await;
+    let m = km(&f, 0, 5.0);
+    let id: SecretId = SID.parse().unwrap();
+    for _ in 0..3 {
+        m.metadata(&ctx(), &id).await.unwrap();
+    }
+    assert_eq!(f.count("POST", "/v3/auth/tokens"), 1);
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    m.metadata(&ctx(), &id).await.unwrap();
+    assert_eq!(
+        f.count("POST", "/v3/auth/tokens"),
+        2,
+        "an expiring token was reused"
+    );
+    assert_eq!(f.tokens("/v1/").last().unwrap().as_deref(), Some("tok-2"));
+
+    // Concurrent first calls share one authentication.
+    let f = fake(|_, _| reply(200, &secret_json())).await;
+    let m = km(&f, 0, 5.0);
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let m = m.clone();
+            tokio::spawn(async move { m.metadata(&ctx(), &SID.parse().unwrap()).await })
+        })
+        .collect();
+    for c in calls {
+        c.await.unwrap().unwrap();
+    }
+    assert_eq!(f.count("POST", "/v3/auth/tokens"), 1);
 }
