@@ -32,20 +32,29 @@ tails() {
     done
 }
 
-# wait_http URL SECONDS PIDFILE: until URL answers (any HTTP status below 500).
+# wait_http URL SECONDS PIDFILE: until URL answers (any HTTP status below
+# 500), or the process dies, or time runs out.
 wait_http() {
-    local url=$1 secs=$2 pidfile=$3 i code
-    for ((i = 0; i < secs * 5; i++)); do
-        if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-            return 1
-        fi
-        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)
-        if [ -n "$code" ] && [ "$code" != "000" ] && [ "$code" -lt 500 ]; then
-            return 0
-        fi
-        sleep 0.2
-    done
-    return 1
+    "$py" - "$1" "$2" "$(cat "$3")" <<'EOF'
+import os, sys, time, urllib.error, urllib.request
+url, secs, pid = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+end = time.time() + secs
+while time.time() < end:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        sys.exit(1)
+    try:
+        urllib.request.urlopen(url, timeout=2)
+        sys.exit(0)
+    except urllib.error.HTTPError as e:
+        if e.code < 500:
+            sys.exit(0)
+    except Exception:
+        pass
+    time.sleep(0.2)
+sys.exit(1)
+EOF
 }
 
 # launch NAME LOG PIDFILE ENV... -- ARGS...: serve.py in its own session.
@@ -94,7 +103,6 @@ start() {
     [ -x "$py" ] || die "no Python environment at $venv: run scripts/setup.sh"
     "$py" -c 'import keystone, barbican' 2>/dev/null ||
         die "keystone and barbican are not installed in $venv: run scripts/setup.sh"
-    command -v curl >/dev/null || die "curl is needed"
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
     chmod 700 "$dir"
