@@ -17,6 +17,7 @@ struct Req {
     method: String,
     path: String,
     token: Option<String>,
+    service_token: Option<String>,
 }
 
 enum Answer {
@@ -108,11 +109,13 @@ async fn fake_with(
                 let mut lines = head.lines();
                 let first: Vec<&str> = lines.next().unwrap_or("").split(' ').collect();
                 let mut token = None;
+                let mut service_token = None;
                 let mut len = 0usize;
                 for l in lines {
                     if let Some((k, v)) = l.split_once(':') {
                         match k.trim().to_ascii_lowercase().as_str() {
                             "x-auth-token" => token = Some(v.trim().to_string()),
+                            "x-service-token" => service_token = Some(v.trim().to_string()),
                             "content-length" => len = v.trim().parse().unwrap_or(0),
                             _ => {}
                         }
@@ -129,6 +132,7 @@ async fn fake_with(
                     method: first.first().unwrap_or(&"").to_string(),
                     path: first.get(1).unwrap_or(&"").to_string(),
                     token,
+                    service_token,
                 };
                 let before = {
                     let mut s = seen.lock().unwrap();
@@ -478,4 +482,40 @@ async fn tokens_are_reused_until_shortly_before_they_expire() {
         c.await.unwrap().unwrap();
     }
     assert_eq!(f.count("POST", "/v3/auth/tokens"), 1);
+}
+
+#[tokio::test]
+async fn user_calls_carry_the_service_token_and_renew_it_on_401() {
+    // The first service token is refused once; the user's token is fine.
+    let f = fake(|req, _| {
+        if req.service_token.as_deref() == Some("tok-1") {
+            reply(401, "{}")
+        } else {
+            reply(200, &secret_json())
+        }
+    })
+    .await;
+    let mut cfg = BarbicanConfig::password(&f.url, "u", "pw", "proj", "Default");
+    cfg.barbican_endpoint = Some(f.url.clone());
+    cfg.service_username = Some("nova".into());
+    cfg.service_password = Some("svc-pw".to_string().into());
+    cfg.service_user_domain_name = Some("Default".into());
+    let m = BarbicanKeyManager::new(cfg).unwrap();
+    let user = Context::new("any-project", "alice").with_user_token("alice-token");
+    m.metadata(&user, &SID.parse().unwrap()).await.unwrap();
+    let seen: Vec<_> = f
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.path.starts_with("/v1/"))
+        .map(|r| (r.token.clone(), r.service_token.clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (Some("alice-token".into()), Some("tok-1".into())),
+            (Some("alice-token".into()), Some("tok-2".into())),
+        ]
+    );
 }
