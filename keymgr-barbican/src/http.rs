@@ -94,7 +94,14 @@ where
         };
         let retries_left = attempt < policy.retries;
         match outcome {
-            Ok((status, headers, body)) => {
+            Ok((status, _, _, true)) => {
+                return Err(Error::Backend {
+                    what: what.to_string(),
+                    status,
+                    message: format!("the answer is longer than {MAX_BODY} bytes"),
+                });
+            }
+            Ok((status, headers, body, false)) => {
                 let transient = status == 429 || status >= 500;
                 if transient && idempotent && retries_left {
                     let mut wait = policy.delay(attempt);
@@ -130,20 +137,21 @@ where
     }
 }
 
-async fn read(
-    mut resp: reqwest::Response,
-) -> std::result::Result<(u16, HeaderMap, Zeroizing<Vec<u8>>), reqwest::Error> {
+/// Status, headers, body, and whether the body was longer than [`MAX_BODY`].
+type Read = (u16, HeaderMap, Zeroizing<Vec<u8>>, bool);
+
+async fn read(mut resp: reqwest::Response) -> std::result::Result<Read, reqwest::Error> {
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let mut body = Zeroizing::new(Vec::new());
     while let Some(chunk) = resp.chunk().await? {
         if body.len() + chunk.len() > MAX_BODY {
-            // Keep what fits; the JSON/payload parse will then fail cleanly.
-            break;
+            // Never hand on a cut answer (a cut payload would be a wrong key).
+            return Ok((status, headers, body, true));
         }
         body.extend_from_slice(&chunk);
     }
-    Ok((status, headers, body))
+    Ok((status, headers, body, false))
 }
 
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {

@@ -519,3 +519,21 @@ async fn user_calls_carry_the_service_token_and_renew_it_on_401() {
         ]
     );
 }
+
+#[tokio::test]
+async fn an_oversized_answer_is_an_error_not_a_cut_payload() {
+    let f = fake(|req, _| {
+        if req.path.ends_with("/payload") {
+            reply(200, &"k".repeat((16 << 20) + 10))
+        } else {
+            reply(200, &secret_json())
+        }
+    })
+    .await;
+    let err = km(&f, 0, 30.0)
+        .get(&ctx(), &SID.parse().unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Backend, "{err}");
+    assert!(err.to_string().contains("longer than"), "{err}");
+}
