@@ -308,14 +308,14 @@ impl Keystone {
     async fn authenticate(&self, http: &reqwest::Client, policy: &RetryPolicy) -> Result<Token> {
         let what = "keystone authentication";
         // The body holds the password: build it once, zeroized after use.
-        let body =
-            zeroize::Zeroizing::new(serde_json::to_vec(&self.request_body()).map_err(|e| {
-                Error::Backend {
-                    what: what.into(),
-                    status: 0,
-                    message: e.to_string(),
-                }
-            })?);
+        let mut doc = self.request_body();
+        let body = serde_json::to_vec(&doc).map(zeroize::Zeroizing::new);
+        scrub(&mut doc);
+        let body = body.map_err(|e| Error::Backend {
+            what: what.into(),
+            status: 0,
+            message: e.to_string(),
+        })?;
         let url = format!("{}/auth/tokens", self.url);
         // Getting a token changes nothing on the server: safe to repeat.
         let reply = exchange(policy, what, true, || {
@@ -355,6 +355,17 @@ impl Keystone {
             catalog: t.catalog.unwrap_or_default(),
             fresh_until,
         })
+    }
+}
+
+/// Overwrites every string of a JSON document (the auth request holds the
+/// password or secret) before it is dropped.
+fn scrub(v: &mut Value) {
+    match v {
+        Value::String(s) => zeroize::Zeroize::zeroize(s),
+        Value::Array(a) => a.iter_mut().for_each(scrub),
+        Value::Object(o) => o.values_mut().for_each(scrub),
+        _ => {}
     }
 }
 
@@ -479,6 +490,13 @@ mod tests {
         let b = ks(&cfg).request_body();
         assert_eq!(b["auth"]["identity"]["token"]["id"], "tok");
         assert_eq!(b["auth"]["scope"]["project"]["id"], "p");
+    }
+
+    #[test]
+    fn scrub_clears_every_string() {
+        let mut v = json!({"a": ["pw", {"b": "secret"}], "n": 1});
+        scrub(&mut v);
+        assert_eq!(v, json!({"a": ["", {"b": ""}], "n": 1}));
     }
 
     #[test]
