@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# OpenBao for the keymgr-vault tests, on loopback:
+#  - a dev server (in memory, KV v2 at secret/, a KV v1 mount at kv1/,
+#    AppRole with one role) and
+#  - a 3-node raft cluster (init and unseal through the API) for the HA tests.
+# Usage: openbao.sh start DIR | stop DIR | restart-node DIR N
+# Everything it makes lives in DIR (mode 0700); tokens are in 0600 files and
+# in DIR/env for the tests.
+set -euo pipefail
+cmd=${1:?usage: openbao.sh start|stop|restart-node DIR [N]}
+dir=${2:?usage: openbao.sh start|stop|restart-node DIR [N]}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+bao="$root/.venv/bin/bao"
+
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+
+api() { # METHOD URL TOKEN [JSON]
+    local args=(-sS -f -X "$1" "$2")
+    [ -n "$3" ] && args+=(-H "X-Vault-Token: $3")
+    [ $# -ge 4 ] && args+=(-H "Content-Type: application/json" --data @-)
+    if [ $# -ge 4 ]; then printf '%s' "$4" | curl "${args[@]}"; else curl "${args[@]}"; fi
+}
+
+wait_http() { # URL SECONDS LOG
+    local i
+    for ((i = 0; i < $2 * 10; i++)); do
+        curl -s -o /dev/null "$1/v1/sys/health?standbyok=true&sealedcode=200&uninitcode=200" && return 0
+        sleep 0.1
+    done
+    echo "openbao: $1 did not answer in $2 s; log tail:" >&2
+    tail -n 30 "$3" >&2 || true
+    return 1
+}
+
+start_node() { # N
+    local n=$1
+    "$bao" server -config="$dir/raft$n/config.hcl" > "$dir/raft$n/server.log" 2>&1 &
+    echo $! > "$dir/raft$n/pid"
+}
+
+case "$cmd" in
+start)
+    mkdir -p "$dir"; chmod 700 "$dir"
+    [ -x "$bao" ] || { echo "openbao: $bao missing (run scripts/setup.sh)" >&2; exit 1; }
+    umask 077
+
+    # --- dev server
+    port=$(free_port)
+    token=$(python3 -c 'import secrets;print("root-"+secrets.token_hex(16))')
+    printf '%s' "$token" > "$dir/root-token"
+    # The root token is given in a 0600 file through the environment, not argv.
+    VAULT_DEV_ROOT_TOKEN_ID="$token" BAO_DEV_ROOT_TOKEN_ID="$token" \
+        "$bao" server -dev -dev-listen-address="127.0.0.1:$port" > "$dir/dev.log" 2>&1 &
+    echo $! > "$dir/dev.pid"
+    addr="http://127.0.0.1:$port"
+    wait_http "$addr" 30 "$dir/dev.log"
+    api POST "$addr/v1/sys/mounts/kv1" "$token" '{"type":"kv","options":{"version":"1"}}' >/dev/null
+    api POST "$addr/v1/sys/auth/approle" "$token" '{"type":"approle"}' >/dev/null
+    api POST "$addr/v1/sys/policies/acl/keymgr" "$token" \
+        '{"policy":"path \"secret/*\" { capabilities = [\"create\",\"read\",\"update\",\"delete\",\"list\"] }\npath \"kv1/*\" { capabilities = [\"create\",\"read\",\"update\",\"delete\",\"list\"] }\npath \"auth/token/lookup-self\" { capabilities = [\"read\"] }"}' >/dev/null
+    api POST "$addr/v1/auth/approle/role/keymgr" "$token" '{"token_policies":["keymgr"],"token_ttl":"20m"}' >/dev/null
+    role_id=$(api GET "$addr/v1/auth/approle/role/keymgr/role-id" "$token" | python3 -c 'import json,sys;print(json.load(sys.stdin)["data"]["role_id"])')
+    secret_id=$(api POST "$addr/v1/auth/approle/role/keymgr/secret-id" "$token" '{}' | python3 -c 'import json,sys;print(json.load(sys.stdin)["data"]["secret_id"])')
+
+    # --- 3-node raft cluster
+    ports=(); cports=()
+    for n in 1 2 3; do ports+=("$(free_port)"); cports+=("$(free_port)"); done
+    for n in 1 2 3; do
+        mkdir -p "$dir/raft$n/data"
+        {
+            echo "storage \"raft\" {"
+            echo "  path = \"$dir/raft$n/data\""
+            echo "  node_id = \"node$n\""
+            for m in 1 2 3; do
+                echo "  retry_join { leader_api_addr = \"http://127.0.0.1:${ports[$((m-1))]}\" }"
+            done
+            echo "}"
+            echo "listener \"tcp\" {"
+            echo "  address = \"127.0.0.1:${ports[$((n-1))]}\""
+            echo "  cluster_address = \"127.0.0.1:${cports[$((n-1))]}\""
+            echo "  tls_disable = true"
+            echo "}"
+            echo "api_addr = \"http://127.0.0.1:${ports[$((n-1))]}\""
+            echo "cluster_addr = \"http://127.0.0.1:${cports[$((n-1))]}\""
+            echo "disable_mlock = true"
+        } > "$dir/raft$n/config.hcl"
+        start_node "$n"
+    done
+    c1="http://127.0.0.1:${ports[0]}"
+    for n in 1 2 3; do wait_http "http://127.0.0.1:${ports[$((n-1))]}" 30 "$dir/raft$n/server.log"; done
+    init=$(api POST "$c1/v1/sys/init" "" '{"secret_shares":1,"secret_threshold":1}')
+    unseal_key=$(printf '%s' "$init" | python3 -c 'import json,sys;print(json.load(sys.stdin)["keys"][0])')
+    ctoken=$(printf '%s' "$init" | python3 -c 'import json,sys;print(json.load(sys.stdin)["root_token"])')
+    printf '%s' "$unseal_key" > "$dir/unseal-key"
+    printf '%s' "$ctoken" > "$dir/cluster-token"
+    api POST "$c1/v1/sys/unseal" "" "{\"key\":\"$unseal_key\"}" >/dev/null
+    # Wait for a leader, then unseal the followers (they join through retry_join).
+    for i in $(seq 1 100); do
+        api GET "$c1/v1/sys/leader" "" 2>/dev/null | grep -q '"is_self":true' && break; sleep 0.2
+    done
+    for n in 2 3; do
+        for i in $(seq 1 100); do
+            if api POST "http://127.0.0.1:${ports[$((n-1))]}/v1/sys/unseal" "" "{\"key\":\"$unseal_key\"}" 2>/dev/null | grep -q '"sealed":false'; then break; fi
+            sleep 0.3
+        done
+    done
+    # KV v2 at secret/ on the cluster.
+    for i in $(seq 1 50); do
+        api POST "$c1/v1/sys/mounts/secret" "$ctoken" '{"type":"kv","options":{"version":"2"}}' >/dev/null 2>&1 && break; sleep 0.2
+    done
+    cluster="http://127.0.0.1:${ports[0]},http://127.0.0.1:${ports[1]},http://127.0.0.1:${ports[2]}"
+    cat > "$dir/env" <<ENV
+export KEYMGR_TEST_VAULT_ADDR=$addr
+export KEYMGR_TEST_VAULT_TOKEN=$token
+export KEYMGR_TEST_VAULT_KV1_MOUNT=kv1
+export KEYMGR_TEST_VAULT_ROLE_ID=$role_id
+export KEYMGR_TEST_VAULT_SECRET_ID=$secret_id
+export KEYMGR_TEST_VAULT_CLUSTER=$cluster
+export KEYMGR_TEST_VAULT_CLUSTER_TOKEN=$ctoken
+export KEYMGR_TEST_VAULT_CLUSTER_DIR=$dir
+export KEYMGR_TEST_VAULT_RESTART_NODE="bash $root/scripts/servers/openbao.sh restart-node $dir"
+ENV
+    echo "openbao: dev server at $addr, raft cluster at $cluster"
+    ;;
+restart-node)
+    n=${3:?node number}
+    pid=$(cat "$dir/raft$n/pid" 2>/dev/null || true)
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null && while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    start_node "$n"
+    port=$(sed -n 's/.*address = "127.0.0.1:\([0-9]*\)".*/\1/p' "$dir/raft$n/config.hcl" | head -1)
+    wait_http "http://127.0.0.1:$port" 30 "$dir/raft$n/server.log"
+    for i in $(seq 1 50); do
+        api POST "http://127.0.0.1:$port/v1/sys/unseal" "" "{\"key\":\"$(cat "$dir/unseal-key")\"}" 2>/dev/null | grep -q '"sealed":false' && break
+        sleep 0.2
+    done
+    ;;
+stop)
+    for f in "$dir"/dev.pid "$dir"/raft*/pid; do
+        [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+    done
+    ;;
+*) echo "usage: openbao.sh start|stop|restart-node DIR [N]" >&2; exit 2 ;;
+esac
