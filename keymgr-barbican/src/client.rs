@@ -356,7 +356,8 @@ impl BarbicanKeyManager {
             }
             headers.insert(
                 "OpenStack-API-Version",
-                HeaderValue::from_str(&format!("key-manager 1.{mv}")).expect("ascii"),
+                HeaderValue::from_str(&format!("key-manager 1.{mv}"))
+                    .map_err(|_| Error::invalid("microversion", mv.to_string()))?,
             );
             headers.insert(
                 "Accept",
@@ -595,7 +596,8 @@ impl BarbicanKeyManager {
     async fn poll_order(&self, ctx: &Context, order: &str, what: &str) -> Result<OrderJson> {
         let cfg = &self.inner.cfg;
         let cap = Duration::from_secs_f64(cfg.retry_delay.max(0.05));
-        let budget = Duration::from_secs_f64(cfg.retry_delay * f64::from(cfg.number_of_retries));
+        let budget = Duration::from_secs_f64(cfg.retry_delay * f64::from(cfg.number_of_retries))
+            .min(Duration::from_secs(7 * 86_400));
         let deadline = Instant::now() + budget;
         let mut wait = Duration::from_millis(20);
         loop {

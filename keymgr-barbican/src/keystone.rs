@@ -398,7 +398,10 @@ fn fresh_until(expires_at: Option<&str>, issued_at: Option<&str>) -> Instant {
         (Some(e), None) => e - OffsetDateTime::now_utc(),
         _ => time::Duration::minutes(5),
     };
-    let lifetime = Duration::try_from(lifetime).unwrap_or(Duration::ZERO);
+    // Keystone's numbers are not trusted to be sane: at most a week.
+    let lifetime = Duration::try_from(lifetime)
+        .unwrap_or(Duration::ZERO)
+        .min(Duration::from_secs(7 * 86_400));
     let margin = Duration::from_secs(60).min(lifetime / 4);
     now + lifetime.saturating_sub(margin)
 }
