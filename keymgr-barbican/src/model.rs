@@ -243,3 +243,20 @@ mod tests {
         assert_eq!(offset_of("not a url"), None);
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn parsers_never_panic(s in ".{0,80}", bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let _ = parse_time(&s);
+            let _ = offset_of(&s);
+            let _ = kind_from_barbican(Some(&s));
+            let _ = serde_json::from_slice::<SecretListJson>(&bytes);
+            let _ = crate::http::error_message(&bytes);
+            let _ = crate::http::status_error("x", 400, &bytes);
+        }
+    }
+}
