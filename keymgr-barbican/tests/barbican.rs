@@ -527,3 +527,58 @@ async fn every_auth_variant_reaches_the_right_project() {
         km.delete(&ctx, &id, false).await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_key_leaves_no_order_behind() {
+    let Some(env) = env("create_key_leaves_no_order_behind") else {
+        return;
+    };
+    // Project B's user, through its own token, so the count is not
+    // disturbed by the other tests (which create keys in project A).
+    let token = env.token(&env.b).await;
+    let orders = || async {
+        let v: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/v1/orders?limit=1", env.barbican))
+            .header("X-Auth-Token", &token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["total"].as_u64().unwrap_or(0)
+    };
+    let km = BarbicanKeyManager::new(env.password_config(&env.a)).unwrap();
+    let ctx = env.ctx(&env.b).with_user_token(token.clone());
+    let before = orders().await;
+    let mut ids = Vec::new();
+    for bits in [128, 256, 512] {
+        let id = km
+            .create_key(&ctx, &KeySpec::aes(bits).named(unique("ord")))
+            .await
+            .unwrap();
+        let s = km.get(&ctx, &id).await.unwrap();
+        assert_eq!(s.payload.len() * 8, bits as usize);
+        if bits == 512 {
+            assert_eq!(s.metadata.mode.as_deref(), Some("xts"));
+        }
+        ids.push(id);
+    }
+    assert_eq!(orders().await, before, "finished key orders are deleted");
+    // A spec Barbican's crypto plugin refuses (512 bits without XTS): the
+    // order fails and Barbican reports it as a server error (code 500,
+    // "Process TypeOrder failure"); the failed order is removed as well.
+    let err = km
+        .create_key(&ctx, &KeySpec::aes(512).with_mode("cbc"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::Backend | ErrorKind::InvalidInput),
+        "{err}"
+    );
+    assert!(err.to_string().contains("create_key aes-512"), "{err}");
+    assert_eq!(orders().await, before, "failed key orders are deleted");
+    for id in ids {
+        km.delete(&ctx, &id, false).await.unwrap();
+    }
+}
