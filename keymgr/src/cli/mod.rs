@@ -1,5 +1,7 @@
 //! Command-line parsing, backend selection and dispatch.
 
+#[cfg(feature = "barbican")]
+mod acl;
 mod io;
 mod secret;
 
@@ -43,6 +45,9 @@ enum Command {
 
 /// What every command gets: the key manager, the context, output options.
 pub struct Env {
+    /// The configuration (backend-specific commands rebuild their backend from it).
+    #[cfg_attr(not(feature = "barbican"), allow(dead_code))]
+    config: Config,
     km: Arc<dyn KeyManager>,
     ctx: Context,
     json: bool,
@@ -140,12 +145,33 @@ fn default_embedded_config() -> anyhow::Result<Config> {
     anyhow::bail!("no configuration given (--config, KEYMGR_CONFIG or KEYMGR_BACKEND) and the embedded backend is not compiled in")
 }
 
+/// The context commands act for. With Barbican and no project given, the
+/// project is the one the configured credentials are scoped to (Barbican
+/// itself enforces isolation by the token), so the project id is left empty.
+pub fn context_for(config: &Config) -> Context {
+    let mut ctx = config.context.to_context();
+    if config.backend.eq_ignore_ascii_case("barbican") && config.context.project_id.is_none() {
+        ctx.project_id = String::new();
+    }
+    ctx
+}
+
 fn open_env(cli: &Cli) -> anyhow::Result<Env> {
     let config = load_config(cli)?;
     let km = keymgr::build(&config)?;
     Ok(Env {
         km,
-        ctx: config.context.to_context(),
+        ctx: context_for(&config),
         json: cli.json,
+        config,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -90,6 +90,10 @@ pub enum SecretCommand {
     /// Manage the resources registered as using a secret.
     #[command(subcommand)]
     Consumer(ConsumerCommand),
+    /// Barbican ACLs: who besides the project's members may read a secret.
+    #[cfg(feature = "barbican")]
+    #[command(subcommand)]
+    Acl(super::acl::AclCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -251,6 +255,8 @@ pub async fn run(env: &Env, cmd: &SecretCommand) -> anyhow::Result<()> {
             Ok(())
         }
         SecretCommand::Clone { id } => print_id(env, &km.clone_secret(ctx, id).await?),
+        #[cfg(feature = "barbican")]
+        SecretCommand::Acl(a) => super::acl::run(&env.config, env.json, a).await,
         SecretCommand::Consumer(c) => match c {
             ConsumerCommand::Add(a) => Ok(km.add_consumer(ctx, &a.id, &a.consumer()).await?),
             ConsumerCommand::Remove(a) => Ok(km.remove_consumer(ctx, &a.id, &a.consumer()).await?),
