@@ -3,6 +3,7 @@
 #[cfg(feature = "barbican")]
 mod acl;
 mod io;
+mod luks;
 mod secret;
 
 use std::path::PathBuf;
@@ -41,6 +42,9 @@ enum Command {
     /// Create, store, fetch and delete secrets.
     #[command(subcommand)]
     Secret(secret::SecretCommand),
+    /// Format, open, re-key, read and write LUKS1/LUKS2 volumes (cryptsetup's options).
+    #[command(subcommand)]
+    Luks(luks::LuksCommand),
 }
 
 /// What every command gets: the key manager, the context, output options.
@@ -83,6 +87,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             secret::run(&env, cmd).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Luks(ref cmd) => luks::run(&cli, cmd).await,
     }
 }
 
