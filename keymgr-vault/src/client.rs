@@ -1,6 +1,6 @@
 //! The HTTP layer: nodes, login, retries, redirects, read-after-write.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,9 @@ const MAX_REDIRECTS: usize = 3;
 /// How to get a token.
 enum Login {
     Static(SecretString),
+    /// A token read from a file, read again after a 403 (a Vault agent
+    /// sink rotates it).
+    File(std::path::PathBuf),
     AppRole {
         mount: String,
         role_id: SecretString,
@@ -85,6 +88,7 @@ pub struct VaultClient {
     namespace: Option<String>,
     last_index: Mutex<Option<String>>,
     max_retries: u32,
+    stats: Counters,
     timeout: Duration,
 }
 
@@ -119,8 +123,10 @@ impl VaultClient {
         let timeout = cfg.timeout()?;
         let login = if let Some(t) = &cfg.root_token_id {
             Login::Static(t.clone())
-        } else if let Some(p) = &cfg.root_token_file {
-            Login::Static(read_token_file(p)?)
+        } else if let Some(p) = cfg.static_token_file() {
+            // Read once now so a missing file is a configuration error.
+            read_token_file(&p)?;
+            Login::File(p)
         } else {
             let method = cfg.auth_method.unwrap_or(AuthMethod::Approle);
             let mount = |d: &str| cfg.auth_path.clone().unwrap_or_else(|| d.to_string());
@@ -155,6 +161,7 @@ impl VaultClient {
             }
         };
         let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("keymgr-vault/", env!("CARGO_PKG_VERSION")))
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .redirect(reqwest::redirect::Policy::none())
@@ -171,6 +178,10 @@ impl VaultClient {
             })?;
             builder = builder.add_root_certificate(cert);
         }
+        if !cfg.verify_ssl {
+            tracing::warn!("[vault] verify_ssl = false: Vault's https certificate is not verified");
+            builder = builder.danger_accept_invalid_certs(true);
+        }
         let http = builder
             .build()
             .map_err(|e| Error::config(format!("cannot build the HTTP client: {e}")))?;
@@ -183,6 +194,7 @@ impl VaultClient {
             namespace: cfg.namespace.clone(),
             last_index: Mutex::new(None),
             max_retries: cfg.max_retries.min(20),
+            stats: Counters::default(),
             timeout,
         })
     }
@@ -195,6 +207,18 @@ impl VaultClient {
     async fn token(&self) -> Result<SecretString> {
         if let Login::Static(t) = &self.login {
             return Ok(t.clone());
+        }
+        if let Login::File(p) = &self.login {
+            let mut cached = self.cached.lock().await;
+            if let Some(c) = cached.as_ref() {
+                return Ok(c.token.clone());
+            }
+            let token = read_token_file(p)?;
+            *cached = Some(CachedToken {
+                token: token.clone(),
+                refresh_at: None,
+            });
+            return Ok(token);
         }
         let mut cached = self.cached.lock().await;
         if let Some(c) = cached.as_ref() {
@@ -214,7 +238,9 @@ impl VaultClient {
 
     async fn login(&self) -> Result<CachedToken> {
         let (mount, body) = match &self.login {
-            Login::Static(_) => unreachable!("static tokens never log in"),
+            Login::Static(_) | Login::File(_) => {
+                return Err(Error::config("a static Vault token cannot log in"))
+            }
             Login::AppRole {
                 mount,
                 role_id,
@@ -294,6 +320,7 @@ impl VaultClient {
                 .await?;
             if ans.status == StatusCode::FORBIDDEN && self.can_relogin() && !relogged {
                 relogged = true;
+                self.stats.relogins.fetch_add(1, Ordering::Relaxed);
                 self.forget_token().await;
                 continue;
             }
@@ -342,6 +369,17 @@ impl VaultClient {
         Duration::from_millis(base + jitter)
     }
 
+    /// Sends one request, retrying what may succeed later.
+    ///
+    /// Retried: connection failures and timeouts, 5xx (503 = sealed or
+    /// standby: the next node is tried), 412 (a standby has not yet caught up
+    /// with `X-Vault-Index`) and 429 (after `Retry-After`). Every request
+    /// this crate sends is safe to repeat after an ambiguous failure: reads
+    /// and deletes are idempotent; KV v2 writes carry check-and-set (a
+    /// create that already landed answers "check-and-set parameter did not
+    /// match", which the caller resolves by reading the record back); KV v1
+    /// writes put the same whole record again; a repeated login only mints
+    /// another token.
     async fn send_with_retries(
         &self,
         method: Method,
@@ -358,45 +396,63 @@ impl VaultClient {
             let result = self
                 .send_following_redirects(&method, url, body, access, token)
                 .await;
-            let retry_after = match &result {
+            let (retry_after, last) = match result {
                 Err(e) => {
-                    tracing::debug!(node = %node, error = %e, "Vault request failed; failing over");
+                    tracing::debug!(node = %node, error = %without_url(&e), "Vault request failed; failing over");
+                    self.stats.failovers.fetch_add(1, Ordering::Relaxed);
                     self.fail_over(node_ix);
-                    None
+                    (None, Err(e))
                 }
                 Ok((ans, headers)) => match ans.status.as_u16() {
                     // Sealed, standby or overloaded node: try the next one.
                     503 => {
+                        tracing::debug!(node = %node, "Vault node sealed or standby (503); failing over");
+                        self.stats.failovers.fetch_add(1, Ordering::Relaxed);
                         self.fail_over(node_ix);
-                        None
+                        (None, Ok(ans))
                     }
-                    500 | 502 | 504 | 412 => None,
-                    429 => headers
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(|s| Duration::from_secs(s.min(30))),
-                    _ => {
-                        let (ans, _) = result.expect("matched Ok");
-                        return Ok(ans);
-                    }
+                    500..=599 | 412 => (None, Ok(ans)),
+                    429 => (retry_after(&headers), Ok(ans)),
+                    _ => return Ok(ans),
                 },
             };
             if attempt >= self.max_retries {
-                return match result {
-                    Ok((ans, _)) => Ok(ans),
+                return match last {
+                    Ok(ans) => Ok(ans),
                     Err(e) if e.is_timeout() => Err(Error::Timeout {
                         what: what.to_string(),
                         after: self.timeout,
                     }),
                     Err(e) => Err(Error::Unavailable {
                         what: what.to_string(),
-                        reason: format!("no Vault node answered: {}", without_url(&e)),
+                        reason: format!(
+                            "no Vault node answered after {} attempts: {}",
+                            attempt + 1,
+                            without_url(&e)
+                        ),
                     }),
                 };
             }
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(retry_after.unwrap_or_else(|| Self::backoff(attempt))).await;
             attempt += 1;
+        }
+    }
+
+    /// The index to send with reads, if any write was seen.
+    fn read_index(&self) -> Option<String> {
+        self.last_index.lock().map(|g| g.clone()).unwrap_or(None)
+    }
+
+    /// Keeps the newer of the stored and the received `X-Vault-Index`.
+    fn remember_index(&self, received: &str) {
+        if let Ok(mut g) = self.last_index.lock() {
+            let keep_old = g
+                .as_deref()
+                .is_some_and(|old| index_is_newer(old, received));
+            if !keep_old {
+                *g = Some(received.to_string());
+            }
         }
     }
 
@@ -412,14 +468,16 @@ impl VaultClient {
         loop {
             let mut req = self.http.request(method.clone(), &url);
             if let Some(t) = token {
-                req = req.header("X-Vault-Token", t.expose_secret());
+                let mut value = reqwest::header::HeaderValue::from_str(t.expose_secret())
+                    .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static(""));
+                value.set_sensitive(true);
+                req = req.header("X-Vault-Token", value);
             }
             if let Some(ns) = &self.namespace {
                 req = req.header("X-Vault-Namespace", ns);
             }
             if access == Access::Read {
-                let idx = self.last_index.lock().map(|g| g.clone()).unwrap_or(None);
-                if let Some(idx) = idx {
+                if let Some(idx) = self.read_index() {
                     req = req
                         .header("X-Vault-Index", idx)
                         .header("X-Vault-Inconsistent", "forward-active-node");
@@ -438,27 +496,94 @@ impl VaultClient {
                     .get(reqwest::header::LOCATION)
                     .and_then(|l| l.to_str().ok())
                 {
-                    url = resp
-                        .url()
-                        .join(loc)
-                        .map(|u| u.to_string())
-                        .unwrap_or_else(|_| loc.to_string());
-                    redirects += 1;
-                    continue;
+                    if let Ok(next) = resp.url().join(loc) {
+                        if matches!(next.scheme(), "http" | "https") {
+                            tracing::debug!(to = %next.origin().ascii_serialization(), "following a Vault redirect");
+                            self.stats.redirects.fetch_add(1, Ordering::Relaxed);
+                            url = next.to_string();
+                            redirects += 1;
+                            continue;
+                        }
+                    }
                 }
             }
             let headers = resp.headers().clone();
             if access == Access::Write && status.is_success() {
                 if let Some(idx) = headers.get("X-Vault-Index").and_then(|v| v.to_str().ok()) {
-                    if let Ok(mut g) = self.last_index.lock() {
-                        *g = Some(idx.to_string());
-                    }
+                    self.remember_index(idx);
                 }
             }
             let bytes = Zeroizing::new(resp.bytes().await?.to_vec());
             let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             return Ok((Answer { status, body }, headers));
         }
+    }
+
+    /// Counters of what the client had to do to get answers.
+    pub fn stats(&self) -> ClientStats {
+        ClientStats {
+            retries: self.stats.retries.load(Ordering::Relaxed),
+            failovers: self.stats.failovers.load(Ordering::Relaxed),
+            redirects: self.stats.redirects.load(Ordering::Relaxed),
+            relogins: self.stats.relogins.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    retries: AtomicU64,
+    failovers: AtomicU64,
+    redirects: AtomicU64,
+    relogins: AtomicU64,
+}
+
+/// What a [`VaultClient`] had to do so far to get its answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// Requests sent again after a retryable failure.
+    pub retries: u64,
+    /// Moves to the next node (connection failure, sealed, standby).
+    pub failovers: u64,
+    /// 307/308 redirects followed.
+    pub redirects: u64,
+    /// Logins repeated after a 403.
+    pub relogins: u64,
+}
+
+/// A `Retry-After` in seconds (at most 30), if the answer gave one.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|s| Duration::from_secs(s.min(30)))
+}
+
+/// OpenBao's `X-Vault-Index` is base64 of `{"cluster": id, "value": raft index}`.
+fn parse_index(idx: &str) -> Option<(String, u64)> {
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(idx.trim())
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(idx.trim()))
+        .ok()?;
+    let v: Value = serde_json::from_slice(&raw).ok()?;
+    let cluster = v.get("cluster")?.as_str()?.to_string();
+    let value = match v.get("value")? {
+        Value::String(s) => s.parse().ok()?,
+        Value::Number(n) => n.as_u64()?,
+        _ => return None,
+    };
+    Some((cluster, value))
+}
+
+/// Whether `old` is strictly newer than `new` (same cluster, higher index):
+/// then a late answer of an earlier write must not replace it. Indexes that
+/// do not parse (HashiCorp Vault's own format) are kept newest-received.
+fn index_is_newer(old: &str, new: &str) -> bool {
+    match (parse_index(old), parse_index(new)) {
+        (Some((c1, v1)), Some((c2, v2))) => c1 == c2 && v1 > v2,
+        _ => false,
     }
 }
 
@@ -479,4 +604,26 @@ fn without_url(e: &reqwest::Error) -> String {
         "request failed"
     };
     format!("{kind} ({})", s.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    fn idx(cluster: &str, v: u64) -> String {
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("{{\"cluster\":\"{cluster}\",\"value\":\"{v}\"}}"))
+    }
+
+    #[test]
+    fn a_late_older_index_does_not_replace_a_newer_one() {
+        assert_eq!(parse_index(&idx("c", 12)), Some(("c".into(), 12)));
+        assert!(index_is_newer(&idx("c", 12), &idx("c", 11)));
+        assert!(!index_is_newer(&idx("c", 12), &idx("c", 13)));
+        assert!(!index_is_newer(&idx("c", 12), &idx("other", 1)));
+        assert!(!index_is_newer("v1:opaque", &idx("c", 1)));
+        assert!(parse_index("not base64 !").is_none());
+        assert!(parse_index(&base64::engine::general_purpose::STANDARD.encode("[1]")).is_none());
+    }
 }

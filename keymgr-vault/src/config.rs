@@ -32,13 +32,16 @@ pub enum AuthMethod {
 #[derive(Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VaultConfig {
-    /// Node URL, or several separated by commas. Default `http://127.0.0.1:8200`.
-    #[serde(default = "default_url")]
+    /// Node URL, or several (high availability) separated by commas or
+    /// given as a list. Default `http://127.0.0.1:8200`.
+    #[serde(default = "default_url", deserialize_with = "url_or_list")]
     pub vault_url: String,
     /// A static token.
     #[serde(default)]
     pub root_token_id: Option<SecretString>,
-    /// A file holding a static token (keymgr extension).
+    /// A file holding a static token (keymgr extension). Read again after
+    /// a 403, so a token rotated by a Vault agent sink is picked up.
+    /// `token_file` without `token_role` means the same.
     #[serde(default)]
     pub root_token_file: Option<PathBuf>,
     /// Login method when no static token is given (Castellan default `approle`).
@@ -80,6 +83,14 @@ pub struct VaultConfig {
     /// Accepted for Castellan compatibility; has no effect (the URL scheme decides).
     #[serde(default)]
     pub use_ssl: Option<bool>,
+    /// Whether https certificates are verified. Default true; false is for
+    /// tests only and logs a warning.
+    #[serde(default = "default_true")]
+    pub verify_ssl: bool,
+    /// A Transit mount whose `random` endpoint generates keys for
+    /// `create_key`, instead of the OS random source (keymgr extension).
+    #[serde(default)]
+    pub transit_mountpoint: Option<String>,
     /// Retries of a retryable failure before giving up. Default 4.
     #[serde(default = "default_retries")]
     pub max_retries: u32,
@@ -108,6 +119,20 @@ fn default_true() -> bool {
     true
 }
 
+/// `vault_url` as one string (commas allowed) or a list of strings.
+fn url_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum UrlOrList {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match <UrlOrList as serde::Deserialize>::deserialize(d)? {
+        UrlOrList::One(s) => s,
+        UrlOrList::Many(v) => v.join(","),
+    })
+}
+
 impl std::fmt::Debug for VaultConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VaultConfig")
@@ -133,6 +158,8 @@ impl std::fmt::Debug for VaultConfig {
             .field("kv_version", &self.kv_version)
             .field("namespace", &self.namespace)
             .field("timeout", &self.timeout)
+            .field("verify_ssl", &self.verify_ssl)
+            .field("transit_mountpoint", &self.transit_mountpoint)
             .finish_non_exhaustive()
     }
 }
@@ -165,6 +192,8 @@ impl VaultConfig {
             ssl_ca_crt_file: None,
             timeout: default_timeout(),
             use_ssl: None,
+            verify_ssl: true,
+            transit_mountpoint: None,
             max_retries: default_retries(),
             legacy_records_visible: true,
         }
@@ -206,6 +235,25 @@ impl VaultConfig {
         Ok(nodes)
     }
 
+    /// The file of a static token: `root_token_file`, or `token_file` when
+    /// no JWT role, no AppRole and no static token are configured.
+    pub fn static_token_file(&self) -> Option<PathBuf> {
+        if self.root_token_id.is_some() {
+            return None;
+        }
+        if let Some(p) = &self.root_token_file {
+            return Some(p.clone());
+        }
+        let login_method = matches!(
+            self.auth_method,
+            Some(AuthMethod::Approle | AuthMethod::Jwt | AuthMethod::Kubernetes)
+        );
+        match (&self.token_file, &self.token_role, &self.approle_role_id) {
+            (Some(p), None, None) if !login_method => Some(p.clone()),
+            _ => None,
+        }
+    }
+
     /// The request timeout.
     pub fn timeout(&self) -> Result<Duration> {
         if !(self.timeout.is_finite() && self.timeout > 0.0 && self.timeout <= 3600.0) {
@@ -230,6 +278,15 @@ impl VaultConfig {
         let bad_seg = |s: &str| s.split('/').any(|p| p == ".." || p == ".");
         if self.kv_mountpoint.trim_matches('/').is_empty() || bad_seg(&self.kv_mountpoint) {
             return Err(Error::config("[vault] kv_mountpoint must be a mount name"));
+        }
+        if self
+            .transit_mountpoint
+            .as_deref()
+            .is_some_and(|t| t.trim_matches('/').is_empty() || bad_seg(t))
+        {
+            return Err(Error::config(
+                "[vault] transit_mountpoint must be a mount name",
+            ));
         }
         if self.kv_path.as_deref().is_some_and(bad_seg) {
             return Err(Error::config(

@@ -36,7 +36,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
-pub use client::{Access, Answer, VaultClient};
+pub use client::{Access, Answer, ClientStats, VaultClient};
 pub use config::{AuthMethod, VaultConfig};
 use record::Record;
 
@@ -55,6 +55,7 @@ pub struct VaultKeyManager {
     prefix: String,
     kv_version: u8,
     legacy_visible: bool,
+    transit: Option<String>,
 }
 
 impl VaultKeyManager {
@@ -74,6 +75,10 @@ impl VaultKeyManager {
             prefix,
             kv_version: config.kv_version,
             legacy_visible: config.legacy_records_visible,
+            transit: config
+                .transit_mountpoint
+                .as_deref()
+                .map(|t| t.trim_matches('/').to_string()),
         })
     }
 
@@ -221,15 +226,10 @@ impl VaultKeyManager {
             }
             if Self::is_cas_mismatch(&ans) {
                 // Either an earlier attempt of this same write landed (its
-                // answer was lost and the request retried), or the id was
-                // taken: read it back to tell which.
-                if let Ok((got, _)) = self.read(ctx, &id, &what).await {
-                    if got.payload.expose() == rec.payload.expose()
-                        && got.metadata.created == rec.metadata.created
-                        && got.metadata.kind == rec.metadata.kind
-                    {
-                        return Ok(id);
-                    }
+                // answer was lost and the client sent it again), or the id
+                // was taken: read it back to tell which.
+                if self.landed(ctx, &rec, &what).await? {
+                    return Ok(id);
                 }
                 continue;
             }
@@ -241,6 +241,32 @@ impl VaultKeyManager {
         ))
     }
 
+    /// After a check-and-set refusal of a create: whether the record at the
+    /// id is the one this create wrote (same bytes, kind and creation time),
+    /// i.e. an earlier attempt whose answer was lost did land. The read is
+    /// repeated briefly while it is not found, since a raft standby may not
+    /// have applied that write yet.
+    async fn landed(&self, ctx: &Context, rec: &Record, what: &str) -> Result<bool> {
+        let id = rec.metadata.id;
+        for attempt in 0..5u64 {
+            match self.read(ctx, &id, what).await {
+                Ok((got, _)) => {
+                    return Ok(got.payload.expose() == rec.payload.expose()
+                        && got.metadata.created == rec.metadata.created
+                        && got.metadata.kind == rec.metadata.kind
+                        && got.project == rec.project)
+                }
+                Err(e) if e.kind() == keymgr_core::ErrorKind::NotFound => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * (attempt + 1))).await;
+                }
+                // Another project's record, or one that does not parse: not ours.
+                Err(Error::Backend { status: 200, .. }) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(false)
+    }
+
     /// Applies `change` to a record's consumers with check-and-set.
     async fn update_consumers(
         &self,
@@ -249,10 +275,18 @@ impl VaultKeyManager {
         what: &str,
         change: impl Fn(&mut Vec<Consumer>) -> Result<bool>,
     ) -> Result<()> {
+        let mut refused = false;
         for _ in 0..CAS_ATTEMPTS {
             let (mut rec, version) = self.read(ctx, id, what).await?;
-            if !change(&mut rec.metadata.consumers)? {
-                return Ok(());
+            match change(&mut rec.metadata.consumers) {
+                Ok(true) => {}
+                Ok(false) => return Ok(()),
+                // The change is already there after a refused write: an
+                // earlier attempt whose answer was lost did land (or a
+                // concurrent caller made the same change). Either way the
+                // record is as asked.
+                Err(e) if refused && e.kind() == keymgr_core::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
             }
             let cas = (self.kv_version == 2).then_some(version);
             let ans = self.write(&rec, cas, what).await?;
@@ -262,11 +296,57 @@ impl VaultKeyManager {
             if !Self::is_cas_mismatch(&ans) {
                 return Err(self.error(&ans, what).await);
             }
+            refused = true;
         }
         Err(Error::conflict(
             what,
             "the record kept changing under concurrent updates",
         ))
+    }
+
+    /// `n` random bytes from Transit's `random` endpoint.
+    async fn transit_random(&self, mount: &str, n: usize) -> Result<Zeroizing<Vec<u8>>> {
+        let what = format!("generate {n} random bytes with Transit at {mount}/random");
+        let ans = self
+            .client
+            .request(
+                Method::POST,
+                &format!("{mount}/random/{n}"),
+                Some("{\"format\":\"hex\"}"),
+                Access::Read,
+                &what,
+            )
+            .await?;
+        if !ans.status.is_success() {
+            return Err(self.error(&ans, &what).await);
+        }
+        let mut body = ans.body;
+        let hex_text = match body.pointer_mut("/data/random_bytes").map(Value::take) {
+            Some(Value::String(s)) => Zeroizing::new(s),
+            _ => {
+                return Err(Error::Backend {
+                    what,
+                    status: ans.status.as_u16(),
+                    message: "the answer has no data.random_bytes".into(),
+                })
+            }
+        };
+        let bytes =
+            Zeroizing::new(
+                hex::decode(hex_text.as_bytes()).map_err(|_| Error::Backend {
+                    what: what.clone(),
+                    status: ans.status.as_u16(),
+                    message: "data.random_bytes is not hex".into(),
+                })?,
+            );
+        if bytes.len() != n {
+            return Err(Error::Backend {
+                what,
+                status: ans.status.as_u16(),
+                message: format!("asked for {n} random bytes, got {}", bytes.len()),
+            });
+        }
+        Ok(bytes)
     }
 
     async fn list_ids(&self) -> Result<Vec<SecretId>> {
@@ -304,11 +384,17 @@ impl KeyManager for VaultKeyManager {
 
     async fn create_key(&self, ctx: &Context, spec: &KeySpec) -> Result<SecretId> {
         spec.validate()?;
-        let mut bytes = Zeroizing::new(vec![0u8; spec.byte_len()]);
-        getrandom::fill(&mut bytes).map_err(|e| Error::Unavailable {
-            what: "generate a key".into(),
-            reason: format!("the OS random source failed: {e}"),
-        })?;
+        let bytes = match &self.transit {
+            Some(mount) => self.transit_random(mount, spec.byte_len()).await?,
+            None => {
+                let mut bytes = Zeroizing::new(vec![0u8; spec.byte_len()]);
+                getrandom::fill(&mut bytes).map_err(|e| Error::Unavailable {
+                    what: "generate a key".into(),
+                    reason: format!("the OS random source failed: {e}"),
+                })?;
+                bytes
+            }
+        };
         let mut secret = NewSecret::new(SecretKind::Symmetric, bytes);
         secret.algorithm = Some(spec.algorithm.clone());
         secret.bit_length = Some(spec.bit_length);

@@ -1,6 +1,8 @@
 //! Test environment: the OpenBao servers started by scripts/servers/openbao.sh.
 #![allow(dead_code)]
 
+pub mod fault;
+
 use keymgr_vault::VaultConfig;
 
 /// An environment variable, or `None` after printing why the test skips

@@ -1,0 +1,260 @@
+//! Injected faults between the client and the real OpenBao dev server:
+//! lost answers of writes, 429 with Retry-After, 412, 5xx, 307 redirects,
+//! sealed nodes, dead nodes, revoked tokens and rotated token files.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::fault::{Fault, Proxy};
+use keymgr_core::{Consumer, Context, ErrorKind, KeyManager, ListQuery, NewSecret, SecretKind};
+use keymgr_vault::{VaultConfig, VaultKeyManager};
+use reqwest::Method;
+
+async fn proxied() -> Option<(Proxy, String)> {
+    let addr = common::env("KEYMGR_TEST_VAULT_ADDR")?;
+    let token = common::env("KEYMGR_TEST_VAULT_TOKEN")?;
+    Some((Proxy::start(&addr).await, token))
+}
+
+fn unique(tag: &str) -> String {
+    format!("{tag}-{}", uuid::Uuid::new_v4().simple())
+}
+
+#[tokio::test]
+async fn a_create_whose_answer_was_lost_is_neither_lost_nor_duplicated() {
+    let Some((proxy, token)) = proxied().await else {
+        return;
+    };
+    let km = VaultKeyManager::new(VaultConfig::with_token(&proxy.url, &token)).unwrap();
+    let ctx = Context::new("faults", "u");
+    let name = unique("lost-answer");
+    proxy.inject("POST", "/v1/secret/data/", Fault::DropAnswer, 1);
+    let id = km
+        .store(
+            &ctx,
+            NewSecret::new(SecretKind::Opaque, b"exactly once".to_vec()).named(&name),
+        )
+        .await
+        .expect("the create is resolved after a lost answer");
+    let posts: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "POST")
+        .collect();
+    assert_eq!(posts.len(), 2, "the write was sent twice: {posts:?}");
+    assert_eq!(posts[0].path, posts[1].path, "both attempts used one id");
+    assert!(posts[0].path.ends_with(&id.simple()));
+    assert_eq!(
+        km.get(&ctx, &id).await.unwrap().payload.expose(),
+        b"exactly once"
+    );
+    let listed = km
+        .list_all(&ctx, &ListQuery::all().name(&name))
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1, "one record, not two: {listed:?}");
+    assert_eq!(km.client().stats().retries, 1);
+
+    // The same for a consumer removal whose answer was lost.
+    let c = Consumer::new("cinder", "volume", "v1");
+    km.add_consumer(&ctx, &id, &c).await.unwrap();
+    proxy.inject("POST", &id.simple(), Fault::DropAnswer, 1);
+    km.remove_consumer(&ctx, &id, &c)
+        .await
+        .expect("a removal that landed is done");
+    assert!(km.list_consumers(&ctx, &id).await.unwrap().is_empty());
+    km.delete(&ctx, &id, false).await.unwrap();
+}
+
+#[tokio::test]
+async fn throttling_and_transient_errors_are_retried() {
+    let Some((proxy, token)) = proxied().await else {
+        return;
+    };
+    let km = VaultKeyManager::new(VaultConfig::with_token(&proxy.url, &token)).unwrap();
+    let ctx = Context::new("faults", "u");
+    let id = km
+        .store(&ctx, NewSecret::new(SecretKind::Opaque, vec![9u8; 4]))
+        .await
+        .unwrap();
+
+    proxy.inject("GET", &id.simple(), Fault::Status(429, Some(1)), 1);
+    let t0 = Instant::now();
+    km.get(&ctx, &id).await.expect("get after a 429");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(950),
+        "Retry-After was honoured: {:?}",
+        t0.elapsed()
+    );
+
+    proxy.inject("GET", &id.simple(), Fault::Status(412, None), 2);
+    proxy.inject("GET", &id.simple(), Fault::Status(500, None), 1);
+    proxy.inject("GET", &id.simple(), Fault::Status(502, None), 1);
+    assert_eq!(km.get(&ctx, &id).await.unwrap().payload.expose(), &[9u8; 4]);
+    assert_eq!(km.client().stats().retries, 5);
+
+    // More failures than retries: a typed, retryable error naming the call.
+    let mut cfg = VaultConfig::with_token(&proxy.url, &token);
+    cfg.max_retries = 1;
+    let km1 = VaultKeyManager::new(cfg).unwrap();
+    proxy.inject("GET", &id.simple(), Fault::Status(500, None), 2);
+    let e = km1.get(&ctx, &id).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(
+        e.is_retryable() && e.to_string().contains(&id.to_string()),
+        "{e}"
+    );
+    // 400 is the caller's mistake: not retried, the server's message kept.
+    proxy.inject("GET", &id.simple(), Fault::Status(400, None), 1);
+    let e = km1.get(&ctx, &id).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("injected fault"), "{e}");
+    km.delete(&ctx, &id, false).await.unwrap();
+}
+
+#[tokio::test]
+async fn redirects_are_followed_with_the_token() {
+    let Some((proxy, token)) = proxied().await else {
+        return;
+    };
+    let km = VaultKeyManager::new(VaultConfig::with_token(&proxy.url, &token)).unwrap();
+    let ctx = Context::new("faults", "u");
+    proxy.inject("POST", "/v1/secret/data/", Fault::Redirect, 1);
+    let id = km
+        .store(&ctx, NewSecret::new(SecretKind::Opaque, vec![1u8; 8]))
+        .await
+        .expect("a redirected write lands with the token");
+    assert_eq!(km.client().stats().redirects, 1);
+    assert!(proxy.seen().iter().all(|s| s.has_token));
+    assert_eq!(km.get(&ctx, &id).await.unwrap().payload.expose(), &[1u8; 8]);
+
+    // A chain of redirects across two proxies is followed too.
+    let looping = Proxy::start(&proxy.url).await;
+    let km2 = VaultKeyManager::new(VaultConfig::with_token(&looping.url, &token)).unwrap();
+    looping.inject("GET", "/v1/", Fault::Redirect, 1);
+    proxy.inject("GET", "/v1/", Fault::Redirect, 1);
+    // looping -> proxy -> upstream: two hops, within the bound.
+    km2.get(&ctx, &id)
+        .await
+        .expect("two redirects are followed");
+    km.delete(&ctx, &id, false).await.unwrap();
+}
+
+#[tokio::test]
+async fn sealed_and_dead_nodes_fail_over_to_the_next() {
+    let Some((sealed, token)) = proxied().await else {
+        return;
+    };
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    sealed.inject("GET", "/v1/", Fault::Status(503, None), 1000);
+    sealed.inject("POST", "/v1/", Fault::Status(503, None), 1000);
+    let nodes = format!("{dead},{},{}", sealed.url, sealed.upstream());
+    let km = VaultKeyManager::new(VaultConfig::with_token(nodes, &token)).unwrap();
+    let ctx = Context::new("faults", "u");
+    let id = km
+        .store(&ctx, NewSecret::new(SecretKind::Opaque, vec![2u8; 8]))
+        .await
+        .expect("the third node takes the write");
+    assert_eq!(km.get(&ctx, &id).await.unwrap().payload.expose(), &[2u8; 8]);
+    assert!(km.client().stats().failovers >= 2);
+    km.delete(&ctx, &id, false).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_revoked_approle_token_is_replaced_by_logging_in_again() {
+    let Some(raw) = common::Raw::dev() else {
+        return;
+    };
+    let role = common::env("KEYMGR_TEST_VAULT_ROLE_ID").unwrap();
+    let secret = common::env("KEYMGR_TEST_VAULT_SECRET_ID").unwrap();
+    // Log in through a proxy to learn the token the client got.
+    let proxy = Proxy::start(&raw.addr).await;
+    let km = VaultKeyManager::new(VaultConfig::with_approle(&proxy.url, role, secret)).unwrap();
+    let ctx = Context::new("faults", "u");
+    let id = km
+        .store(&ctx, NewSecret::new(SecretKind::Opaque, vec![3u8; 8]))
+        .await
+        .unwrap();
+    // Revoke every token minted by AppRole login (the client's among them).
+    let (st, body) = raw
+        .call(Method::GET, "auth/token/accessors?list=true", None)
+        .await;
+    assert_eq!(st, 200);
+    for acc in body["data"]["keys"].as_array().unwrap() {
+        let (_, info) = raw
+            .call(
+                Method::POST,
+                "auth/token/lookup-accessor",
+                Some(serde_json::json!({ "accessor": acc })),
+            )
+            .await;
+        if info["data"]["path"] == "auth/approle/login" {
+            raw.call(
+                Method::POST,
+                "auth/token/revoke-accessor",
+                Some(serde_json::json!({ "accessor": acc })),
+            )
+            .await;
+        }
+    }
+    let s = km
+        .get(&ctx, &id)
+        .await
+        .expect("the client logs in again after a 403");
+    assert_eq!(s.payload.expose(), &[3u8; 8]);
+    assert_eq!(km.client().stats().relogins, 1);
+    let logins = proxy
+        .seen()
+        .iter()
+        .filter(|s| s.path.contains("auth/approle/login"))
+        .count();
+    assert_eq!(logins, 2, "one lazy login, one after the revocation");
+    km.delete(&ctx, &id, false).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_rotated_token_file_is_read_again_after_a_403() {
+    let Some(raw) = common::Raw::dev() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(unique("keymgr-vault-token"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("token");
+    // First a token that is then revoked, then the working one.
+    let (_, body) = raw
+        .call(
+            Method::POST,
+            "auth/token/create",
+            Some(serde_json::json!({"policies": ["root"], "ttl": "5m"})),
+        )
+        .await;
+    let short = body["auth"]["client_token"].as_str().unwrap().to_string();
+    std::fs::write(&file, format!("{short}\n")).unwrap();
+    let cfg: VaultConfig = toml::from_str(&format!(
+        "vault_url = [\"{}\"]\ntoken_file = \"{}\"",
+        raw.addr,
+        file.display()
+    ))
+    .unwrap();
+    let km = VaultKeyManager::new(cfg).unwrap();
+    let ctx = Context::new("faults", "u");
+    let id = km
+        .store(&ctx, NewSecret::new(SecretKind::Opaque, vec![4u8; 8]))
+        .await
+        .unwrap();
+    raw.call(
+        Method::POST,
+        "auth/token/revoke",
+        Some(serde_json::json!({ "token": short })),
+    )
+    .await;
+    std::fs::write(&file, &raw.token).unwrap();
+    assert_eq!(km.get(&ctx, &id).await.unwrap().payload.expose(), &[4u8; 8]);
+    assert_eq!(km.client().stats().relogins, 1);
+    km.delete(&ctx, &id, false).await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
