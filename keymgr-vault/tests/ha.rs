@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use keymgr_core::{Context, ErrorKind, KeyManager, NewSecret, SecretKind};
 use keymgr_vault::{VaultConfig, VaultKeyManager};
 
@@ -31,7 +32,9 @@ async fn keys_survive_step_down_and_node_restart() {
         return;
     };
     let token = common::env("KEYMGR_TEST_VAULT_CLUSTER_TOKEN").unwrap();
-    let restart = common::env("KEYMGR_TEST_VAULT_RESTART_NODE").unwrap();
+    let ctl = common::env("KEYMGR_TEST_VAULT_NODE_CTL").unwrap();
+    let dir = common::env("KEYMGR_TEST_VAULT_CLUSTER_DIR").unwrap();
+    let started = Instant::now();
     let nodes: Vec<String> = cluster.split(',').map(str::to_string).collect();
     assert_eq!(nodes.len(), 3);
 
@@ -100,7 +103,21 @@ async fn keys_survive_step_down_and_node_restart() {
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
+    let node_ctl = |verb: &'static str, n: usize| {
+        let cmd = format!("{ctl} {verb} {dir} {n}");
+        async move {
+            let status = tokio::process::Command::new("bash")
+                .arg("-c")
+                .arg(&cmd)
+                .status()
+                .await
+                .unwrap();
+            assert!(status.success(), "{cmd} failed");
+        }
+    };
     tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // 1. The leader steps down.
     let old = leader(&http, &nodes).await.expect("a leader");
     let r = http
         .put(format!("{old}/v1/sys/step-down"))
@@ -111,25 +128,30 @@ async fn keys_survive_step_down_and_node_restart() {
     assert!(r.status().is_success(), "step-down: {}", r.status());
     let t0 = Instant::now();
     let mut new_leader = None;
-    while t0.elapsed() < Duration::from_secs(20) {
+    while t0.elapsed() < Duration::from_secs(15) {
         if let Some(l) = leader(&http, &nodes).await.filter(|l| *l != old) {
             new_leader = Some(l);
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    eprintln!("leader stepped down: {old} -> {new_leader:?}");
+    let new_leader = new_leader.expect("a new leader within 15 s of the step-down");
+    eprintln!("leader stepped down: {old} -> {new_leader}");
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    // Kill and restart a node (node 2 in the script's numbering).
-    let status = tokio::process::Command::new("bash")
-        .arg("-c")
-        .arg(format!("{restart} 2"))
-        .status()
-        .await
-        .unwrap();
-    assert!(status.success(), "restarting node 2 failed");
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // 2. The new leader crashes (SIGKILL) while the loop goes on against
+    //    the two others, then comes back and is unsealed.
+    let victim = nodes
+        .iter()
+        .position(|n| *n == new_leader)
+        .expect("the leader is one of the nodes")
+        + 1;
+    eprintln!("killing node {victim}");
+    node_ctl("kill-node", victim).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    node_ctl("start-node", victim).await;
+    eprintln!("node {victim} restarted and unsealed");
+    tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, Ordering::Relaxed);
 
     let mut all = Vec::new();
@@ -146,21 +168,45 @@ async fn keys_survive_step_down_and_node_restart() {
     );
     // Every key reads back with its bytes, through every node's manager.
     let ctx = Context::new("ha-project", "u");
-    for (id, payload) in &all {
-        for km in &managers {
-            let s = km
-                .get(&ctx, id)
-                .await
-                .unwrap_or_else(|e| panic!("key {id} lost: {e}"));
-            assert_eq!(s.payload.expose(), &payload[..]);
-        }
-    }
+    let ctx_ref = &ctx;
+    let checks = all.iter().flat_map(|(id, payload)| {
+        managers.iter().map(move |km| {
+            let ctx = ctx_ref;
+            async move {
+                let s = km
+                    .get(ctx, id)
+                    .await
+                    .unwrap_or_else(|e| panic!("key {id} lost: {e}"));
+                assert_eq!(s.payload.expose(), &payload[..], "wrong payload for {id}");
+            }
+        })
+    });
+    futures::stream::iter(checks)
+        .buffer_unordered(16)
+        .collect::<Vec<()>>()
+        .await;
+    let stats: Vec<_> = managers.iter().map(|km| km.client().stats()).collect();
+    eprintln!("HA client stats per manager: {stats:?}");
+    let absorbed: u64 = stats.iter().map(|s| s.retries + s.failovers).sum();
+    assert!(
+        absorbed > 0,
+        "a killed node and a step-down must have cost some retries or failovers"
+    );
     eprintln!(
         "HA: {} keys created and verified on 3 nodes, {} typed failures retried",
         all.len(),
         retried
     );
-    for (id, _) in &all {
-        managers[0].delete(&ctx, id, true).await.unwrap();
-    }
+    futures::stream::iter(all.iter().map(|(id, _)| managers[0].delete(&ctx, id, true)))
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<()>, _>>()
+        .expect("cleanup");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "the HA test took {:?}",
+        started.elapsed()
+    );
 }

@@ -3,7 +3,7 @@
 #  - a dev server (in memory, KV v2 at secret/, a KV v1 mount at kv1/,
 #    AppRole with one role) and
 #  - a 3-node raft cluster (init and unseal through the API) for the HA tests.
-# Usage: openbao.sh start DIR | stop DIR | restart-node DIR N
+# Usage: openbao.sh start DIR | stop DIR | kill-node DIR N | start-node DIR N | restart-node DIR N
 # Everything it makes lives in DIR (mode 0700); tokens are in 0600 files and
 # in DIR/env for the tests.
 set -euo pipefail
@@ -38,9 +38,19 @@ start_node() { # N
     echo $! > "$dir/raft$n/pid"
 }
 
+log_tails() {
+    local f
+    for f in "$dir"/dev.log "$dir"/raft*/server.log; do
+        [ -f "$f" ] || continue
+        echo "--- $f (last 20 lines)" >&2
+        tail -n 20 "$f" >&2 || true
+    done
+}
+
 case "$cmd" in
 start)
     mkdir -p "$dir"; chmod 700 "$dir"
+    trap 'echo "openbao: start failed at line $LINENO" >&2; log_tails' ERR
     [ -x "$bao" ] || { echo "openbao: $bao missing (run scripts/setup.sh)" >&2; exit 1; }
     umask 077
 
@@ -55,9 +65,10 @@ start)
     addr="http://127.0.0.1:$port"
     wait_http "$addr" 30 "$dir/dev.log"
     api POST "$addr/v1/sys/mounts/kv1" "$token" '{"type":"kv","options":{"version":"1"}}' >/dev/null
+    api POST "$addr/v1/sys/mounts/transit" "$token" '{"type":"transit"}' >/dev/null
     api POST "$addr/v1/sys/auth/approle" "$token" '{"type":"approle"}' >/dev/null
     api POST "$addr/v1/sys/policies/acl/keymgr" "$token" \
-        '{"policy":"path \"secret/*\" { capabilities = [\"create\",\"read\",\"update\",\"delete\",\"list\"] }\npath \"kv1/*\" { capabilities = [\"create\",\"read\",\"update\",\"delete\",\"list\"] }\npath \"auth/token/lookup-self\" { capabilities = [\"read\"] }"}' >/dev/null
+        '{"policy":"path \"secret/*\" { capabilities = [\"create\",\"read\",\"update\",\"delete\",\"list\"] }\npath \"kv1/*\" { capabilities = [\"create\",\"read\",\"update\",\"delete\",\"list\"] }\npath \"transit/random/*\" { capabilities = [\"update\"] }\npath \"auth/token/lookup-self\" { capabilities = [\"read\"] }"}' >/dev/null
     api POST "$addr/v1/auth/approle/role/keymgr" "$token" '{"token_policies":["keymgr"],"token_ttl":"20m"}' >/dev/null
     role_id=$(api GET "$addr/v1/auth/approle/role/keymgr/role-id" "$token" | python3 -c 'import json,sys;print(json.load(sys.stdin)["data"]["role_id"])')
     secret_id=$(api POST "$addr/v1/auth/approle/role/keymgr/secret-id" "$token" '{}' | python3 -c 'import json,sys;print(json.load(sys.stdin)["data"]["secret_id"])')
@@ -104,6 +115,14 @@ start)
             sleep 0.3
         done
     done
+    # Wait until both followers are raft voters.
+    for i in $(seq 1 150); do
+        voters=$(api GET "$c1/v1/sys/storage/raft/configuration" "$ctoken" 2>/dev/null |
+            python3 -c 'import json,sys;print(sum(1 for s in json.load(sys.stdin)["data"]["config"]["servers"] if s.get("voter")))' 2>/dev/null || echo 0)
+        [ "$voters" = 3 ] && break
+        sleep 0.2
+    done
+    [ "$voters" = 3 ] || { echo "openbao: the raft cluster has $voters voters, not 3" >&2; false; }
     # KV v2 at secret/ on the cluster.
     for i in $(seq 1 50); do
         api POST "$c1/v1/sys/mounts/secret" "$ctoken" '{"type":"kv","options":{"version":"2"}}' >/dev/null 2>&1 && break; sleep 0.2
@@ -113,31 +132,57 @@ start)
 export KEYMGR_TEST_VAULT_ADDR=$addr
 export KEYMGR_TEST_VAULT_TOKEN=$token
 export KEYMGR_TEST_VAULT_KV1_MOUNT=kv1
+export KEYMGR_TEST_VAULT_TRANSIT_MOUNT=transit
 export KEYMGR_TEST_VAULT_ROLE_ID=$role_id
 export KEYMGR_TEST_VAULT_SECRET_ID=$secret_id
 export KEYMGR_TEST_VAULT_CLUSTER=$cluster
 export KEYMGR_TEST_VAULT_CLUSTER_TOKEN=$ctoken
 export KEYMGR_TEST_VAULT_CLUSTER_DIR=$dir
+export KEYMGR_TEST_VAULT_UNSEAL_KEY_FILE=$dir/unseal-key
 export KEYMGR_TEST_VAULT_RESTART_NODE="bash $root/scripts/servers/openbao.sh restart-node $dir"
+export KEYMGR_TEST_VAULT_NODE_CTL="bash $root/scripts/servers/openbao.sh"
 ENV
+    trap - ERR
     echo "openbao: dev server at $addr, raft cluster at $cluster"
     ;;
-restart-node)
+kill-node) # a crash: SIGKILL, wait until gone
     n=${3:?node number}
     pid=$(cat "$dir/raft$n/pid" 2>/dev/null || true)
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null && while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    if [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; then
+        while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+    fi
+    ;;
+start-node|restart-node)
+    n=${3:?node number}
+    [ "$cmd" = restart-node ] && bash "$0" kill-node "$dir" "$n"
     start_node "$n"
-    port=$(sed -n 's/.*address = "127.0.0.1:\([0-9]*\)".*/\1/p' "$dir/raft$n/config.hcl" | head -1)
+    port=$(sed -n 's/^  address = "127.0.0.1:\([0-9]*\)".*/\1/p' "$dir/raft$n/config.hcl" | head -1)
     wait_http "http://127.0.0.1:$port" 30 "$dir/raft$n/server.log"
-    for i in $(seq 1 50); do
-        api POST "http://127.0.0.1:$port/v1/sys/unseal" "" "{\"key\":\"$(cat "$dir/unseal-key")\"}" 2>/dev/null | grep -q '"sealed":false' && break
+    unsealed=0
+    for i in $(seq 1 100); do
+        if api POST "http://127.0.0.1:$port/v1/sys/unseal" "" "{\"key\":\"$(cat "$dir/unseal-key")\"}" 2>/dev/null | grep -q '"sealed":false'; then
+            unsealed=1; break
+        fi
         sleep 0.2
     done
+    [ $unsealed = 1 ] || { echo "openbao: node $n did not unseal" >&2; tail -n 30 "$dir/raft$n/server.log" >&2; exit 1; }
     ;;
 stop)
+    pids=()
     for f in "$dir"/dev.pid "$dir"/raft*/pid; do
-        [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+        [ -f "$f" ] || continue
+        pid=$(cat "$f")
+        kill "$pid" 2>/dev/null && pids+=("$pid")
+        rm -f "$f"
     done
+    # Give them 5 s to exit, then SIGKILL what is left.
+    for i in $(seq 1 50); do
+        alive=0
+        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        [ $alive = 0 ] && break
+        sleep 0.1
+    done
+    for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
     ;;
-*) echo "usage: openbao.sh start|stop|restart-node DIR [N]" >&2; exit 2 ;;
+*) echo "usage: openbao.sh start|stop|kill-node|start-node|restart-node DIR [N]" >&2; exit 2 ;;
 esac
