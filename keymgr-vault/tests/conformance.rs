@@ -2,7 +2,7 @@
 
 mod common;
 
-use keymgr_core::{testkit, Context};
+use keymgr_core::{testkit, Context, KeyManager};
 use keymgr_vault::{VaultConfig, VaultKeyManager};
 
 fn contexts() -> (Context, Context) {
@@ -63,4 +63,66 @@ async fn kv1_with_approle() {
     let km = VaultKeyManager::new(cfg).unwrap();
     let (a, b) = contexts();
     testkit::run_conformance(&km, &a, &b).await;
+}
+
+#[tokio::test]
+async fn kv2_with_jwt_login_configured_by_castellan_names() {
+    let (Some(addr), Some(role), Some(file)) = (
+        common::env("KEYMGR_TEST_VAULT_ADDR"),
+        common::env("KEYMGR_TEST_VAULT_JWT_ROLE"),
+        common::env("KEYMGR_TEST_VAULT_JWT_FILE"),
+    ) else {
+        return;
+    };
+    let cfg: VaultConfig = toml::from_str(&format!(
+        "vault_url = \"{addr}\"\nauth_method = \"jwt\"\ntoken_role = \"{role}\"\n\
+         token_file = \"{file}\"\nkv_mountpoint = \"secret\"\nkv_path = \"keymgr/jwt\"\n\
+         kv_version = 2\ntimeout = 30"
+    ))
+    .unwrap();
+    let km = VaultKeyManager::new(cfg).unwrap();
+    let (a, b) = contexts();
+    testkit::run_conformance(&km, &a, &b).await;
+}
+
+#[tokio::test]
+async fn create_key_with_transit_random_bytes() {
+    let (Some(mut cfg), Some(transit)) = (
+        common::dev_token_config(),
+        common::env("KEYMGR_TEST_VAULT_TRANSIT_MOUNT"),
+    ) else {
+        return;
+    };
+    cfg.transit_mountpoint = Some(transit);
+    let km = VaultKeyManager::new(cfg).unwrap();
+    let (a, _) = contexts();
+    let mut seen = std::collections::BTreeSet::new();
+    for bits in [128u32, 256, 512] {
+        let id = km
+            .create_key(&a, &keymgr_core::KeySpec::aes(bits))
+            .await
+            .unwrap();
+        let s = km.get(&a, &id).await.unwrap();
+        assert_eq!(s.payload.len() * 8, bits as usize);
+        assert!(
+            seen.insert(s.payload.expose().to_vec()),
+            "repeated key bytes"
+        );
+        km.delete(&a, &id, false).await.unwrap();
+    }
+    // A Transit mount that does not exist is an error, not a silent fallback.
+    let mut cfg = common::dev_token_config().unwrap();
+    cfg.transit_mountpoint = Some("no-such-transit".into());
+    let km = VaultKeyManager::new(cfg).unwrap();
+    let e = km
+        .create_key(&a, &keymgr_core::KeySpec::aes(256))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e.kind(),
+            keymgr_core::ErrorKind::NotFound | keymgr_core::ErrorKind::InvalidInput
+        ),
+        "{e}"
+    );
 }

@@ -72,6 +72,28 @@ start)
     api POST "$addr/v1/auth/approle/role/keymgr" "$token" '{"token_policies":["keymgr"],"token_ttl":"20m"}' >/dev/null
     role_id=$(api GET "$addr/v1/auth/approle/role/keymgr/role-id" "$token" | python3 -c 'import json,sys;print(json.load(sys.stdin)["data"]["role_id"])')
     secret_id=$(api POST "$addr/v1/auth/approle/role/keymgr/secret-id" "$token" '{}' | python3 -c 'import json,sys;print(json.load(sys.stdin)["data"]["secret_id"])')
+    # JWT auth: a test RSA key signs one JWT (1 h) for role "keymgr"; the
+    # server validates it with the public key. The JWT lives in a 0600 file.
+    "$root/.venv/bin/python" - "$dir" <<'PY'
+import base64, json, sys, time
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+d = sys.argv[1]
+key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+pub = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                    serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+now = int(time.time())
+claims = {"iss": "keymgr-test", "sub": "keymgr-tests", "aud": "keymgr", "iat": now, "nbf": now - 5, "exp": now + 3600}
+signing = b64(json.dumps({"alg": "RS256", "typ": "JWT"}).encode()) + "." + b64(json.dumps(claims).encode())
+sig = key.sign(signing.encode(), padding.PKCS1v15(), hashes.SHA256())
+open(d + "/jwt", "w").write(signing + "." + b64(sig))
+json.dump({"jwt_validation_pubkeys": [pub], "bound_issuer": "keymgr-test"}, open(d + "/jwt-config.json", "w"))
+PY
+    api POST "$addr/v1/sys/auth/jwt" "$token" '{"type":"jwt"}' >/dev/null
+    api POST "$addr/v1/auth/jwt/config" "$token" "$(cat "$dir/jwt-config.json")" >/dev/null
+    api POST "$addr/v1/auth/jwt/role/keymgr" "$token" \
+        '{"role_type":"jwt","user_claim":"sub","bound_audiences":["keymgr"],"token_policies":["keymgr"],"token_ttl":"20m"}' >/dev/null
 
     # --- 3-node raft cluster
     ports=(); cports=()
@@ -135,6 +157,8 @@ export KEYMGR_TEST_VAULT_KV1_MOUNT=kv1
 export KEYMGR_TEST_VAULT_TRANSIT_MOUNT=transit
 export KEYMGR_TEST_VAULT_ROLE_ID=$role_id
 export KEYMGR_TEST_VAULT_SECRET_ID=$secret_id
+export KEYMGR_TEST_VAULT_JWT_ROLE=keymgr
+export KEYMGR_TEST_VAULT_JWT_FILE=$dir/jwt
 export KEYMGR_TEST_VAULT_CLUSTER=$cluster
 export KEYMGR_TEST_VAULT_CLUSTER_TOKEN=$ctoken
 export KEYMGR_TEST_VAULT_CLUSTER_DIR=$dir
