@@ -395,6 +395,15 @@ impl Keyslot {
         }
     }
 
+    /// `new` with this keyslot's priority and unknown fields (a passphrase change keeps them).
+    pub fn replaced_by(&self, new: Keyslot) -> Keyslot {
+        Keyslot {
+            priority: self.priority,
+            raw: self.raw.clone(),
+            ..new
+        }
+    }
+
     fn to_value(&self) -> Value {
         let mut m = self.raw.clone();
         m.insert("type".into(), "luks2".into());
