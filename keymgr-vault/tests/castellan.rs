@@ -135,3 +135,164 @@ async fn records_written_here_are_in_castellans_layout() {
         .await;
     assert_eq!(st, 404, "no version left after delete");
 }
+
+/// Reads a record the way Castellan's `get` does: `data` (and `data.data`
+/// on KV v2), `type` looked up in its type table, `value` unhexlified.
+fn castellan_get(body: &serde_json::Value, kv_version: u8) -> (String, Vec<u8>) {
+    let mut rec = &body["data"];
+    if kv_version > 1 {
+        rec = &rec["data"];
+    }
+    let ty = rec["type"].as_str().expect("type").to_string();
+    assert!(
+        [
+            "opaque",
+            "passphrase",
+            "private",
+            "public",
+            "symmetric",
+            "certificate"
+        ]
+        .contains(&ty.as_str()),
+        "Castellan knows type {ty}"
+    );
+    for field in ["algorithm", "bit_length", "name", "created"] {
+        assert!(rec.get(field).is_some(), "Castellan reads `{field}`");
+    }
+    let value = hex::decode(rec["value"].as_str().expect("value")).expect("hex value");
+    (ty, value)
+}
+
+#[tokio::test]
+async fn every_kind_written_here_reads_as_castellan_reads_it_with_a_kv_path() {
+    let Some(raw) = common::Raw::dev() else {
+        return;
+    };
+    let kv1 = common::env("KEYMGR_TEST_VAULT_KV1_MOUNT").unwrap();
+    for (mount, version) in [("secret".to_string(), 2u8), (kv1, 1)] {
+        let mut cfg = common::dev_token_config().unwrap();
+        cfg.kv_mountpoint = mount.clone();
+        cfg.kv_version = version;
+        cfg.kv_path = Some("castellan/compat".into());
+        let km = VaultKeyManager::new(cfg).unwrap();
+        let ctx = Context::new("p1", "u");
+        for kind in SecretKind::ALL {
+            let bytes = keymgr_core::testkit::sample_payloads(kind).remove(0);
+            let id = km
+                .store(&ctx, NewSecret::new(kind, bytes.clone()))
+                .await
+                .unwrap();
+            // Castellan's URL: {mount}/data/{kv_path}/{id} (v2), {mount}/{kv_path}/{id} (v1).
+            let path = if version == 2 {
+                format!("{mount}/data/castellan/compat/{}", id.simple())
+            } else {
+                format!("{mount}/castellan/compat/{}", id.simple())
+            };
+            let (st, body) = raw.call(Method::GET, &path, None).await;
+            assert_eq!(st, 200, "{path}");
+            assert_eq!(castellan_get(&body, version), (kind.to_string(), bytes));
+            // Castellan's list: LIST of {mount}/metadata/{kv_path} (v2) shows the id.
+            let list_path = if version == 2 {
+                format!("{mount}/metadata/castellan/compat?list=true")
+            } else {
+                format!("{mount}/castellan/compat?list=true")
+            };
+            let (_, listed) = raw.call(Method::GET, &list_path, None).await;
+            assert!(listed["data"]["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|k| k == &serde_json::json!(id.simple())));
+            km.delete(&ctx, &id, true).await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn castellan_deletes_and_destroyed_versions_are_not_found_and_not_listed() {
+    let Some(raw) = common::Raw::dev() else {
+        return;
+    };
+    let km = VaultKeyManager::new(common::dev_token_config().unwrap()).unwrap();
+    let ctx = Context::new("p-del", "u");
+    let name = format!("castellan-del-{}", uuid::Uuid::new_v4().simple());
+    let a = km
+        .store(
+            &ctx,
+            NewSecret::new(SecretKind::Opaque, vec![1u8; 4]).named(&name),
+        )
+        .await
+        .unwrap();
+    let b = km
+        .store(
+            &ctx,
+            NewSecret::new(SecretKind::Opaque, vec![2u8; 4]).named(&name),
+        )
+        .await
+        .unwrap();
+    // Castellan's delete: DELETE of the data path (soft-deletes the latest version).
+    let (st, _) = raw
+        .call(Method::DELETE, &format!("secret/data/{}", a.simple()), None)
+        .await;
+    assert_eq!(st, 204);
+    // Destroy: the other 404 shape (version destroyed).
+    let (st, _) = raw
+        .call(
+            Method::POST,
+            &format!("secret/destroy/{}", b.simple()),
+            Some(serde_json::json!({"versions": [1]})),
+        )
+        .await;
+    assert_eq!(st, 204);
+    for id in [a, b] {
+        let e = km.get(&ctx, &id).await.unwrap_err();
+        assert_eq!(e.kind(), keymgr_core::ErrorKind::NotFound, "{e}");
+    }
+    let listed = km
+        .list_all(&ctx, &keymgr_core::ListQuery::all().name(&name))
+        .await
+        .unwrap();
+    assert!(
+        listed.is_empty(),
+        "deleted records are not listed: {listed:?}"
+    );
+    // Our delete of what Castellan soft-deleted still removes every version.
+    for id in [a, b] {
+        raw.call(
+            Method::DELETE,
+            &format!("secret/metadata/{}", id.simple()),
+            None,
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn records_without_an_owner_are_shared_unless_configured_otherwise() {
+    let Some(raw) = common::Raw::dev() else {
+        return;
+    };
+    let id_hex = uuid::Uuid::new_v4().simple().to_string();
+    let body = castellan_record(SecretKind::Passphrase, b"legacy", None, None, None, None, 2);
+    let (st, _) = raw
+        .call(Method::POST, &format!("secret/data/{id_hex}"), Some(body))
+        .await;
+    assert_eq!(st, 200);
+    let id = SecretId::parse(&id_hex).unwrap();
+    let shared = VaultKeyManager::new(common::dev_token_config().unwrap()).unwrap();
+    for project in ["p1", "p2"] {
+        let s = shared.get(&Context::new(project, "u"), &id).await.unwrap();
+        assert_eq!(s.payload.expose(), b"legacy");
+        assert_eq!(s.metadata.name, None);
+        assert_eq!(s.metadata.created, None);
+    }
+    let mut cfg = common::dev_token_config().unwrap();
+    cfg.legacy_records_visible = false;
+    let strict = VaultKeyManager::new(cfg).unwrap();
+    let e = strict.get(&Context::new("p1", "u"), &id).await.unwrap_err();
+    assert_eq!(e.kind(), keymgr_core::ErrorKind::NotFound, "{e}");
+    shared
+        .delete(&Context::new("p1", "u"), &id, false)
+        .await
+        .unwrap();
+}
