@@ -296,3 +296,73 @@ impl VaultConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(t: &str) -> VaultConfig {
+        toml::from_str(t).unwrap()
+    }
+
+    #[test]
+    fn vault_url_takes_a_list_or_commas() {
+        let a = parse("vault_url = [\"http://a:1\", \"https://b:2/\"]");
+        let b = parse("vault_url = \"http://a:1 , https://b:2/\"");
+        assert_eq!(a.nodes().unwrap(), vec!["http://a:1", "https://b:2"]);
+        assert_eq!(a.nodes().unwrap(), b.nodes().unwrap());
+        assert!(parse("vault_url = []").nodes().is_err());
+        assert!(parse("vault_url = \"a:1\"").nodes().is_err());
+    }
+
+    #[test]
+    fn defaults_are_castellans() {
+        let c = parse("");
+        assert_eq!(c.nodes().unwrap(), vec!["http://127.0.0.1:8200"]);
+        assert_eq!((c.kv_mountpoint.as_str(), c.kv_version), ("secret", 2));
+        assert_eq!(c.timeout().unwrap(), Duration::from_secs(60));
+        assert!(c.verify_ssl && c.legacy_records_visible);
+    }
+
+    #[test]
+    fn token_file_is_a_static_token_unless_a_login_is_configured() {
+        let c = parse("token_file = \"/t\"");
+        assert_eq!(c.static_token_file(), Some(PathBuf::from("/t")));
+        let c = parse("root_token_file = \"/r\"\ntoken_file = \"/t\"\ntoken_role = \"x\"");
+        assert_eq!(c.static_token_file(), Some(PathBuf::from("/r")));
+        let c = parse("token_file = \"/t\"\ntoken_role = \"x\"\nauth_method = \"jwt\"");
+        assert_eq!(c.static_token_file(), None);
+        let c = parse("token_file = \"/t\"\nauth_method = \"kubernetes\"");
+        assert_eq!(c.static_token_file(), None);
+        let c = parse("token_file = \"/t\"\nroot_token_id = \"x\"");
+        assert_eq!(c.static_token_file(), None);
+    }
+
+    #[test]
+    fn bad_values_are_config_errors_naming_the_option() {
+        for (t, opt) in [
+            ("timeout = 0", "timeout"),
+            ("timeout = -1.5", "timeout"),
+            ("kv_version = 3", "kv_version"),
+            ("kv_mountpoint = \"/\"", "kv_mountpoint"),
+            ("kv_path = \"a/../b\"", "kv_path"),
+            ("transit_mountpoint = \"..\"", "transit_mountpoint"),
+        ] {
+            let e = parse(t).validate().unwrap_err();
+            assert_eq!(e.kind(), keymgr_core::ErrorKind::Config);
+            assert!(e.to_string().contains(opt), "{t}: {e}");
+        }
+        assert!(toml::from_str::<VaultConfig>("no_such_option = 1").is_err());
+    }
+
+    #[test]
+    fn debug_hides_credentials() {
+        let c = parse(
+            "root_token_id = \"tok-123\"\napprole_role_id = \"role-456\"\napprole_secret_id = \"sec-789\"",
+        );
+        let d = format!("{c:?}");
+        for s in ["tok-123", "role-456", "sec-789"] {
+            assert!(!d.contains(s), "{d}");
+        }
+    }
+}

@@ -204,4 +204,26 @@ mod tests {
             assert!(Record::from_json(id, bad).is_err());
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_json_from_the_server_is_parsed_or_refused_without_panicking(
+            ty in proptest::option::of("[a-z_]{0,12}"),
+            value in proptest::option::of("[0-9a-fA-Fz]{0,40}"),
+            bits in proptest::option::of(proptest::num::i64::ANY),
+            created in proptest::option::of(proptest::num::i64::ANY),
+            name in proptest::option::of(".{0,20}"),
+            raw in ".{0,64}",
+        ) {
+            let id = SecretId::new_random();
+            let v = json!({"type": ty, "value": value, "bit_length": bits,
+                           "created": created, "name": name, "keymgr_expiration": created});
+            if let Ok(r) = Record::from_json(id, v) {
+                proptest::prop_assert_eq!(r.metadata.id, id);
+            }
+            if let Ok(v) = serde_json::from_str::<Value>(&raw) {
+                let _ = Record::from_json(id, v);
+            }
+        }
+    }
 }
