@@ -1,0 +1,599 @@
+//! Interoperability with cryptsetup 2.6: images it makes open here, data written
+//! here decrypts with an independent AES (Python `cryptography`) under the volume
+//! key cryptsetup prints, volumes formatted here pass cryptsetup's checks, and
+//! keyslot changes made on either side are seen by the other.
+
+mod common;
+
+use common::*;
+use luks::{
+    format, Error, FormatOptions, HashAlg, KeyslotOptions, LuksType, PbkdfOptions, PbkdfType,
+    Unlock, Volume,
+};
+use std::path::{Path, PathBuf};
+
+const A: &[u8] = b"first passphrase";
+const B: &[u8] = b"second \x00 binary\npassphrase";
+const C: &[u8] = b"third";
+
+fn args_of(s: &[&str]) -> Vec<String> {
+    s.iter().map(|x| x.to_string()).collect()
+}
+
+fn run_cs(cs: &Path, args: &[String]) {
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_ok(cs, &a);
+}
+
+/// cryptsetup luksFormat with key file `kf`.
+fn cs_format(cs: &Path, img: &Path, kf: &Path, extra: &[String]) {
+    let mut a = args_of(&["luksFormat", "-q", "--key-file"]);
+    a.push(kf.display().to_string());
+    a.extend_from_slice(extra);
+    a.push(img.display().to_string());
+    run_cs(cs, &a);
+}
+
+/// cryptsetup luksAddKey: `new` added with `existing`, optionally at `slot`.
+fn cs_add_key(cs: &Path, img: &Path, existing: &Path, new: &Path, slot: Option<u32>, pbkdf: &str) {
+    let mut a = args_of(&["luksAddKey", "-q", "--key-file"]);
+    a.push(existing.display().to_string());
+    if let Some(s) = slot {
+        a.push("--key-slot".into());
+        a.push(s.to_string());
+    }
+    a.extend(fast_kdf_args(pbkdf));
+    a.push(img.display().to_string());
+    a.push(new.display().to_string());
+    run_cs(cs, &a);
+}
+
+struct Keys {
+    a: PathBuf,
+    b: PathBuf,
+    c: PathBuf,
+}
+
+fn keys(dir: &Path) -> Keys {
+    Keys {
+        a: secret_file(dir, "a.key", A),
+        b: secret_file(dir, "b.key", B),
+        c: secret_file(dir, "c.key", C),
+    }
+}
+
+/// Writes a pattern here at an unaligned offset, then decrypts the raw sectors with
+/// the oracle under `vk` and compares.
+fn check_write_against_oracle(py: &Path, dir: &Path, img: &Path, vk: &[u8], mode: &str, seed: u64) {
+    let v = Volume::open(img).unwrap();
+    let data = v.unlock_with_volume_key(vk).unwrap();
+    let layout = data.layout().clone();
+    let ss = layout.sector_size as u64;
+    let off = 3 * ss + 77;
+    let plain = pattern(2 * ss as usize + 1000, seed);
+    data.write_at(&plain, off).unwrap();
+    let mut back = vec![0u8; plain.len()];
+    data.read_at(&mut back, off).unwrap();
+    assert_eq!(back, plain, "read back here");
+    drop(data);
+    // raw ciphertext of the covering sectors
+    let start = off / ss * ss;
+    let end = (off + plain.len() as u64).div_ceil(ss) * ss;
+    let raw = std::fs::read(img).unwrap();
+    let ct = &raw[(layout.offset + start) as usize..(layout.offset + end) as usize];
+    let pt = oracle_decrypt(py, dir, vk, mode, ss as u32, layout.iv_for(start), ct);
+    let s = (off - start) as usize;
+    assert_eq!(
+        &pt[s..s + plain.len()],
+        &plain[..],
+        "oracle decryption ({mode}, sector {ss})"
+    );
+}
+
+#[test]
+fn cryptsetup_images_open_here_and_data_matches_oracle() {
+    let Some(cs) = tool("cryptsetup") else { return };
+    let Some(py) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(dir.path());
+    let cases: Vec<(&str, Vec<&str>, &str)> = vec![
+        (
+            "l1-xts512",
+            vec!["--type", "luks1", "--hash", "sha256"],
+            "pbkdf2",
+        ),
+        (
+            "l1-xts256-sha1",
+            vec!["--type", "luks1", "--hash", "sha1", "--key-size", "256"],
+            "pbkdf2",
+        ),
+        (
+            "l1-cbc-sha512",
+            vec![
+                "--type",
+                "luks1",
+                "--hash",
+                "sha512",
+                "--cipher",
+                "aes-cbc-essiv:sha256",
+                "--key-size",
+                "256",
+            ],
+            "pbkdf2",
+        ),
+        (
+            "l2-argon2id-4k",
+            vec!["--type", "luks2", "--sector-size", "4096"],
+            "argon2id",
+        ),
+        (
+            "l2-argon2i-512-256",
+            vec![
+                "--type",
+                "luks2",
+                "--sector-size",
+                "512",
+                "--key-size",
+                "256",
+            ],
+            "argon2i",
+        ),
+        (
+            "l2-pbkdf2-sha512-4k",
+            vec![
+                "--type",
+                "luks2",
+                "--hash",
+                "sha512",
+                "--sector-size",
+                "4096",
+            ],
+            "pbkdf2",
+        ),
+        (
+            "l2-cbc-512",
+            vec![
+                "--type",
+                "luks2",
+                "--cipher",
+                "aes-cbc-essiv:sha256",
+                "--key-size",
+                "256",
+                "--sector-size",
+                "512",
+            ],
+            "pbkdf2",
+        ),
+    ];
+    for (name, extra, pbkdf) in cases {
+        let img = sparse_file(dir.path(), &format!("{name}.img"), 24 << 20);
+        let mut e = args_of(&extra);
+        e.extend(fast_kdf_args(pbkdf));
+        cs_format(&cs, &img, &k.a, &e);
+        cs_add_key(&cs, &img, &k.a, &k.b, Some(3), pbkdf);
+        let vk = cs_volume_key(&cs, &img, &k.a);
+        let v = Volume::open(&img).unwrap();
+        assert_eq!(v.active_keyslots(), vec![0, 3], "{name}");
+        let (slot, key) = v.recover_volume_key(A, None).unwrap();
+        assert_eq!((slot, key.as_bytes()), (0, &vk[..]), "{name}");
+        let (slot, key) = v.recover_volume_key(B, Some(3)).unwrap();
+        assert_eq!((slot, key.as_bytes()), (3, &vk[..]), "{name}");
+        assert!(
+            matches!(v.test_passphrase(B, Some(0)), Err(Error::NoMatchingKey)),
+            "{name}"
+        );
+        assert!(
+            matches!(v.test_passphrase(C, None), Err(Error::NoMatchingKey)),
+            "{name}"
+        );
+        assert!(matches!(
+            v.unlock_with_volume_key(&[0u8; 64][..vk.len()]),
+            Err(Error::WrongVolumeKey)
+        ));
+        let d = v.dump();
+        if extra.contains(&"4096") {
+            assert_eq!(d.sector_size, 4096, "{name}");
+        } else {
+            assert_eq!(d.sector_size, 512, "{name}");
+        }
+        assert_eq!(d.key_size_bits as usize, vk.len() * 8);
+        let mode = if name.contains("cbc") {
+            "cbc-essiv:sha256"
+        } else {
+            "xts-plain64"
+        };
+        check_write_against_oracle(&py, dir.path(), &img, &vk, mode, name.len() as u64);
+        // and through a passphrase unlock: same plaintext
+        let data = v.unlock(B, None).unwrap();
+        let ss = data.layout().sector_size as u64;
+        let mut buf = vec![0u8; 100];
+        data.read_at(&mut buf, 3 * ss + 77).unwrap();
+        assert_eq!(
+            buf,
+            pattern(2 * ss as usize + 1000, name.len() as u64)[..100].to_vec()
+        );
+        // cryptsetup still accepts both keys after our data writes
+        assert!(cs_accepts(&cs, &img, &k.a, None) && cs_accepts(&cs, &img, &k.b, Some(3)));
+    }
+}
+
+fn fast(kind: PbkdfType) -> PbkdfOptions {
+    PbkdfOptions::fast_for_tests(kind)
+}
+
+#[test]
+fn formatted_here_passes_cryptsetup() {
+    let Some(cs) = tool("cryptsetup") else { return };
+    let Some(py) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(dir.path());
+    let l1 = |cipher: &str, bits: u32, hash: HashAlg| FormatOptions {
+        luks_type: LuksType::Luks1,
+        cipher: Some(cipher.into()),
+        key_size_bits: Some(bits),
+        hash: Some(hash),
+        pbkdf: fast(PbkdfType::Pbkdf2),
+        ..Default::default()
+    };
+    let l2 = |kind: PbkdfType, sector: u32, bits: u32| FormatOptions {
+        luks_type: LuksType::Luks2,
+        key_size_bits: Some(bits),
+        sector_size: Some(sector),
+        pbkdf: fast(kind),
+        ..Default::default()
+    };
+    let uuid = "0b7e2a4c-3f0e-4a43-9d5d-6b1f7b2a9c11";
+    let cases: Vec<(&str, FormatOptions)> = vec![
+        (
+            "l1-xts512-sha256",
+            l1("aes-xts-plain64", 512, HashAlg::Sha256),
+        ),
+        ("l1-xts256-sha1", l1("aes-xts-plain64", 256, HashAlg::Sha1)),
+        (
+            "l1-cbc-sha512",
+            l1("aes-cbc-essiv:sha256", 256, HashAlg::Sha512),
+        ),
+        (
+            "l1-qemu-layout",
+            FormatOptions {
+                align_payload_sectors: Some(8),
+                ..l1("aes-xts-plain64", 512, HashAlg::Sha256)
+            },
+        ),
+        (
+            "l1-offset",
+            FormatOptions {
+                offset_sectors: Some(8192),
+                uuid: Some(uuid.into()),
+                ..l1("aes-xts-plain64", 512, HashAlg::Sha256)
+            },
+        ),
+        ("l2-argon2id-4k-512", l2(PbkdfType::Argon2id, 4096, 512)),
+        ("l2-argon2i-512-256", l2(PbkdfType::Argon2i, 512, 256)),
+        (
+            "l2-pbkdf2-4k-256",
+            FormatOptions {
+                hash: Some(HashAlg::Sha512),
+                ..l2(PbkdfType::Pbkdf2, 4096, 256)
+            },
+        ),
+        (
+            "l2-label-uuid-meta",
+            FormatOptions {
+                label: Some("my label".into()),
+                subsystem: Some("sub".into()),
+                uuid: Some(uuid.into()),
+                luks2_metadata_size: Some(64 << 10),
+                luks2_keyslots_size: Some(4 << 20),
+                ..l2(PbkdfType::Argon2id, 512, 512)
+            },
+        ),
+        (
+            "l2-cbc",
+            FormatOptions {
+                cipher: Some("aes-cbc-essiv:sha256".into()),
+                ..l2(PbkdfType::Pbkdf2, 512, 256)
+            },
+        ),
+        (
+            "l2-offset",
+            FormatOptions {
+                offset_sectors: Some(65536),
+                ..l2(PbkdfType::Pbkdf2, 4096, 512)
+            },
+        ),
+    ];
+    for (name, opts) in cases {
+        let img = sparse_file(dir.path(), &format!("{name}.img"), 40 << 20);
+        let info = format(&img, &opts, A).unwrap();
+        assert!(
+            cs_accepts(&cs, &img, &k.a, None),
+            "{name}: cryptsetup refuses the passphrase"
+        );
+        assert!(
+            !cs_accepts(&cs, &img, &k.b, None),
+            "{name}: cryptsetup accepts a wrong passphrase"
+        );
+        let dump = run_ok(&cs, &["luksDump", &img.display().to_string()]);
+        let text = String::from_utf8_lossy(&dump.stdout).to_string();
+        assert!(text.contains(&info.uuid), "{name}: {text}");
+        if let Some(u) = &opts.uuid {
+            assert_eq!(&info.uuid, u);
+        }
+        if let Some(l) = &opts.label {
+            assert!(text.contains(l.as_str()), "{name}: label missing in {text}");
+        }
+        if opts.luks_type == LuksType::Luks2 {
+            let j = run_ok(
+                &cs,
+                &[
+                    "luksDump",
+                    "--dump-json-metadata",
+                    &img.display().to_string(),
+                ],
+            );
+            let v: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
+            assert_eq!(
+                v["segments"]["0"]["sector_size"],
+                opts.sector_size.unwrap(),
+                "{name}"
+            );
+            let kdf = &v["keyslots"]["0"]["kdf"]["type"];
+            assert_eq!(kdf, opts.pbkdf.pbkdf.unwrap().name(), "{name}");
+            if let Some(o) = opts.offset_sectors {
+                assert_eq!(v["segments"]["0"]["offset"], (o * 512).to_string());
+            }
+        } else {
+            let want = match (opts.offset_sectors, opts.align_payload_sectors) {
+                (Some(o), _) => o,
+                (None, Some(8)) => 4040,
+                _ => 4096,
+            };
+            assert!(
+                text.contains(&format!("Payload offset:\t{want}")),
+                "{name}: {text}"
+            );
+        }
+        let vk = cs_volume_key(&cs, &img, &k.a);
+        assert_eq!(vk.len() as u32 * 8, info.key_size_bits);
+        let v = Volume::open(&img).unwrap();
+        assert_eq!(v.recover_volume_key(A, None).unwrap().1.as_bytes(), &vk[..]);
+        let mode = if name.contains("cbc") {
+            "cbc-essiv:sha256"
+        } else {
+            "xts-plain64"
+        };
+        check_write_against_oracle(&py, dir.path(), &img, &vk, mode, 7);
+    }
+}
+
+#[test]
+fn keyslot_changes_here_seen_by_cryptsetup() {
+    let Some(cs) = tool("cryptsetup") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(dir.path());
+    for (t, kind) in [
+        (LuksType::Luks1, PbkdfType::Pbkdf2),
+        (LuksType::Luks2, PbkdfType::Argon2id),
+        (LuksType::Luks2, PbkdfType::Pbkdf2),
+    ] {
+        let img = sparse_file(dir.path(), &format!("ks-{t:?}-{kind:?}.img"), 20 << 20);
+        let opts = FormatOptions {
+            luks_type: t,
+            pbkdf: fast(kind),
+            ..Default::default()
+        };
+        format(&img, &opts, A).unwrap();
+        let ko = KeyslotOptions {
+            key_slot: None,
+            pbkdf: fast(kind),
+        };
+        let mut v = Volume::open(&img).unwrap();
+        let sb = v
+            .add_key(
+                Unlock::Passphrase {
+                    passphrase: A,
+                    slot: None,
+                },
+                B,
+                &ko,
+            )
+            .unwrap();
+        assert_eq!(sb, 1);
+        assert!(cs_accepts(&cs, &img, &k.a, Some(0)));
+        assert!(cs_accepts(&cs, &img, &k.b, Some(1)));
+        // add by volume key at a chosen slot
+        let vk = v.recover_volume_key(A, None).unwrap().1;
+        let s5 = v
+            .add_key(
+                Unlock::VolumeKey(vk.as_bytes()),
+                C,
+                &KeyslotOptions {
+                    key_slot: Some(5),
+                    pbkdf: fast(kind),
+                },
+            )
+            .unwrap();
+        assert_eq!(s5, 5);
+        assert!(cs_accepts(&cs, &img, &k.c, Some(5)));
+        // slot already taken
+        assert!(matches!(
+            v.add_key(
+                Unlock::Passphrase {
+                    passphrase: A,
+                    slot: None
+                },
+                C,
+                &KeyslotOptions {
+                    key_slot: Some(5),
+                    pbkdf: fast(kind)
+                }
+            ),
+            Err(Error::SlotActive(5))
+        ));
+        // remove C (slot 5), change B -> C
+        assert_eq!(v.remove_key(C).unwrap(), 5);
+        assert!(!cs_accepts(&cs, &img, &k.c, None));
+        let sc = v.change_key(B, C, None, &ko).unwrap();
+        assert!(cs_accepts(&cs, &img, &k.c, Some(sc)), "{t:?}");
+        assert!(
+            !cs_accepts(&cs, &img, &k.b, None),
+            "{t:?}: old passphrase still accepted"
+        );
+        assert!(cs_accepts(&cs, &img, &k.a, None));
+        // kill A's slot
+        v.kill_slot(0).unwrap();
+        assert!(!cs_accepts(&cs, &img, &k.a, None));
+        assert!(cs_accepts(&cs, &img, &k.c, None));
+        assert!(matches!(v.kill_slot(0), Err(Error::SlotInactive(0))));
+        let v = Volume::open(&img).unwrap();
+        assert_eq!(v.active_keyslots(), vec![sc]);
+        // the key is unchanged through all of this
+        assert_eq!(
+            v.recover_volume_key(C, None).unwrap().1.as_bytes(),
+            vk.as_bytes()
+        );
+        assert_eq!(cs_volume_key(&cs, &img, &k.c), vk.as_bytes());
+        run_ok(&cs, &["luksDump", &img.display().to_string()]);
+    }
+}
+
+#[test]
+fn keyslot_changes_by_cryptsetup_seen_here() {
+    let Some(cs) = tool("cryptsetup") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(dir.path());
+    for (t, kind) in [
+        ("luks1", "pbkdf2"),
+        ("luks2", "argon2i"),
+        ("luks2", "pbkdf2"),
+    ] {
+        let img = sparse_file(dir.path(), &format!("rev-{t}-{kind}.img"), 20 << 20);
+        let mut e = args_of(&["--type", t]);
+        e.extend(fast_kdf_args(kind));
+        cs_format(&cs, &img, &k.a, &e);
+        cs_add_key(&cs, &img, &k.a, &k.b, None, kind);
+        // change B -> C
+        let mut a = args_of(&["luksChangeKey", "-q", "--key-file"]);
+        a.push(k.b.display().to_string());
+        a.extend(fast_kdf_args(kind));
+        a.push(img.display().to_string());
+        a.push(k.c.display().to_string());
+        run_cs(&cs, &a);
+        let v = Volume::open(&img).unwrap();
+        v.test_passphrase(A, None).unwrap();
+        v.test_passphrase(C, None).unwrap();
+        assert!(
+            matches!(v.test_passphrase(B, None), Err(Error::NoMatchingKey)),
+            "{t}"
+        );
+        // remove A
+        let mut a = args_of(&["luksRemoveKey", "-q", "--key-file"]);
+        a.push(k.a.display().to_string());
+        a.push(img.display().to_string());
+        run_cs(&cs, &a);
+        let mut v = Volume::open(&img).unwrap();
+        assert!(matches!(
+            v.test_passphrase(A, None),
+            Err(Error::NoMatchingKey)
+        ));
+        assert_eq!(v.active_keyslots().len(), 1);
+        // then add here, and cryptsetup sees it
+        let ko = KeyslotOptions {
+            key_slot: None,
+            pbkdf: if kind == "pbkdf2" {
+                fast(PbkdfType::Pbkdf2)
+            } else {
+                fast(PbkdfType::Argon2id)
+            },
+        };
+        v.add_key(
+            Unlock::Passphrase {
+                passphrase: C,
+                slot: None,
+            },
+            A,
+            &ko,
+        )
+        .unwrap();
+        assert!(cs_accepts(&cs, &img, &k.a, None));
+        assert!(cs_accepts(&cs, &img, &k.c, None));
+        assert!(!cs_accepts(&cs, &img, &k.b, None));
+    }
+}
+
+#[test]
+fn luks2_tokens_and_backup_restore_with_cryptsetup() {
+    let Some(cs) = tool("cryptsetup") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(dir.path());
+    let img = sparse_file(dir.path(), "tok.img", 20 << 20);
+    format(
+        &img,
+        &FormatOptions {
+            pbkdf: fast(PbkdfType::Pbkdf2),
+            ..Default::default()
+        },
+        A,
+    )
+    .unwrap();
+    let mut v = Volume::open(&img).unwrap();
+    let tok = serde_json::json!({"type": "keymgr-test", "keyslots": ["0"], "key_ref": "abc", "extra": {"n": 1}});
+    let id = v.add_token(None, &tok).unwrap();
+    let j = run_ok(
+        &cs,
+        &[
+            "luksDump",
+            "--dump-json-metadata",
+            &img.display().to_string(),
+        ],
+    );
+    let jv: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
+    assert_eq!(jv["tokens"][id.to_string()]["key_ref"], "abc");
+    assert_eq!(jv["tokens"][id.to_string()]["extra"]["n"], 1);
+    // backup, damage, restore
+    let bk = dir.path().join("hdr.bak");
+    v.backup_header(&bk).unwrap();
+    drop(v);
+    let mut b = std::fs::read(&img).unwrap();
+    b[..4096].fill(0);
+    b[16384..16384 + 4096].fill(0);
+    std::fs::write(&img, &b).unwrap();
+    assert!(Volume::open(&img).is_err());
+    assert!(!cs_accepts_or_err(&cs, &img, &k.a));
+    let v = Volume::restore_header(&img, &bk).unwrap();
+    assert_eq!(v.tokens().unwrap().len(), 1);
+    assert!(cs_accepts(&cs, &img, &k.a, None));
+    // cryptsetup's own header backup restores here too
+    let cbk = dir.path().join("cs.bak");
+    run_ok(
+        &cs,
+        &[
+            "luksHeaderBackup",
+            "--header-backup-file",
+            &cbk.display().to_string(),
+            &img.display().to_string(),
+        ],
+    );
+    let mut b = std::fs::read(&img).unwrap();
+    b[..4096].fill(0);
+    std::fs::write(&img, &b).unwrap();
+    let v = Volume::restore_header(&img, &cbk).unwrap();
+    v.test_passphrase(A, None).unwrap();
+    assert!(cs_accepts(&cs, &img, &k.a, None));
+}
+
+/// Like `cs_accepts` but a refused header (status other than 0/2) counts as refusal.
+fn cs_accepts_or_err(cs: &Path, img: &Path, key: &Path) -> bool {
+    let o = run(
+        cs,
+        &[
+            "open",
+            "--test-passphrase",
+            "--key-file",
+            &key.display().to_string(),
+            &img.display().to_string(),
+        ],
+    );
+    o.status.success()
+}
