@@ -18,9 +18,19 @@ pub fn device_mapper_available() -> std::result::Result<(), String> {
     if !Path::new(DM_CONTROL).exists() {
         return Err(format!("{DM_CONTROL} does not exist (no device-mapper)"));
     }
-    if !Path::new("/proc/misc").exists() {
-        return Err("/proc/misc is missing".into());
+    let misc =
+        std::fs::read_to_string("/proc/misc").map_err(|e| format!("reading /proc/misc: {e}"))?;
+    if !misc
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some("device-mapper"))
+    {
+        return Err("the kernel has no device-mapper (not listed in /proc/misc)".into());
     }
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(DM_CONTROL)
+        .map_err(|e| format!("cannot open {DM_CONTROL}: {e}"))?;
     Ok(())
 }
 
