@@ -100,7 +100,7 @@ fn qemu_written_images_read_back_here() {
                 checked += 1;
             }
         }
-        assert!(checked > 80000);
+        assert_eq!(checked, 512 + 70000 + 4096);
         // a wrong passphrase fails
         assert!(matches!(
             v.test_passphrase(b"qemu passphrasE", None),
@@ -211,11 +211,14 @@ fn formatted_here_converts_with_qemu_img() {
         let o = run(
             &qimg,
             &[
-                "info",
+                "convert",
                 "--object",
                 &format!("secret,id=s0,file={}", bad.display()),
                 "--image-opts",
                 &image_opts(&img),
+                "-O",
+                "raw",
+                &dir.path().join("bad.raw").display().to_string(),
             ],
         );
         assert!(!o.status.success());
