@@ -126,3 +126,47 @@ async fn create_key_with_transit_random_bytes() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn kv2_in_a_namespace() {
+    let Some(raw) = common::Raw::dev() else {
+        return;
+    };
+    // OpenBao has namespaces: make one with its own KV v2 mount.
+    let ns = format!("keymgr-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let (st, _) = raw
+        .call(
+            reqwest::Method::POST,
+            &format!("sys/namespaces/{ns}"),
+            Some(serde_json::json!({})),
+        )
+        .await;
+    assert_eq!(st, 200, "create namespace");
+    let resp = raw
+        .http
+        .post(format!("{}/v1/sys/mounts/secret", raw.addr))
+        .header("X-Vault-Token", &raw.token)
+        .header("X-Vault-Namespace", &ns)
+        .json(&serde_json::json!({"type": "kv", "options": {"version": "2"}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "mount in namespace");
+    let mut cfg = common::dev_token_config().unwrap();
+    cfg.namespace = Some(ns.clone());
+    let km = VaultKeyManager::new(cfg).unwrap();
+    let (a, b) = contexts();
+    testkit::run_conformance(&km, &a, &b).await;
+    // A record of the namespace is not in the root namespace's mount.
+    let id = km
+        .store(
+            &a,
+            keymgr_core::NewSecret::new(keymgr_core::SecretKind::Opaque, vec![5u8; 4]),
+        )
+        .await
+        .unwrap();
+    let root = VaultKeyManager::new(common::dev_token_config().unwrap()).unwrap();
+    let e = root.get(&a, &id).await.unwrap_err();
+    assert_eq!(e.kind(), keymgr_core::ErrorKind::NotFound, "{e}");
+    assert_eq!(km.get(&a, &id).await.unwrap().payload.expose(), &[5u8; 4]);
+}

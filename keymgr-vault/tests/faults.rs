@@ -192,7 +192,10 @@ async fn a_revoked_approle_token_is_replaced_by_logging_in_again() {
                 Some(serde_json::json!({ "accessor": acc })),
             )
             .await;
-        if info["data"]["path"] == "auth/approle/login" {
+        // Only the shared role's tokens (other tests here use other roles).
+        if info["data"]["path"] == "auth/approle/login"
+            && info["data"]["meta"]["role_name"] == "keymgr"
+        {
             raw.call(
                 Method::POST,
                 "auth/token/revoke-accessor",
@@ -257,4 +260,62 @@ async fn a_rotated_token_file_is_read_again_after_a_403() {
     assert_eq!(km.client().stats().relogins, 1);
     km.delete(&ctx, &id, false).await.unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_short_lease_is_replaced_before_it_ends() {
+    let Some(raw) = common::Raw::dev() else {
+        return;
+    };
+    let role = unique("short");
+    let (st, _) = raw
+        .call(
+            Method::POST,
+            &format!("auth/approle/role/{role}"),
+            Some(serde_json::json!({
+                "token_policies": ["keymgr"], "token_ttl": "3s", "token_max_ttl": "3s"
+            })),
+        )
+        .await;
+    assert_eq!(st, 204);
+    let (_, b) = raw
+        .call(
+            Method::GET,
+            &format!("auth/approle/role/{role}/role-id"),
+            None,
+        )
+        .await;
+    let role_id = b["data"]["role_id"].as_str().unwrap().to_string();
+    let (_, b) = raw
+        .call(
+            Method::POST,
+            &format!("auth/approle/role/{role}/secret-id"),
+            Some(serde_json::json!({})),
+        )
+        .await;
+    let secret_id = b["data"]["secret_id"].as_str().unwrap().to_string();
+    let proxy = Proxy::start(&raw.addr).await;
+    let km =
+        VaultKeyManager::new(VaultConfig::with_approle(&proxy.url, role_id, secret_id)).unwrap();
+    let ctx = Context::new("faults", "u");
+    let id = km
+        .store(&ctx, NewSecret::new(SecretKind::Opaque, vec![6u8; 8]))
+        .await
+        .unwrap();
+    // Past 80% of the 3 s lease, before its end: a fresh login first.
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    assert_eq!(km.get(&ctx, &id).await.unwrap().payload.expose(), &[6u8; 8]);
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    km.delete(&ctx, &id, false).await.unwrap();
+    let logins = proxy
+        .seen()
+        .iter()
+        .filter(|s| s.path.contains("auth/approle/login"))
+        .count();
+    assert_eq!(logins, 3, "a login per lease");
+    assert_eq!(
+        km.client().stats().relogins,
+        0,
+        "no request was refused for an expired token"
+    );
 }
