@@ -190,7 +190,7 @@ impl UnlockedVolume {
             if skip != 0 {
                 self.read_sectors(&mut chunk[..ss as usize], start)?;
             }
-            if (skip + n) % ss as usize != 0 {
+            if !(skip + n).is_multiple_of(ss as usize) {
                 let last = (skip + n) / ss as usize * ss as usize;
                 if last >= ss as usize || skip == 0 {
                     self.read_sectors(&mut chunk[last..last + ss as usize], start + last as u64)?;

@@ -88,6 +88,8 @@ pub(crate) struct L2 {
     pub(crate) repair: Option<String>,
 }
 
+// one per open volume: the size difference does not matter
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub(crate) enum Hdr {
     V1(luks1::Header),

@@ -774,7 +774,7 @@ impl Metadata {
                 Problem::Invalid(format!("{} but the header size is {hdr_size}", c.json_size)),
             ));
         }
-        if c.keyslots_size % 4096 != 0 {
+        if !c.keyslots_size.is_multiple_of(4096) {
             return Err(Error::field(
                 "config.keyslots_size",
                 Problem::Misaligned { align: 4096 },
