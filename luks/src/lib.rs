@@ -1,13 +1,13 @@
 //! LUKS1 and LUKS2 volumes: on-disk formats, keyslots and userspace encrypted I/O,
 //! interoperable with cryptsetup 2.6+ and qemu's LUKS driver.
 //!
-//! * [`format`] creates a volume ([`FormatOptions`] has one field per `cryptsetup luksFormat` option).
+//! * [`format()`] creates a volume ([`FormatOptions`] has one field per `cryptsetup luksFormat` option).
 //! * [`Volume::open`] reads and validates a header (both LUKS2 copies, strict checks, typed
 //!   [`Error`] naming the field); then [`Volume::unlock`] / [`Volume::unlock_with_volume_key`]
 //!   give an [`UnlockedVolume`] with `read_at` / `write_at` and a `Read + Write + Seek` stream.
 //! * Keyslots: [`Volume::add_key`], [`Volume::change_key`], [`Volume::remove_key`],
 //!   [`Volume::kill_slot`], [`Volume::test_passphrase`]; tokens, dump, header backup/restore.
-//! * Feature `kernel`: dm-crypt activation through the `cryptsetup` binary ([`kernel`]).
+//! * Feature `kernel`: dm-crypt activation through the `cryptsetup` binary (module `kernel`).
 //!
 //! ```no_run
 //! use luks::{format, FormatOptions, KeyslotOptions, Unlock, Volume};

@@ -335,7 +335,7 @@ pub fn format(
     format_file(&file, opts, passphrase)
 }
 
-/// Formats an open file or block device (see [`format`]).
+/// Formats an open file or block device (see [`format()`]).
 pub fn format_file(file: &File, opts: &FormatOptions, passphrase: &[u8]) -> Result<VolumeInfo> {
     let _guard = lock(file)?;
     let spec = opts
