@@ -142,9 +142,14 @@ impl Dump {
         );
         let _ = writeln!(o, "\nKeyslots:");
         for k in &self.keyslots {
+            let kind = if self.version == 2 {
+                "luks2"
+            } else {
+                "ENABLED"
+            };
             let _ = writeln!(
                 o,
-                "  {}: luks2\n\tKey:        {} bits",
+                "  {}: {kind}\n\tKey:        {} bits",
                 k.id, k.key_size_bits
             );
             if let Some(p) = k.priority {
@@ -158,7 +163,9 @@ impl Dump {
                 k.area_offset, k.area_size
             );
         }
-        let _ = writeln!(o, "Tokens:");
+        if self.version == 2 {
+            let _ = writeln!(o, "Tokens:");
+        }
         for (id, t, ks) in &self.tokens {
             let ks: Vec<String> = ks.iter().map(u32::to_string).collect();
             let _ = writeln!(o, "  {id}: {t}\n\tKeyslot:    {}", ks.join(" "));

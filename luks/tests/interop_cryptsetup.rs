@@ -597,3 +597,180 @@ fn cs_accepts_or_err(cs: &Path, img: &Path, key: &Path) -> bool {
     );
     o.status.success()
 }
+
+#[test]
+fn luks1_detached_header() {
+    let Some(cs) = tool("cryptsetup") else { return };
+    let Some(py) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(dir.path());
+    let hdr = sparse_file(dir.path(), "hdr.img", 2 << 20);
+    let data_img = sparse_file(dir.path(), "data.img", 1 << 20);
+    let opts = FormatOptions {
+        luks_type: LuksType::Luks1,
+        offset_sectors: Some(0),
+        pbkdf: fast(PbkdfType::Pbkdf2),
+        ..Default::default()
+    };
+    let info = format(&hdr, &opts, A).unwrap();
+    assert_eq!(info.data_offset, 0);
+    assert!(cs_accepts(&cs, &hdr, &k.a, None));
+    let dump = run_ok(&cs, &["luksDump", &hdr.display().to_string()]);
+    assert!(String::from_utf8_lossy(&dump.stdout).contains("Payload offset:\t0"));
+    // without the data device, the header alone gives no data access
+    let v = Volume::open(&hdr).unwrap();
+    assert!(v.unlock(A, None).is_err());
+    let v = Volume::open_detached(&hdr, &data_img).unwrap();
+    let data = v.unlock(A, None).unwrap();
+    assert_eq!(data.size(), 1 << 20);
+    assert_eq!(data.layout().offset, 0);
+    let plain = pattern(5000, 3);
+    data.write_at(&plain, 1234).unwrap();
+    drop(data);
+    let vk = cs_volume_key(&cs, &hdr, &k.a);
+    let raw = std::fs::read(&data_img).unwrap();
+    let pt = oracle_decrypt(
+        &py,
+        dir.path(),
+        &vk,
+        "xts-plain64",
+        512,
+        2,
+        &raw[1024..6656],
+    );
+    assert_eq!(&pt[210..5210], &plain[..]);
+}
+
+#[test]
+fn iter_time_benchmark_and_many_keyslots() {
+    let Some(cs) = tool("cryptsetup") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(dir.path());
+    // --iter-time: the benchmark picks the cost (pbkdf2 and a small-memory argon2id)
+    let img = sparse_file(dir.path(), "bench.img", 20 << 20);
+    let opts = FormatOptions {
+        sector_size: Some(512),
+        pbkdf: PbkdfOptions {
+            pbkdf: Some(PbkdfType::Pbkdf2),
+            iter_time_ms: Some(50),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    format(&img, &opts, A).unwrap();
+    let j = run_ok(
+        &cs,
+        &[
+            "luksDump",
+            "--dump-json-metadata",
+            &img.display().to_string(),
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
+    let iters = v["keyslots"]["0"]["kdf"]["iterations"].as_u64().unwrap();
+    assert!(iters >= 1000, "{iters}");
+    assert!(cs_accepts(&cs, &img, &k.a, None));
+    let mut vol = Volume::open(&img).unwrap();
+    let ko = KeyslotOptions {
+        key_slot: None,
+        pbkdf: PbkdfOptions {
+            pbkdf: Some(PbkdfType::Argon2id),
+            iter_time_ms: Some(50),
+            memory_kib: Some(1024),
+            parallel: Some(1),
+            ..Default::default()
+        },
+    };
+    let s = vol
+        .add_key(
+            Unlock::Passphrase {
+                passphrase: A,
+                slot: None,
+            },
+            B,
+            &ko,
+        )
+        .unwrap();
+    let j = run_ok(
+        &cs,
+        &[
+            "luksDump",
+            "--dump-json-metadata",
+            &img.display().to_string(),
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
+    let kdf = &v["keyslots"][s.to_string()]["kdf"];
+    assert_eq!(kdf["type"], "argon2id");
+    assert!(kdf["time"].as_u64().unwrap() >= 4);
+    assert!(kdf["memory"].as_u64().unwrap() <= 1024);
+    assert!(cs_accepts(&cs, &img, &k.b, Some(s)));
+    // fill all 32 LUKS2 keyslots
+    let fastko = KeyslotOptions {
+        key_slot: None,
+        pbkdf: fast(PbkdfType::Pbkdf2),
+    };
+    let vk = vol.recover_volume_key(A, Some(0)).unwrap().1;
+    for _ in 2..32 {
+        vol.add_key(Unlock::VolumeKey(vk.as_bytes()), C, &fastko)
+            .unwrap();
+    }
+    assert_eq!(vol.active_keyslots(), (0..32).collect::<Vec<u32>>());
+    assert!(matches!(
+        vol.add_key(Unlock::VolumeKey(vk.as_bytes()), C, &fastko),
+        Err(Error::NoFreeSlot)
+    ));
+    assert!(matches!(
+        vol.add_key(
+            Unlock::VolumeKey(vk.as_bytes()),
+            C,
+            &KeyslotOptions {
+                key_slot: Some(32),
+                pbkdf: fast(PbkdfType::Pbkdf2)
+            }
+        ),
+        Err(Error::SlotOutOfRange { slot: 32, .. })
+    ));
+    assert!(cs_accepts(&cs, &img, &k.c, Some(31)));
+    assert!(cs_accepts(&cs, &img, &k.a, Some(0)));
+    let d = vol.dump();
+    assert_eq!(d.keyslots.len(), 32);
+    let text = d.text();
+    assert!(text.contains("31: luks2"), "{text}");
+    // LUKS1 has 8
+    let img1 = sparse_file(dir.path(), "l1.img", 4 << 20);
+    format(
+        &img1,
+        &FormatOptions {
+            luks_type: LuksType::Luks1,
+            pbkdf: fast(PbkdfType::Pbkdf2),
+            ..Default::default()
+        },
+        A,
+    )
+    .unwrap();
+    let mut v1 = Volume::open(&img1).unwrap();
+    for _ in 1..8 {
+        v1.add_key(
+            Unlock::Passphrase {
+                passphrase: A,
+                slot: Some(0),
+            },
+            C,
+            &fastko,
+        )
+        .unwrap();
+    }
+    assert!(matches!(
+        v1.add_key(
+            Unlock::Passphrase {
+                passphrase: A,
+                slot: Some(0)
+            },
+            C,
+            &fastko
+        ),
+        Err(Error::NoFreeSlot)
+    ));
+    assert!(cs_accepts(&cs, &img1, &k.c, Some(7)));
+}
