@@ -23,7 +23,7 @@ pub fn read_at(file: &File, buf: &mut [u8], offset: u64) -> Result<()> {
     file.read_exact_at(buf, offset).map_err(|e| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
             Error::DeviceTooSmall {
-                needed: offset + buf.len() as u64,
+                needed: offset.saturating_add(buf.len() as u64),
                 have: size(file).unwrap_or(0),
             }
         } else {
