@@ -60,7 +60,7 @@ impl Volume {
             .write(true)
             .open(path.as_ref())
             .map_err(Error::io("opening the device"))?;
-        dev.lock().map_err(Error::io("locking the device"))?;
+        let lock = crate::volume::lock(&dev)?;
         if let Ok(cur) = read_header(&dev) {
             let cur = Volume {
                 file: dev.try_clone().map_err(Error::io("duplicating"))?,
@@ -106,6 +106,7 @@ impl Volume {
                 copy(l.bin.hdr_size, 2 * l.bin.hdr_size)?;
             }
         }
+        drop(lock);
         drop(dev);
         Volume::open(path)
     }

@@ -113,7 +113,6 @@ fn qemu_written_images_read_back_here() {
 fn formatted_here_converts_with_qemu_img() {
     let Some(qimg) = tool("qemu-img") else { return };
     let dir = tempfile::tempdir().unwrap();
-    let pw = secret_file(dir.path(), "pw", PASS);
     let data_size: u64 = 3 << 20;
     for (name, cipher, bits, hash, align) in [
         (
