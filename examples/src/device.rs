@@ -1,0 +1,194 @@
+//! The encrypted block device: a file holding a LUKS volume, written and
+//! read through the `luks` crate in userspace; and the passphrase a secret
+//! gives (os-brick's rule).
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use keymgr::passphrase::{legacy_passphrase, passphrase_for, Passphrase};
+use keymgr::{Context, KeyManager, SecretId};
+use luks::{FormatOptions, KeyslotOptions, LuksType, PbkdfOptions, Unlock, UnlockedVolume, Volume};
+
+use crate::{Result, ServiceError};
+
+/// How to format a device.
+#[derive(Debug, Clone)]
+pub struct DeviceSpec {
+    /// LUKS1 or LUKS2.
+    pub luks_type: LuksType,
+    /// Cipher, e.g. `aes-xts-plain64`.
+    pub cipher: String,
+    /// Volume key size in bits.
+    pub key_size: u32,
+    /// KDF options of the keyslots.
+    pub pbkdf: PbkdfOptions,
+}
+
+/// Bytes to reserve for the header before data (sparse; trimmed after format).
+fn header_reserve(t: LuksType) -> u64 {
+    match t {
+        LuksType::Luks1 => 4 << 20,
+        LuksType::Luks2 => 17 << 20,
+    }
+}
+
+/// Creates (or truncates) `path` and formats it with a data area of exactly
+/// `data_bytes`, the first keyslot opened by `passphrase`.
+pub fn format(path: &Path, data_bytes: u64, spec: &DeviceSpec, passphrase: &[u8]) -> Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(ServiceError::io(format!("creating {}", path.display())))?;
+    file.set_len(data_bytes + header_reserve(spec.luks_type))
+        .map_err(ServiceError::io(format!("sizing {}", path.display())))?;
+    let opts = FormatOptions {
+        luks_type: spec.luks_type,
+        cipher: Some(spec.cipher.clone()),
+        key_size_bits: Some(spec.key_size),
+        pbkdf: spec.pbkdf.clone(),
+        sector_size: Some(512),
+        ..Default::default()
+    };
+    let info = luks::format_file(&file, &opts, passphrase)?;
+    file.set_len(info.data_offset + data_bytes)
+        .map_err(ServiceError::io(format!("sizing {}", path.display())))?;
+    Ok(())
+}
+
+/// Opens the device with `passphrase` for userspace I/O.
+pub fn open(path: &Path, passphrase: &[u8]) -> Result<UnlockedVolume> {
+    Ok(Volume::open(path)?.unlock(passphrase, None)?)
+}
+
+/// Whether `passphrase` opens a keyslot of the device.
+pub fn opens(path: &Path, passphrase: &[u8]) -> Result<bool> {
+    match Volume::open_read_only(path)?.test_passphrase(passphrase, None) {
+        Ok(_) => Ok(true),
+        Err(luks::Error::NoMatchingKey) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Re-keys: adds `new`, checks it opens, removes `old` (no-op when equal).
+pub fn rekey(path: &Path, old: &[u8], new: &[u8], pbkdf: &PbkdfOptions) -> Result<()> {
+    if old == new {
+        return Ok(());
+    }
+    let mut vol = Volume::open(path)?;
+    vol.add_key(
+        Unlock::Passphrase {
+            passphrase: old,
+            slot: None,
+        },
+        new,
+        &KeyslotOptions {
+            key_slot: None,
+            pbkdf: pbkdf.clone(),
+        },
+    )?;
+    if !opens(path, new)? {
+        return Err(ServiceError::Conflict(format!(
+            "{}: new passphrase does not open after re-key",
+            path.display()
+        )));
+    }
+    let mut vol = Volume::open(path)?;
+    vol.remove_key(old)?;
+    Ok(())
+}
+
+/// Grows the device file by `extra` bytes of data.
+pub fn extend(path: &Path, extra: u64) -> Result<()> {
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(ServiceError::io(format!("opening {}", path.display())))?;
+    let len = f
+        .metadata()
+        .map_err(ServiceError::io(format!("stat {}", path.display())))?
+        .len();
+    f.set_len(len + extra)
+        .map_err(ServiceError::io(format!("extending {}", path.display())))
+}
+
+/// The passphrase of secret `id` (os-brick rule), fetched with `ctx`.
+pub async fn passphrase_of(km: &dyn KeyManager, ctx: &Context, id: &SecretId) -> Result<Passphrase> {
+    let secret = km.get(ctx, id).await?;
+    Ok(passphrase_for(secret.kind(), &secret.payload)?)
+}
+
+/// The legacy mangled passphrase of secret `id`.
+pub async fn legacy_passphrase_of(
+    km: &dyn KeyManager,
+    ctx: &Context,
+    id: &SecretId,
+) -> Result<Passphrase> {
+    let secret = km.get(ctx, id).await?;
+    Ok(legacy_passphrase(&secret.payload))
+}
+
+/// A secret written to a mode-0600 file for a tool's `--object secret,file=`;
+/// overwritten and removed on drop.
+#[derive(Debug)]
+pub struct SecretFile {
+    path: PathBuf,
+    len: usize,
+}
+
+impl SecretFile {
+    /// Writes `bytes` to a new 0600 file in `dir`.
+    pub fn new(dir: &Path, bytes: &[u8]) -> Result<SecretFile> {
+        let path = dir.join(format!(".secret-{}", crate::new_id()));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(ServiceError::io(format!("creating {}", path.display())))?;
+        f.write_all(bytes)
+            .map_err(ServiceError::io(format!("writing {}", path.display())))?;
+        Ok(SecretFile {
+            path,
+            len: bytes.len(),
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for SecretFile {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.path, vec![0u8; self.len]);
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Runs qemu-img with `args` (no secrets in them: only file references).
+pub fn qemu_img(args: &[&str]) -> Result<String> {
+    let out = std::process::Command::new("qemu-img")
+        .args(args)
+        .output()
+        .map_err(|e| ServiceError::Tool {
+            tool: "qemu-img".into(),
+            reason: format!("cannot run: {e}"),
+        })?;
+    if !out.status.success() {
+        return Err(ServiceError::Tool {
+            tool: "qemu-img".into(),
+            reason: format!(
+                "{} failed: {}",
+                args.first().copied().unwrap_or(""),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
