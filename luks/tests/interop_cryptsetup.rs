@@ -774,3 +774,81 @@ fn iter_time_benchmark_and_many_keyslots() {
     ));
     assert!(cs_accepts(&cs, &img1, &k.c, Some(7)));
 }
+
+#[test]
+fn cryptsetup_priority_and_tokens_respected_and_preserved() {
+    let Some(cs) = tool("cryptsetup") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys(dir.path());
+    let img = sparse_file(dir.path(), "prio.img", 20 << 20);
+    let mut e = args_of(&["--type", "luks2"]);
+    e.extend(fast_kdf_args("pbkdf2"));
+    cs_format(&cs, &img, &k.a, &e);
+    cs_add_key(&cs, &img, &k.a, &k.b, Some(1), "pbkdf2");
+    let ims = img.display().to_string();
+    run_ok(
+        &cs,
+        &["config", "--priority", "ignore", "--key-slot", "1", &ims],
+    );
+    let tok = dir.path().join("tok.json");
+    std::fs::write(
+        &tok,
+        br#"{"type":"x-keymgr","keyslots":["1"],"key_description":"d","nested":{"a":[1,2,3]}}"#,
+    )
+    .unwrap();
+    run_ok(
+        &cs,
+        &[
+            "token",
+            "import",
+            "--json-file",
+            &tok.display().to_string(),
+            "--token-id",
+            "3",
+            &ims,
+        ],
+    );
+    let mut v = Volume::open(&img).unwrap();
+    // priority ignore: skipped unless the slot is named (as cryptsetup does)
+    assert!(matches!(
+        v.test_passphrase(B, None),
+        Err(Error::NoMatchingKey)
+    ));
+    assert_eq!(v.test_passphrase(B, Some(1)).unwrap(), 1);
+    assert!(!cs_accepts(&cs, &img, &k.b, None));
+    let toks = v.tokens().unwrap();
+    assert_eq!(toks.len(), 1);
+    assert_eq!(toks[0].0, 3);
+    assert_eq!(toks[0].1["nested"]["a"][2], 3);
+    // rewrite the header here (new keyslot): token, priority and unknown JSON survive
+    v.add_key(
+        Unlock::Passphrase {
+            passphrase: A,
+            slot: None,
+        },
+        C,
+        &KeyslotOptions {
+            key_slot: None,
+            pbkdf: fast(PbkdfType::Pbkdf2),
+        },
+    )
+    .unwrap();
+    let out = run_ok(&cs, &["token", "export", "--token-id", "3", &ims]);
+    let t: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(t["nested"]["a"], serde_json::json!([1, 2, 3]));
+    assert_eq!(t["key_description"], "d");
+    let j = run_ok(&cs, &["luksDump", "--dump-json-metadata", &ims]);
+    let jv: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
+    assert_eq!(jv["keyslots"]["1"]["priority"], 0);
+    assert!(cs_accepts(&cs, &img, &k.c, None));
+    assert!(cs_accepts(&cs, &img, &k.b, Some(1)));
+    // removing the keyslot drops it from the token's list
+    v.kill_slot(1).unwrap();
+    let out = run_ok(&cs, &["token", "export", "--token-id", "3", &ims]);
+    let t: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(t["keyslots"], serde_json::json!([]));
+    v.remove_token(3).unwrap();
+    assert!(!run(&cs, &["token", "export", "--token-id", "3", &ims])
+        .status
+        .success());
+}
