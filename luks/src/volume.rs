@@ -898,6 +898,11 @@ impl Volume {
                     )));
                 }
                 let s = &l.md.segments[&0];
+                if s.offset == 0 && self.data_file.is_none() {
+                    return Err(Error::Unsupported(
+                        "detached LUKS2 header (data offset 0): open it with open_detached".into(),
+                    ));
+                }
                 (
                     s.offset,
                     s.size,
