@@ -57,6 +57,15 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// Whether this is KV v2's transient refusal while a mount is being
+    /// upgraded from non-versioned data (right after it is mounted).
+    pub fn is_kv_upgrading(&self) -> bool {
+        self.status.as_u16() == 400
+            && self
+                .errors()
+                .contains("upgrade from non-versioned to versioned data")
+    }
+
     /// The `errors` array of a Vault error body, joined.
     pub fn errors(&self) -> String {
         match self.body.get("errors").and_then(Value::as_array) {
@@ -373,7 +382,8 @@ impl VaultClient {
     ///
     /// Retried: connection failures and timeouts, 5xx (503 = sealed or
     /// standby: the next node is tried), 412 (a standby has not yet caught up
-    /// with `X-Vault-Index`) and 429 (after `Retry-After`). Every request
+    /// with `X-Vault-Index`), 429 (after `Retry-After`) and KV v2's 400
+    /// "waiting for the primary to upgrade" of a freshly mounted store. Every request
     /// this crate sends is safe to repeat after an ambiguous failure: reads
     /// and deletes are idempotent; KV v2 writes carry check-and-set (a
     /// create that already landed answers "check-and-set parameter did not
@@ -412,6 +422,9 @@ impl VaultClient {
                         (None, Ok(ans))
                     }
                     500..=599 | 412 => (None, Ok(ans)),
+                    // A KV v2 mount just created (or upgraded from v1)
+                    // refuses requests for a moment.
+                    400 if ans.is_kv_upgrading() => (None, Ok(ans)),
                     429 => (retry_after(&headers), Ok(ans)),
                     _ => return Ok(ans),
                 },
@@ -614,6 +627,24 @@ mod tests {
     fn idx(cluster: &str, v: u64) -> String {
         base64::engine::general_purpose::STANDARD
             .encode(format!("{{\"cluster\":\"{cluster}\",\"value\":\"{v}\"}}"))
+    }
+
+    #[test]
+    fn the_kv_upgrade_refusal_is_recognised() {
+        let ans = |status: u16, msg: &str| Answer {
+            status: StatusCode::from_u16(status).unwrap(),
+            body: serde_json::json!({ "errors": [msg] }),
+        };
+        let upgrading = "Waiting for the primary to upgrade from non-versioned to versioned data. \
+                         This backend will be unavailable for a brief period";
+        assert!(ans(400, upgrading).is_kv_upgrading());
+        assert!(!ans(400, "check-and-set parameter did not match").is_kv_upgrading());
+        assert!(!ans(500, upgrading).is_kv_upgrading());
+        assert_eq!(
+            ans(400, "a").errors(),
+            "a",
+            "the server's message is kept for InvalidInput"
+        );
     }
 
     #[test]

