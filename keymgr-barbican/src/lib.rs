@@ -36,6 +36,8 @@
 
 mod client;
 mod config;
+#[doc(hidden)]
+pub mod decode;
 mod http;
 mod keystone;
 mod model;
