@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# Side-by-side benchmarks of the LUKS data path on this machine (issue 4).
+#
+#   (a) AES-256-XTS at 4096-byte sectors: `openssl speed -evp aes-256-xts` against
+#       the luks crate (examples/xts_throughput.rs), on 1 core and on 2 cores.
+#   (b) `qemu-img convert` of a 1 GiB qemu-made LUKS1 image to raw against
+#       `keymgr luks read` of the same image (outputs on the same file system,
+#       both compared byte for byte with the plaintext).
+#   (c) `cryptsetup open --test-passphrase` against `keymgr luks test-passphrase`
+#       on the same pbkdf2-sha256 and argon2id LUKS2 headers.
+#   (d) peak RSS of `keymgr luks read` / `keymgr luks write` on a 4 GiB volume.
+#
+# Every pair is printed with its ratio. Sections whose tools are missing print
+# "skipped: <reason>" (never made-up numbers).
+#
+# Usage: scripts/bench.sh [--build] [--quick]
+#   --build   build target/release/keymgr first (cargo build --release -p keymgr)
+#   --quick   1-second XTS runs, 256 MiB image in (b), 1 GiB volume in (d)
+# Env: KEYMGR_BIN (default target/release/keymgr), BENCH_DIR (scratch directory,
+#      default a new directory under /var/tmp, removed at exit), XTS_SECONDS (3),
+#      REPEAT (runs per timing in (b)/(c), median reported; default 3).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+BUILD=0
+QUICK=0
+for a in "$@"; do
+    case "$a" in
+    --build) BUILD=1 ;;
+    --quick) QUICK=1 ;;
+    -h | --help)
+        sed -n '2,24p' "$0"
+        exit 0
+        ;;
+    *)
+        echo "unknown argument $a" >&2
+        exit 2
+        ;;
+    esac
+done
+
+KEYMGR="${KEYMGR_BIN:-$ROOT/target/release/keymgr}"
+XTS_SECONDS="${XTS_SECONDS:-3}"
+REPEAT="${REPEAT:-3}"
+IMG_MIB=1024
+BIG_MIB=4096
+if [ "$QUICK" = 1 ]; then
+    XTS_SECONDS=1
+    IMG_MIB=256
+    BIG_MIB=1024
+fi
+if [ -n "${BENCH_DIR:-}" ]; then
+    WORK="$BENCH_DIR"
+    mkdir -p "$WORK"
+    OWN_WORK=0
+else
+    WORK="$(mktemp -d /var/tmp/keymgr-bench.XXXXXX)"
+    OWN_WORK=1
+fi
+cleanup() {
+    if [ "$OWN_WORK" = 1 ]; then rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+have() { command -v "$1" >/dev/null 2>&1; }
+# ratio A B -> A/B with 2 decimals
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+# median of the numbers on stdin
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# time_cmd CMD... -> prints wall seconds; the command's output goes to $WORK/last.log
+time_cmd() {
+    local t0 t1
+    t0=$(now)
+    if ! "$@" >"$WORK/last.log" 2>&1; then
+        echo "command failed: $*" >&2
+        tail -5 "$WORK/last.log" >&2
+        return 1
+    fi
+    t1=$(now)
+    elapsed "$t0" "$t1"
+}
+keymgr_has() { [ -x "$KEYMGR" ] && "$KEYMGR" luks "$1" --help >/dev/null 2>&1; }
+
+echo "== machine"
+echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+if have lscpu; then
+    lscpu | grep -E '^(Model name|CPU\(s\)|Thread\(s\) per core)' | sed 's/  */ /g'
+    echo "flags: $(lscpu | grep -o -w -E 'aes|avx2|avx512f|avx512vl|vaes|vpclmulqdq' | sort -u | tr '\n' ' ')"
+fi
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) (other processes share these cores)"
+if have openssl; then echo "openssl: $(openssl version)"; fi
+if have qemu-img; then echo "qemu-img: $(qemu-img --version | head -1)"; fi
+if have cryptsetup; then echo "cryptsetup: $(cryptsetup --version)"; fi
+
+if [ "$BUILD" = 1 ]; then
+    echo "== building keymgr (release)"
+    cargo build --release -p keymgr
+fi
+echo "== building luks example xts_throughput (release)"
+cargo build --release -q -p luks --example xts_throughput
+XTS_BIN="$ROOT/target/release/examples/xts_throughput"
+
+# ---------------------------------------------------------------- (a)
+echo
+echo "== (a) AES-256-XTS, 4096-byte sectors (GB/s = 10^9 bytes/s)"
+crate_gbps() { # backend threads op
+    "$XTS_BIN" --backend "$1" --threads "$2" --op "$3" --sector 4096 --seconds "$XTS_SECONDS" |
+        awk -v t="$2" '$1 == "xts" { for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] } if (f["threads"] == t) g = f["gbps"] } END { print g }'
+}
+if have openssl; then
+    o1=$(openssl speed -evp aes-256-xts -bytes 4096 -seconds "$XTS_SECONDS" 2>/dev/null | awk '/^AES-256-XTS/ { v = $2 } END { sub("k", "", v); printf "%.3f", v * 1000 / 1e9 }')
+    o2=$(openssl speed -multi 2 -evp aes-256-xts -bytes 4096 -seconds "$XTS_SECONDS" 2>/dev/null | awk '/^AES-256-XTS/ { v = $2 } END { sub("k", "", v); printf "%.3f", v * 1000 / 1e9 }')
+else
+    o1=""
+    o2=""
+    echo "skipped openssl: openssl not installed"
+fi
+for backend in $("$XTS_BIN" --seconds 0.01 --threads 1 --op encrypt | awk '$1 == "xts" { split($2, kv, "="); print kv[2] }' | sort -u); do
+    for op in encrypt decrypt; do
+        c1=$(crate_gbps "$backend" 1 "$op")
+        c2=$(crate_gbps "$backend" 2 "$op")
+        echo "luks $backend $op: 1 core $c1 GB/s, 2 cores $c2 GB/s (2-core scaling $(ratio "$c2" "$c1")x)"
+        if [ -n "$o1" ]; then
+            echo "  vs openssl speed (encrypt) 1 core $o1 GB/s: ratio $(ratio "$c1" "$o1")x; 2 cores $o2 GB/s: ratio $(ratio "$c2" "$o2")x"
+        fi
+    done
+done
+
+# ---------------------------------------------------------------- (b)
+echo
+echo "== (b) qemu-img convert vs keymgr luks read, ${IMG_MIB} MiB qemu-made LUKS1 image"
+printf 'bench passphrase' >"$WORK/pass"
+if ! have qemu-img; then
+    echo "skipped: qemu-img not installed"
+elif ! keymgr_has read; then
+    echo "skipped: $KEYMGR has no 'luks read' (build it with scripts/bench.sh --build)"
+else
+    head -c "$((IMG_MIB << 20))" /dev/urandom >"$WORK/plain.raw"
+    # iter-time 100 ms keeps the (identical) unlock small next to the data path.
+    qemu-img convert -f raw -O luks --object secret,id=s0,file="$WORK/pass" \
+        -o key-secret=s0,iter-time=100 "$WORK/plain.raw" "$WORK/img.luks"
+    cat "$WORK/img.luks" >/dev/null # both runs start from the page cache
+    qt=()
+    kt=()
+    for _ in $(seq "$REPEAT"); do
+        rm -f "$WORK/qemu.raw" "$WORK/keymgr.raw"
+        qt+=("$(time_cmd qemu-img convert --object secret,id=s0,file="$WORK/pass" \
+            --image-opts "driver=luks,key-secret=s0,file.filename=$WORK/img.luks" -O raw "$WORK/qemu.raw")")
+        kt+=("$(time_cmd "$KEYMGR" luks read "$WORK/img.luks" --key-file "$WORK/pass" --output "$WORK/keymgr.raw")")
+    done
+    cmp "$WORK/plain.raw" "$WORK/qemu.raw" && cmp "$WORK/plain.raw" "$WORK/keymgr.raw" && echo "outputs identical to the plaintext: yes"
+    qm=$(printf '%s\n' "${qt[@]}" | median)
+    km=$(printf '%s\n' "${kt[@]}" | median)
+    echo "qemu-img convert: ${qm} s (runs: ${qt[*]})"
+    echo "keymgr luks read: ${km} s (runs: ${kt[*]})"
+    echo "speed-up keymgr vs qemu-img: $(ratio "$qm" "$km")x ($(awk -v s="$km" -v m="$IMG_MIB" 'BEGIN { printf "%.2f", m * 1048576 / s / 1e9 }') GB/s incl. unlock and write)"
+    rm -f "$WORK/qemu.raw" "$WORK/keymgr.raw" "$WORK/plain.raw" "$WORK/img.luks"
+fi
+
+# ---------------------------------------------------------------- (c)
+echo
+echo "== (c) cryptsetup open --test-passphrase vs keymgr luks test-passphrase"
+if ! have cryptsetup; then
+    echo "skipped: cryptsetup not installed"
+elif ! keymgr_has test-passphrase; then
+    echo "skipped: $KEYMGR has no 'luks test-passphrase' (build it with scripts/bench.sh --build)"
+else
+    declare -A KDF_ARGS=(
+        [pbkdf2-sha256-1000000]="--pbkdf pbkdf2 --hash sha256 --pbkdf-force-iterations 1000000"
+        [argon2id-t4-m262144-p2]="--pbkdf argon2id --pbkdf-force-iterations 4 --pbkdf-memory 262144 --pbkdf-parallel 2"
+    )
+    for name in pbkdf2-sha256-1000000 argon2id-t4-m262144-p2; do
+        hdr="$WORK/$name.img"
+        truncate -s 32M "$hdr"
+        # shellcheck disable=SC2086
+        cryptsetup luksFormat -q --type luks2 ${KDF_ARGS[$name]} --key-file "$WORK/pass" "$hdr" >/dev/null
+        ct=()
+        kt=()
+        for _ in $(seq "$REPEAT"); do
+            ct+=("$(time_cmd cryptsetup open --test-passphrase --key-file "$WORK/pass" "$hdr")")
+            kt+=("$(time_cmd "$KEYMGR" luks test-passphrase "$hdr" --key-file "$WORK/pass")")
+        done
+        cm=$(printf '%s\n' "${ct[@]}" | median)
+        km=$(printf '%s\n' "${kt[@]}" | median)
+        echo "$name: cryptsetup ${cm} s (runs: ${ct[*]}), keymgr ${km} s (runs: ${kt[*]}), keymgr/cryptsetup $(ratio "$km" "$cm")x"
+        rm -f "$hdr"
+    done
+fi
+
+# ---------------------------------------------------------------- (d)
+echo
+echo "== (d) peak RSS of keymgr luks read|write, ${BIG_MIB} MiB volume"
+if [ ! -x /usr/bin/time ]; then
+    echo "skipped: /usr/bin/time not installed"
+elif ! have qemu-img; then
+    echo "skipped: qemu-img not installed (used to make the volume)"
+elif ! keymgr_has read || ! keymgr_has write; then
+    echo "skipped: $KEYMGR has no 'luks read'/'luks write' (build it with scripts/bench.sh --build)"
+else
+    qemu-img create -q -f luks --object secret,id=s0,file="$WORK/pass" \
+        -o key-secret=s0,iter-time=100 "$WORK/big.luks" "${BIG_MIB}M"
+    rss() { awk -F': *' '/Maximum resident set size/ { printf "%.1f", $2 / 1024 }' "$1"; }
+    t0=$(now)
+    head -c "$((BIG_MIB << 20))" /dev/zero |
+        /usr/bin/time -v -o "$WORK/write.time" "$KEYMGR" luks write "$WORK/big.luks" --key-file "$WORK/pass" --input - >/dev/null
+    t1=$(now)
+    /usr/bin/time -v -o "$WORK/read.time" "$KEYMGR" luks read "$WORK/big.luks" --key-file "$WORK/pass" --output - |
+        cmp -n "$((BIG_MIB << 20))" - /dev/zero && echo "read back equals what was written: yes"
+    t2=$(now)
+    echo "keymgr luks write: peak RSS $(rss "$WORK/write.time") MiB, $(elapsed "$t0" "$t1") s"
+    echo "keymgr luks read:  peak RSS $(rss "$WORK/read.time") MiB, $(elapsed "$t1" "$t2") s"
+    rm -f "$WORK/big.luks"
+fi
