@@ -35,6 +35,7 @@ pub mod keyslot;
 pub mod luks1;
 pub mod luks2;
 pub mod options;
+pub mod stream;
 pub mod volume;
 
 pub use dump::{Dump, KeyslotDump};

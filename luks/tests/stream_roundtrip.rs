@@ -1,0 +1,238 @@
+//! Streaming engine against the single-threaded `SectorCipher` path: random
+//! regions (unaligned ends), sector sizes, IV tweaks, thread counts and batch
+//! sizes.
+
+use luks::cipher::SectorCipher;
+use luks::stream::{decrypt_to_writer_with, encrypt_from_reader_with, Region, StreamOptions};
+use proptest::prelude::*;
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+struct Dev {
+    _dir: tempfile::TempDir,
+    file: File,
+}
+
+fn device(len: usize, seed: u64) -> Dev {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dev.img");
+    let mut f = File::create(&path).unwrap();
+    f.write_all(&pattern(len, seed)).unwrap();
+    drop(f);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    Dev { _dir: dir, file }
+}
+
+/// Single-threaded reference: decrypts the whole encrypted area sector by sector.
+fn plaintext_of(dev: &File, r: &Region, area_sectors: u64, c: &SectorCipher) -> Vec<u8> {
+    let ss = r.sector_size;
+    let mut out = vec![0u8; area_sectors as usize * ss];
+    dev.read_exact_at(&mut out, r.data_offset).unwrap();
+    for (s, sector) in out.chunks_mut(ss).enumerate() {
+        c.decrypt_sectors(sector, ss, r.iv_of_sector(s as u64), r.iv_in_512_units)
+            .unwrap();
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+    #[test]
+    fn encrypt_then_decrypt_matches_reference(
+        ss in prop_oneof![Just(512usize), Just(4096)],
+        area_sectors in 1u64..48,
+        start_frac in 0.0f64..1.0, len_frac in 0.0f64..1.0,
+        threads in 1usize..5, batch_sectors in 1usize..6,
+        tweak in 0u64..1000, units in any::<bool>(), seed in any::<u64>(),
+        mode in prop_oneof![Just("xts-plain64"), Just("cbc-essiv:sha256")],
+    ) {
+        let key = pattern(if mode.starts_with("xts") { 64 } else { 32 }, seed ^ 0x55);
+        let c = SectorCipher::new("aes", mode, &key).unwrap();
+        let data_offset = 3 * 4096u64;
+        let area = area_sectors * ss as u64;
+        let dev = device(data_offset as usize + area as usize + 777, seed);
+        let offset = (start_frac * area as f64) as u64;
+        let len = ((area - offset) as f64 * len_frac) as u64;
+        let r = Region { data_offset, offset, len, sector_size: ss, iv_in_512_units: units, iv_tweak: tweak };
+        let opts = StreamOptions { threads, batch: batch_sectors * ss };
+
+        let before = plaintext_of(&dev.file, &r, area_sectors, &c);
+        let mut raw_before = vec![0u8; data_offset as usize];
+        dev.file.read_exact_at(&mut raw_before, 0).unwrap();
+        let input = pattern(len as usize, seed ^ 0xabc);
+        let last = std::cell::Cell::new(0u64);
+        let n = encrypt_from_reader_with(&dev.file, &r, &c, &mut &input[..], &|p| last.set(p), &opts).unwrap();
+        prop_assert_eq!(n, len);
+        prop_assert_eq!(last.get(), len);
+
+        // The area now holds `input` at `offset` and the old plaintext elsewhere.
+        let after = plaintext_of(&dev.file, &r, area_sectors, &c);
+        let (o, l) = (offset as usize, len as usize);
+        prop_assert_eq!(&after[o..o + l], &input[..]);
+        prop_assert_eq!(&after[..o], &before[..o]);
+        prop_assert_eq!(&after[o + l..], &before[o + l..]);
+        // Nothing before the area was touched.
+        let mut raw_after = vec![0u8; data_offset as usize];
+        dev.file.read_exact_at(&mut raw_after, 0).unwrap();
+        prop_assert_eq!(raw_after, raw_before);
+
+        // Decrypting the region gives the input back, and the whole area the reference.
+        let mut out = Vec::new();
+        let got = decrypt_to_writer_with(&dev.file, &r, &c, &mut out, &|_| {}, &opts).unwrap();
+        prop_assert_eq!(got, len);
+        prop_assert_eq!(&out, &input);
+        let whole = Region { offset: 0, len: area, ..r };
+        let mut all = Vec::new();
+        decrypt_to_writer_with(&dev.file, &whole, &c, &mut all, &|_| {}, &opts).unwrap();
+        prop_assert_eq!(all, after);
+    }
+}
+
+#[test]
+fn many_batches_default_options() {
+    // 9 MiB + a partial sector: several 1 MiB batches through all cores.
+    let c = SectorCipher::new("aes", "xts-plain64", &pattern(64, 7)).unwrap();
+    let len = (9 << 20) + 1000;
+    let dev = device(4096 + len + 4096, 9);
+    let r = Region {
+        data_offset: 4096,
+        offset: 0,
+        len: len as u64,
+        sector_size: 4096,
+        iv_in_512_units: true,
+        iv_tweak: 0,
+    };
+    let input = pattern(len, 11);
+    let calls = std::cell::Cell::new(0);
+    luks::stream::encrypt_from_reader(&dev.file, &r, &c, &mut &input[..], &|_| {
+        calls.set(calls.get() + 1)
+    })
+    .unwrap();
+    assert!(calls.get() >= 9, "progress called {} times", calls.get());
+    let mut out = Vec::new();
+    let seen = std::cell::Cell::new(0u64);
+    luks::stream::decrypt_to_writer(&dev.file, &r, &c, &mut out, &|p| {
+        assert!(p >= seen.get());
+        seen.set(p)
+    })
+    .unwrap();
+    assert_eq!(seen.get(), len as u64);
+    assert!(out == input);
+    // Sector 5 with the one-shot path.
+    let mut s5 = vec![0u8; 4096];
+    dev.file.read_exact_at(&mut s5, 4096 + 5 * 4096).unwrap();
+    c.decrypt_sectors(&mut s5, 4096, 40, true).unwrap();
+    assert!(s5 == input[5 * 4096..6 * 4096]);
+}
+
+#[test]
+fn input_longer_than_region_is_an_error() {
+    let c = SectorCipher::new("aes", "xts-plain64", &pattern(64, 1)).unwrap();
+    let dev = device(8192, 2);
+    let r = Region {
+        data_offset: 0,
+        offset: 100,
+        len: 1000,
+        sector_size: 512,
+        iv_in_512_units: true,
+        iv_tweak: 0,
+    };
+    let input = pattern(1001, 3);
+    for threads in [1, 2] {
+        let opts = StreamOptions {
+            threads,
+            batch: 512,
+        };
+        let e = encrypt_from_reader_with(&dev.file, &r, &c, &mut &input[..], &|_| {}, &opts)
+            .unwrap_err();
+        assert!(matches!(e, luks::Error::OutOfBounds { .. }), "{e}");
+    }
+}
+
+#[test]
+fn short_device_is_an_error_not_a_panic() {
+    let c = SectorCipher::new("aes", "xts-plain64", &pattern(64, 1)).unwrap();
+    let dev = device(3 * 512, 2);
+    let r = Region {
+        data_offset: 512,
+        offset: 0,
+        len: 16 * 512,
+        sector_size: 512,
+        iv_in_512_units: true,
+        iv_tweak: 0,
+    };
+    for threads in [1, 3] {
+        let opts = StreamOptions {
+            threads,
+            batch: 1024,
+        };
+        let mut out = Vec::new();
+        assert!(decrypt_to_writer_with(&dev.file, &r, &c, &mut out, &|_| {}, &opts).is_err());
+    }
+    let bad = Region {
+        sector_size: 1000,
+        ..r
+    };
+    assert!(
+        luks::stream::decrypt_to_writer(&dev.file, &bad, &c, &mut Vec::new(), &|_| {}).is_err()
+    );
+    let huge = Region {
+        offset: u64::MAX - 10,
+        len: 100,
+        ..r
+    };
+    assert!(
+        luks::stream::decrypt_to_writer(&dev.file, &huge, &c, &mut Vec::new(), &|_| {}).is_err()
+    );
+}
+
+#[test]
+fn failing_writer_stops_cleanly() {
+    struct Fail(usize);
+    impl Write for Fail {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            if self.0 == 0 {
+                return Err(std::io::Error::other("disk full"));
+            }
+            self.0 -= 1;
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let c = SectorCipher::new("aes", "xts-plain64", &pattern(64, 1)).unwrap();
+    let dev = device(64 * 4096, 2);
+    let r = Region {
+        data_offset: 0,
+        offset: 0,
+        len: 64 * 4096,
+        sector_size: 4096,
+        iv_in_512_units: true,
+        iv_tweak: 0,
+    };
+    let opts = StreamOptions {
+        threads: 4,
+        batch: 4096,
+    };
+    let e = decrypt_to_writer_with(&dev.file, &r, &c, &mut Fail(3), &|_| {}, &opts).unwrap_err();
+    assert!(e.to_string().contains("disk full"), "{e}");
+}
