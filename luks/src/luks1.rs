@@ -66,7 +66,13 @@ fn be32(b: &[u8], off: usize) -> u32 {
 }
 
 fn cstr(b: &[u8], field: &str) -> Result<String> {
-    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    // cryptsetup reads at most len-1 characters: a field without NUL is refused
+    let Some(end) = b.iter().position(|&c| c == 0) else {
+        return Err(Error::field(
+            field,
+            Problem::Invalid("not NUL-terminated".into()),
+        ));
+    };
     let s = &b[..end];
     if !s.iter().all(|c| c.is_ascii_graphic()) {
         return Err(Error::field(

@@ -922,7 +922,16 @@ impl Volume {
                 }
                 s
             }
-            None => dev_size.saturating_sub(offset) / sector_size as u64 * sector_size as u64,
+            None => {
+                // as cryptsetup: a data offset at or past the end of the device is refused
+                if offset >= dev_size {
+                    return Err(Error::DeviceTooSmall {
+                        needed: offset.saturating_add(sector_size as u64),
+                        have: dev_size,
+                    });
+                }
+                dev_size.saturating_sub(offset) / sector_size as u64 * sector_size as u64
+            }
         };
         Ok(DataLayout {
             offset,

@@ -651,3 +651,65 @@ fn tokens_and_unknown_json_preserved() {
     let o = run_ok(&cs, &["luksDump", &img.display().to_string()]);
     assert!(!String::from_utf8_lossy(&o.stdout).contains("keymgr-ref"));
 }
+
+#[test]
+fn hostile_luks1_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((img, _)) = cs_image(
+        dir.path(),
+        "h1.img",
+        &["--type", "luks1", "--pbkdf-force-iterations", "1000"],
+    ) else {
+        return;
+    };
+    let base = std::fs::read(&img).unwrap();
+    let put = |edit: &dyn Fn(&mut Vec<u8>)| {
+        let mut b = base.clone();
+        edit(&mut b);
+        std::fs::write(&img, &b).unwrap();
+    };
+    // unknown hash
+    put(&|b| {
+        b[72..104].fill(0);
+        b[72..75].copy_from_slice(b"md5");
+    });
+    expect_field(Volume::open(&img), "hash_spec");
+    // unterminated string field
+    put(&|b| b[8..40].fill(b'a'));
+    expect_field(Volume::open(&img), "cipher_name");
+    // digest iterations 0
+    put(&|b| b[164..168].copy_from_slice(&0u32.to_be_bytes()));
+    expect_field(Volume::open(&img), "mk_digest_iter");
+    // keyslot 0 material inside the header
+    put(&|b| b[208 + 40..208 + 44].copy_from_slice(&1u32.to_be_bytes()));
+    expect_field(Volume::open(&img), "keyslot0.key_material_offset");
+    // two keyslots on the same area
+    put(&|b| {
+        let k0 = b[208 + 40..208 + 44].to_vec();
+        b[208 + 48 + 40..208 + 48 + 44].copy_from_slice(&k0);
+    });
+    expect_field(Volume::open(&img), "keyslot1.key_material_offset");
+    // active keyslot with 0 iterations
+    put(&|b| b[208 + 4..208 + 8].copy_from_slice(&0u32.to_be_bytes()));
+    expect_field(Volume::open(&img), "keyslot0.iterations");
+    // payload beyond the device: the header parses, the data is refused without reading
+    put(&|b| b[104..108].copy_from_slice(&0x0100_0000u32.to_be_bytes()));
+    let v = Volume::open(&img).unwrap();
+    assert!(v.unlock(b"correct horse", None).is_err());
+    // unsupported cipher: typed error on unlock, no panic
+    put(&|b| {
+        b[8..40].fill(0);
+        b[8..15].copy_from_slice(b"twofish");
+    });
+    let v = Volume::open(&img).unwrap();
+    match v.unlock(b"correct horse", None) {
+        Err(Error::Cipher(_)) | Err(Error::Field { .. }) | Err(Error::Unsupported(_)) => {}
+        other => panic!("{other:?}"),
+    }
+    // truncated device
+    std::fs::write(&img, &base[..300]).unwrap();
+    assert!(matches!(
+        Volume::open(&img),
+        Err(Error::DeviceTooSmall { .. })
+    ));
+}
