@@ -169,3 +169,55 @@ fn out_of_bounds_and_read_only() {
     assert_eq!(ro.layout().sector_size, 4096);
     assert_eq!(ro.layout().iv_for(8192), ro.layout().iv_tweak + 16);
 }
+
+/// Throughput of positional I/O over a 64 MiB LUKS2 volume (prints MB/s).
+/// Run with `cargo test --release -p luks --test io_props -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn throughput() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("t.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(80 << 20)
+        .unwrap();
+    for sector in [512u32, 4096] {
+        let opts = FormatOptions {
+            sector_size: Some(sector),
+            pbkdf: PbkdfOptions::fast_for_tests(PbkdfType::Pbkdf2),
+            ..Default::default()
+        };
+        format(&img, &opts, b"p").unwrap();
+        let v = Volume::open(&img).unwrap();
+        let data = v.unlock(b"p", None).unwrap();
+        let n = 64usize << 20;
+        let buf = bytes(1 << 20, 1);
+        let t = std::time::Instant::now();
+        for i in 0..n / buf.len() {
+            data.write_at(&buf, (i * buf.len()) as u64).unwrap();
+        }
+        data.sync().unwrap();
+        let w = t.elapsed().as_secs_f64();
+        let mut rb = vec![0u8; 1 << 20];
+        let t = std::time::Instant::now();
+        let step = rb.len();
+        for i in 0..n / step {
+            data.read_at(&mut rb, (i * step) as u64).unwrap();
+        }
+        let r = t.elapsed().as_secs_f64();
+        let mut small = vec![0u8; 1000];
+        let t = std::time::Instant::now();
+        for i in 0..2000u64 {
+            data.write_at(&small, i * 7919 % (n as u64 - 1000)).unwrap();
+            data.read_at(&mut small, i * 104_729 % (n as u64 - 1000))
+                .unwrap();
+        }
+        let s = t.elapsed().as_secs_f64();
+        eprintln!(
+            "sector {sector}: write {:.0} MB/s, read {:.0} MB/s (1 MiB aligned); unaligned 1000-byte write+read pairs: {:.0} us/pair",
+            n as f64 / w / 1e6,
+            n as f64 / r / 1e6,
+            s / 2000.0 * 1e6
+        );
+    }
+}
