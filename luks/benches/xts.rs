@@ -116,6 +116,9 @@ fn unlock(c: &mut Criterion) {
     ];
     for (name, pbkdf) in kdfs {
         let path = dir.path().join(format!("{name}.img"));
+        std::fs::File::create(&path)
+            .and_then(|f| f.set_len(32 << 20))
+            .expect("create image");
         let opts = FormatOptions {
             luks_type: LuksType::Luks2,
             pbkdf,
