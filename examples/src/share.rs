@@ -219,12 +219,19 @@ impl ShareDriver {
     }
 
     /// Opens a share's storage for I/O.
-    pub async fn open_share(&self, share_id: &str, access: Option<&KeyAccess>) -> Result<ShareHandle> {
+    pub async fn open_share(
+        &self,
+        share_id: &str,
+        access: Option<&KeyAccess>,
+    ) -> Result<ShareHandle> {
         let path = self.cfg.device_path(&format!("share-{share_id}"));
         match access {
             Some(a) => {
                 let pass = self.passphrase(a).await?;
-                Ok(ShareHandle::Encrypted(device::open(&path, pass.as_bytes())?))
+                Ok(ShareHandle::Encrypted(Box::new(device::open(
+                    &path,
+                    pass.as_bytes(),
+                )?)))
             }
             None => Ok(ShareHandle::Plain(
                 std::fs::OpenOptions::new()
@@ -246,7 +253,7 @@ impl ShareDriver {
 #[derive(Debug)]
 pub enum ShareHandle {
     /// LUKS2, unlocked in userspace.
-    Encrypted(UnlockedVolume),
+    Encrypted(Box<UnlockedVolume>),
     /// Not encrypted.
     Plain(std::fs::File),
 }
@@ -283,10 +290,9 @@ impl ShareHandle {
     pub fn size(&self) -> Result<u64> {
         match self {
             ShareHandle::Encrypted(v) => Ok(v.size()),
-            ShareHandle::Plain(f) => Ok(f
-                .metadata()
-                .map_err(ServiceError::io("stat share"))?
-                .len()),
+            ShareHandle::Plain(f) => {
+                Ok(f.metadata().map_err(ServiceError::io("stat share"))?.len())
+            }
         }
     }
 }
@@ -438,7 +444,9 @@ impl ShareService {
     /// written. Errors are 400-style and name the ref.
     pub async fn validate_key_ref(&self, r: &str) -> Result<SecretId> {
         let id = SecretId::parse(r).map_err(|e| {
-            ServiceError::BadRequest(format!("encryption_key_ref {r:?} is not a secret reference: {e}"))
+            ServiceError::BadRequest(format!(
+                "encryption_key_ref {r:?} is not a secret reference: {e}"
+            ))
         })?;
         let meta = self
             .cfg
@@ -507,7 +515,9 @@ impl ShareService {
             .find_type(&req.share_type)?
             .ok_or_else(|| ServiceError::NotFound(format!("share type {}", req.share_type)))?;
         if req.size_mib == 0 {
-            return Err(ServiceError::BadRequest("size must be at least 1 MiB".into()));
+            return Err(ServiceError::BadRequest(
+                "size must be at least 1 MiB".into(),
+            ));
         }
         let network = req.network.clone().unwrap_or_else(|| "default".into());
         let key = match &req.encryption_key_ref {
@@ -549,7 +559,11 @@ impl ShareService {
                 let consumer = Self::consumer("share", &id);
                 km.add_consumer(self.ctx(), &secret, &consumer).await?;
                 let access = self.access_for(&self.context_access(), &secret);
-                if let Err(e) = self.driver.create_share(&id, req.size_mib, Some(&access)).await {
+                if let Err(e) = self
+                    .driver
+                    .create_share(&id, req.size_mib, Some(&access))
+                    .await
+                {
                     let _ = km.remove_consumer(self.ctx(), &secret, &consumer).await;
                     self.driver.delete_share(&id);
                     return Err(e);
@@ -559,7 +573,11 @@ impl ShareService {
             Some((EncryptionSupport::ShareServer, r, secret)) => {
                 let server = self.server_for(&r, &secret, &network).await?;
                 let access = self.access_for(&server.access, &secret);
-                if let Err(e) = self.driver.create_share(&id, req.size_mib, Some(&access)).await {
+                if let Err(e) = self
+                    .driver
+                    .create_share(&id, req.size_mib, Some(&access))
+                    .await
+                {
                     self.driver.delete_share(&id);
                     self.cleanup_server_if_unused(&server.id).await?;
                     return Err(e);
@@ -583,7 +601,10 @@ impl ShareService {
         {
             return Ok(s.clone());
         }
-        let mut keys: Vec<&str> = servers.iter().map(|s| s.encryption_key_ref.as_str()).collect();
+        let mut keys: Vec<&str> = servers
+            .iter()
+            .map(|s| s.encryption_key_ref.as_str())
+            .collect();
         keys.sort_unstable();
         keys.dedup();
         let quota = self.quota()?.server_encryption_keys;
@@ -608,7 +629,8 @@ impl ShareService {
             access: self.context_access(),
             status: "active".into(),
         };
-        self.state.put(KIND_SHARE_SERVER, &id, &server.project, &server)?;
+        self.state
+            .put(KIND_SHARE_SERVER, &id, &server.project, &server)?;
         Ok(server)
     }
 
@@ -844,7 +866,10 @@ pub async fn run_cli(cfg: &ServiceConfig, cmd: ShareCmd) -> Result<String> {
             let data = std::fs::read(&input)
                 .map_err(ServiceError::io(format!("reading {}", input.display())))?;
             svc.write(&id, offset, &data).await?;
-            format!("wrote {} bytes at offset {offset} of share {id}", data.len())
+            format!(
+                "wrote {} bytes at offset {offset} of share {id}",
+                data.len()
+            )
         }
         ShareCmd::Read {
             id,
@@ -862,7 +887,10 @@ pub async fn run_cli(cfg: &ServiceConfig, cmd: ShareCmd) -> Result<String> {
             } else {
                 std::fs::write(&output, &data)
                     .map_err(ServiceError::io(format!("writing {output}")))?;
-                format!("read {} bytes at offset {offset} of share {id} into {output}", data.len())
+                format!(
+                    "read {} bytes at offset {offset} of share {id} into {output}",
+                    data.len()
+                )
             }
         }
         ShareCmd::Delete { id } => {

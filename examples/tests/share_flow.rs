@@ -51,7 +51,10 @@ fn expect_bad_request(r: examples::Result<impl std::fmt::Debug>, must_name: &str
                 "{what}: message {msg:?} does not name {must_name:?}"
             );
             let shown = format!("{}", ServiceError::BadRequest(msg.clone()));
-            assert!(shown.starts_with("400"), "{what}: not a 400-style error: {shown}");
+            assert!(
+                shown.starts_with("400"),
+                "{what}: not a 400-style error: {shown}"
+            );
         }
         other => panic!("{what}: expected a 400 Bad Request, got {other:?}"),
     }
@@ -94,7 +97,10 @@ async fn flow(b: &common::Backend) {
     let k_priv = km
         .store(
             &ctx,
-            NewSecret::new(SecretKind::Private, b"-----BEGIN PRIVATE KEY-----x".to_vec()),
+            NewSecret::new(
+                SecretKind::Private,
+                b"-----BEGIN PRIVATE KEY-----x".to_vec(),
+            ),
         )
         .await
         .unwrap();
@@ -104,7 +110,8 @@ async fn flow(b: &common::Backend) {
     // ---- validation: 400 naming the ref, nothing written
     let missing = SecretId::new_random().to_string();
     expect_bad_request(
-        svc.create(&req("m", "per-share", "n1", Some(&missing))).await,
+        svc.create(&req("m", "per-share", "n1", Some(&missing)))
+            .await,
         &missing,
         "missing secret",
     );
@@ -116,7 +123,8 @@ async fn flow(b: &common::Backend) {
     );
     let priv_ref = k_priv.to_string();
     expect_bad_request(
-        svc.create(&req("m", "per-share", "n1", Some(&priv_ref))).await,
+        svc.create(&req("m", "per-share", "n1", Some(&priv_ref)))
+            .await,
         &priv_ref,
         "private key kind",
     );
@@ -136,10 +144,15 @@ async fn flow(b: &common::Backend) {
             &theirs_ref,
             "another project's secret",
         );
-        assert!(consumers(&svc.as_user(other.clone()), &theirs).await.is_empty());
+        assert!(consumers(&svc.as_user(other.clone()), &theirs)
+            .await
+            .is_empty());
         km.delete(&other, &theirs, true).await.unwrap();
     }
-    assert!(svc.list().unwrap().is_empty(), "{n}: a refused share left a record");
+    assert!(
+        svc.list().unwrap().is_empty(),
+        "{n}: a refused share left a record"
+    );
     assert!(svc.list_servers().unwrap().is_empty());
     assert!(
         device_files(dir.path()).is_empty(),
@@ -147,7 +160,10 @@ async fn flow(b: &common::Backend) {
         device_files(dir.path())
     );
     for k in [&k_sym, &k_priv] {
-        assert!(consumers(&svc, k).await.is_empty(), "{n}: refused share registered a consumer");
+        assert!(
+            consumers(&svc, k).await.is_empty(),
+            "{n}: refused share registered a consumer"
+        );
     }
 
     // a driver without share_server support refuses that mode
@@ -172,7 +188,10 @@ async fn flow(b: &common::Backend) {
             .unwrap_or_else(|e| panic!("{n}: share with {label} key: {e}"));
         assert_eq!(s.status, "available");
         assert!(s.share_server_id.is_none());
-        assert!(has(&consumers(&svc, k).await, "share", &s.id), "{n}: consumer of {label}");
+        assert!(
+            has(&consumers(&svc, k).await, "share", &s.id),
+            "{n}: consumer of {label}"
+        );
         let data = format!("share {label} data on {n}: PLAINTEXT-MARKER-{label}").into_bytes();
         svc.write(&s.id, 4096 + 7, &data).await.unwrap();
         assert_eq!(
@@ -183,7 +202,11 @@ async fn flow(b: &common::Backend) {
     }
     // the key cannot be deleted under a live share
     let err = km.delete(&ctx, &k_sym, false).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Conflict, "{n}: delete under a live share: {err}");
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Conflict,
+        "{n}: delete under a live share: {err}"
+    );
     // out-of-range I/O is refused
     assert!(matches!(
         svc.read(&per_share[0].0.id, 2 << 20, 1).await,
@@ -209,8 +232,16 @@ async fn flow(b: &common::Backend) {
         .await
         .unwrap();
     let srv = |s: &examples::share::ShareRecord| s.share_server_id.clone().unwrap();
-    assert_eq!(srv(&a1), srv(&a2), "{n}: same key+network must reuse the server");
-    assert_ne!(srv(&a1), srv(&a3), "{n}: another network gets another server");
+    assert_eq!(
+        srv(&a1),
+        srv(&a2),
+        "{n}: same key+network must reuse the server"
+    );
+    assert_ne!(
+        srv(&a1),
+        srv(&a3),
+        "{n}: another network gets another server"
+    );
     assert_ne!(srv(&a1), srv(&b1), "{n}: another key gets another server");
     assert_eq!(svc.list_servers().unwrap().len(), 3);
     let cs = consumers(&svc, &k_pass).await;
@@ -238,10 +269,21 @@ async fn flow(b: &common::Backend) {
         .create(&req("c1", "per-server", "net1", Some(&third_ref)))
         .await
         .unwrap();
-    for (s, tag) in [(&a1, "a1"), (&a2, "a2"), (&a3, "a3"), (&b1, "b1"), (&b2, "b2"), (&c1, "c1")] {
-        svc.write(&s.id, 0, format!("server share {tag} PLAINTEXT-MARKER").as_bytes())
-            .await
-            .unwrap();
+    for (s, tag) in [
+        (&a1, "a1"),
+        (&a2, "a2"),
+        (&a3, "a3"),
+        (&b1, "b1"),
+        (&b2, "b2"),
+        (&c1, "c1"),
+    ] {
+        svc.write(
+            &s.id,
+            0,
+            format!("server share {tag} PLAINTEXT-MARKER").as_bytes(),
+        )
+        .await
+        .unwrap();
     }
 
     // ---- restart: a new service and key manager over the same state dir
@@ -259,7 +301,11 @@ async fn flow(b: &common::Backend) {
     }
     let got = svc.read(&a2.id, 0, 27).await.unwrap();
     assert_eq!(got, b"server share a2 PLAINTEXT-MARKER".get(..27).unwrap());
-    assert_eq!(svc.quota().unwrap().server_encryption_keys, 3, "quota persisted");
+    assert_eq!(
+        svc.quota().unwrap().server_encryption_keys,
+        3,
+        "quota persisted"
+    );
     // nothing in the state dir holds plaintext
     for f in device_files(dir.path()) {
         let raw = std::fs::read(dir.path().join("devices").join(&f)).unwrap();
@@ -274,28 +320,48 @@ async fn flow(b: &common::Backend) {
         svc.delete(&s.id).await.unwrap();
         assert!(!has(&consumers(&svc, k).await, "share", &s.id));
     }
-    assert!(matches!(svc.get(&per_share[0].0.id), Err(ServiceError::NotFound(_))));
+    assert!(matches!(
+        svc.get(&per_share[0].0.id),
+        Err(ServiceError::NotFound(_))
+    ));
     km.delete(&ctx, &k_sym, false)
         .await
         .expect("key deletable once its share is gone");
     svc.delete(&a1.id).await.unwrap();
-    assert!(svc.get_server(&srv(&a2)).is_ok(), "{n}: server kept while a2 lives");
+    assert!(
+        svc.get_server(&srv(&a2)).is_ok(),
+        "{n}: server kept while a2 lives"
+    );
     assert!(matches!(
         svc.delete_server(&srv(&a2)).await,
         Err(ServiceError::Conflict(_))
     ));
     svc.delete(&a2.id).await.unwrap();
-    assert!(svc.get_server(&srv(&a1)).is_err(), "{n}: server gone with its last share");
-    assert!(!has(&consumers(&svc, &k_pass).await, "share-server", &srv(&a1)));
+    assert!(
+        svc.get_server(&srv(&a1)).is_err(),
+        "{n}: server gone with its last share"
+    );
+    assert!(!has(
+        &consumers(&svc, &k_pass).await,
+        "share-server",
+        &srv(&a1)
+    ));
     for s in [&a3, &b1, &b2, &c1] {
         svc.delete(&s.id).await.unwrap();
     }
     assert!(svc.list_servers().unwrap().is_empty());
     for k in [&k_pass, &k_opaque, &k_other, &k_third, &k_priv] {
-        assert!(consumers(&svc, k).await.is_empty(), "{n}: consumers left on {k}");
+        assert!(
+            consumers(&svc, k).await.is_empty(),
+            "{n}: consumers left on {k}"
+        );
         km.delete(&ctx, k, false).await.unwrap();
     }
-    assert!(device_files(dir.path()).is_empty(), "{:?}", device_files(dir.path()));
+    assert!(
+        device_files(dir.path()).is_empty(),
+        "{:?}",
+        device_files(dir.path())
+    );
 }
 
 #[tokio::test]

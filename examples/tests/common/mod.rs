@@ -1,0 +1,103 @@
+//! Shared test setup: one service configuration per available backend.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use examples::ServiceConfig;
+
+/// A backend to run a flow against: name and keymgr TOML (without the
+/// `[examples]` section).
+pub struct Backend {
+    pub name: &'static str,
+    pub toml: String,
+    /// Whether a second project can be used (transfers).
+    pub second_project: bool,
+}
+
+fn require() -> bool {
+    std::env::var("KEYMGR_REQUIRE_TOOLS").as_deref() == Ok("1")
+}
+
+fn skip(reason: &str) {
+    if require() {
+        panic!("KEYMGR_REQUIRE_TOOLS=1 but {reason}");
+    }
+    eprintln!("SKIP: {reason}");
+}
+
+fn run_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
+}
+
+/// The mock backend (sealed store inside the state dir) plus Vault and
+/// Barbican when their variables are set.
+pub fn backends(state_dir: &Path) -> Vec<Backend> {
+    let mut out = vec![Backend {
+        name: "mock",
+        toml: format!(
+            "{}[context]\nproject_id = \"proj-a\"\nuser_id = \"alice\"\n",
+            examples::config::default_mock_toml(state_dir)
+        ),
+        second_project: true,
+    }];
+    match (
+        std::env::var("KEYMGR_TEST_VAULT_ADDR"),
+        std::env::var("KEYMGR_TEST_VAULT_TOKEN"),
+    ) {
+        (Ok(addr), Ok(token)) => out.push(Backend {
+            name: "vault",
+            toml: format!(
+                "backend = \"vault\"\n[context]\nproject_id = \"examples-{}\"\nuser_id = \"alice\"\n[vault]\nvault_url = {addr:?}\nroot_token_id = {token:?}\n",
+                run_id()
+            ),
+            second_project: true,
+        }),
+        _ => skip("Vault flow: KEYMGR_TEST_VAULT_ADDR / KEYMGR_TEST_VAULT_TOKEN not set"),
+    }
+    let vars = [
+        "KEYMGR_TEST_KEYSTONE_URL",
+        "KEYMGR_TEST_OS_USER_A",
+        "KEYMGR_TEST_OS_PASSWORD_A",
+        "KEYMGR_TEST_OS_PROJECT_A",
+    ]
+    .map(std::env::var);
+    if let [Ok(url), Ok(user), Ok(pass), Ok(project)] = vars {
+        out.push(Backend {
+            name: "barbican",
+            toml: format!(
+                "backend = \"barbican\"\n[context]\nproject_id = {project:?}\n[barbican]\nauth_endpoint = {url:?}\nauth_type = \"password\"\nusername = {user:?}\npassword = {pass:?}\nuser_domain_name = \"Default\"\nproject_name = {project:?}\nproject_domain_name = \"Default\"\n"
+            ),
+            second_project: false,
+        });
+    } else {
+        skip("Barbican flow: KEYMGR_TEST_KEYSTONE_URL / KEYMGR_TEST_OS_USER_A / ..._PASSWORD_A / ..._PROJECT_A not set");
+    }
+    out
+}
+
+/// The service configuration for `b` over `state_dir`, with tiny KDF costs.
+pub fn config(b: &Backend, state_dir: &Path, extra: &str) -> ServiceConfig {
+    let toml = format!(
+        "{}\n[examples]\npbkdf2_force_iterations = 1000\n{extra}",
+        b.toml
+    );
+    ServiceConfig::from_toml(state_dir, &toml).unwrap_or_else(|e| panic!("{}: config: {e}", b.name))
+}
+
+/// Whether `needle` occurs in `hay`.
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// qemu-img present, else skip (or fail under KEYMGR_REQUIRE_TOOLS=1).
+pub fn have_qemu_img() -> bool {
+    let ok = std::process::Command::new("qemu-img")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        skip("qemu-img is not installed");
+    }
+    ok
+}
