@@ -21,7 +21,8 @@ async fn castellan_records_read_here_on_kv2_and_kv1() {
         let km = VaultKeyManager::new(cfg).unwrap();
         let ctx = Context::new("any-project", "u");
 
-        // As Castellan's create_key: uuid4().hex, name defaulted to an int time.
+        // As Castellan 5.8's create_key writes: uuid4().hex id, the id as
+        // the name, `created` as integer seconds.
         let id_hex = uuid::Uuid::new_v4().simple().to_string();
         let key = [0u8, 1, 2, 0xfe, 0xff, 0x10, 0x0f, 0x80];
         let body = castellan_record(
@@ -29,16 +30,10 @@ async fn castellan_records_read_here_on_kv2_and_kv1() {
             &key,
             Some("AES"),
             Some(64),
-            None,
+            Some(&id_hex),
             Some(1_700_000_000),
             version,
         );
-        let mut body = body;
-        if version == 2 {
-            body["data"]["name"] = serde_json::json!(1_700_000_000);
-        } else {
-            body["name"] = serde_json::json!(1_700_000_000);
-        }
         let path = if version == 2 {
             format!("{mount}/data/{id_hex}")
         } else {
@@ -56,7 +51,7 @@ async fn castellan_records_read_here_on_kv2_and_kv1() {
         assert_eq!(s.kind(), SecretKind::Symmetric);
         assert_eq!(s.metadata.algorithm.as_deref(), Some("AES"));
         assert_eq!(s.metadata.bit_length, Some(64));
-        assert_eq!(s.metadata.name.as_deref(), Some("1700000000"));
+        assert_eq!(s.metadata.name.as_deref(), Some(id_hex.as_str()));
         assert_eq!(
             s.metadata.created.map(|t| t.unix_timestamp()),
             Some(1_700_000_000)
