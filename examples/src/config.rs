@@ -34,7 +34,7 @@ fn default_key_size() -> u32 {
 impl Default for EphemeralConfig {
     fn default() -> Self {
         EphemeralConfig {
-            enabled: true,
+            enabled: false,
             cipher: default_cipher(),
             key_size: default_key_size(),
         }

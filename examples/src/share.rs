@@ -91,8 +91,6 @@ pub struct ShareRecord {
     pub id: String,
     /// Owning project.
     pub project: String,
-    /// Name.
-    pub name: String,
     /// Size in MiB.
     pub size_mib: u64,
     /// Share type id.
@@ -149,8 +147,6 @@ pub struct ShareQuota {
 /// A request to create a share.
 #[derive(Debug, Clone, Default)]
 pub struct CreateShare {
-    /// Name.
-    pub name: String,
     /// Size in MiB.
     pub size_mib: u64,
     /// Share type name or id.
@@ -360,12 +356,12 @@ impl ShareService {
         &self.cfg.ctx.project_id
     }
 
-    /// Creates a share type.
-    pub fn create_type(
-        &self,
-        name: &str,
-        encryption_support: Option<EncryptionSupport>,
-    ) -> Result<ShareType> {
+    /// Creates a share type; `encryption_support` is the extra spec
+    /// (`share`, `share_server`, or None for no encryption).
+    pub fn create_type(&self, name: &str, encryption_support: Option<&str>) -> Result<ShareType> {
+        let encryption_support = encryption_support
+            .map(str::parse::<EncryptionSupport>)
+            .transpose()?;
         if self.find_type(name)?.is_some() {
             return Err(ServiceError::Conflict(format!("share type {name} exists")));
         }
@@ -545,7 +541,6 @@ impl ShareService {
         let mut share = ShareRecord {
             id: id.clone(),
             project: self.project().into(),
-            name: req.name.clone(),
             size_mib: req.size_mib,
             share_type_id: stype.id.clone(),
             network: network.clone(),
@@ -764,8 +759,6 @@ pub enum ShareCmd {
     TypeList,
     /// Create a share; with `--encryption-key-ref` the secret is validated first.
     Create {
-        /// Share name.
-        name: String,
         /// Size in MiB.
         #[arg(long, default_value_t = 4)]
         size: u64,
@@ -839,20 +832,15 @@ pub async fn run_cli(cfg: &ServiceConfig, cmd: ShareCmd) -> Result<String> {
         ShareCmd::TypeCreate {
             name,
             encryption_support,
-        } => {
-            let es = encryption_support.map(|s| s.parse()).transpose()?;
-            json(&svc.create_type(&name, es)?)
-        }
+        } => json(&svc.create_type(&name, encryption_support.as_deref())?),
         ShareCmd::TypeList => json(&svc.list_types()?),
         ShareCmd::Create {
-            name,
             size,
             share_type,
             network,
             encryption_key_ref,
         } => json(
             &svc.create(&CreateShare {
-                name,
                 size_mib: size,
                 share_type,
                 network,
