@@ -179,13 +179,21 @@ impl VaultClient {
             let pem = std::fs::read(ca).map_err(|e| {
                 Error::config(format!("cannot read ssl_ca_crt_file {}: {e}", ca.display()))
             })?;
-            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
                 Error::config(format!(
-                    "ssl_ca_crt_file {} is not a PEM certificate: {e}",
+                    "ssl_ca_crt_file {} is not a PEM certificate bundle: {e}",
                     ca.display()
                 ))
             })?;
-            builder = builder.add_root_certificate(cert);
+            if certs.is_empty() || !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                return Err(Error::config(format!(
+                    "ssl_ca_crt_file {} holds no PEM certificate",
+                    ca.display()
+                )));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
         }
         if !cfg.verify_ssl {
             tracing::warn!("[vault] verify_ssl = false: Vault's https certificate is not verified");

@@ -3,6 +3,7 @@
 #  - a dev server (in memory, KV v2 at secret/, a KV v1 mount at kv1/,
 #    AppRole with one role) and
 #  - a 3-node raft cluster (init and unseal through the API) for the HA tests.
+#  - a TLS dev server with a generated CA (custom-CA test).
 # Usage: openbao.sh start DIR | stop DIR | kill-node DIR N | start-node DIR N | restart-node DIR N
 # Everything it makes lives in DIR (mode 0700); tokens are in 0600 files and
 # in DIR/env for the tests.
@@ -43,7 +44,7 @@ start_node() { # N
 
 log_tails() {
     local f
-    for f in "$dir"/dev.log "$dir"/raft*/server.log; do
+    for f in "$dir"/dev.log "$dir"/tls.log "$dir"/raft*/server.log; do
         [ -f "$f" ] || continue
         echo "--- $f (last 20 lines)" >&2
         tail -n 20 "$f" >&2 || true
@@ -97,6 +98,22 @@ PY
     api POST "$addr/v1/auth/jwt/config" "$token" "$(cat "$dir/jwt-config.json")" >/dev/null
     api POST "$addr/v1/auth/jwt/role/keymgr" "$token" \
         '{"role_type":"jwt","user_claim":"sub","bound_audiences":["keymgr"],"token_policies":["keymgr"],"token_ttl":"20m"}' >/dev/null
+
+    # --- a TLS dev server (generated CA) for the custom-CA test
+    tls_port=$(free_port)
+    mkdir -p "$dir/tls"
+    VAULT_DEV_ROOT_TOKEN_ID="$token" BAO_DEV_ROOT_TOKEN_ID="$token" \
+        "$bao" server -dev -dev-tls -dev-tls-cert-dir="$dir/tls" \
+        -dev-listen-address="127.0.0.1:$tls_port" > "$dir/tls.log" 2>&1 &
+    echo $! > "$dir/tls.pid"
+    tls_addr="https://127.0.0.1:$tls_port"
+    for i in $(seq 1 300); do
+        [ -s "$dir/tls/vault-ca.pem" ] &&
+            curl -s -o /dev/null --cacert "$dir/tls/vault-ca.pem" "$tls_addr/v1/sys/health" && break
+        sleep 0.1
+    done
+    curl -sS -o /dev/null --cacert "$dir/tls/vault-ca.pem" "$tls_addr/v1/sys/health" ||
+        { echo "openbao: the TLS dev server did not answer" >&2; tail -n 30 "$dir/tls.log" >&2; false; }
 
     # --- 3-node raft cluster
     ports=(); cports=()
@@ -172,6 +189,8 @@ PY
 export KEYMGR_TEST_VAULT_ADDR=$addr
 export KEYMGR_TEST_VAULT_TOKEN=$token
 export KEYMGR_TEST_VAULT_KV1_MOUNT=kv1
+export KEYMGR_TEST_VAULT_TLS_ADDR=$tls_addr
+export KEYMGR_TEST_VAULT_TLS_CA=$dir/tls/vault-ca.pem
 export KEYMGR_TEST_VAULT_TRANSIT_MOUNT=transit
 export KEYMGR_TEST_VAULT_ROLE_ID=$role_id
 export KEYMGR_TEST_VAULT_SECRET_ID=$secret_id
@@ -211,7 +230,7 @@ start-node|restart-node)
     ;;
 stop)
     pids=()
-    for f in "$dir"/dev.pid "$dir"/raft*/pid; do
+    for f in "$dir"/dev.pid "$dir"/tls.pid "$dir"/raft*/pid; do
         [ -f "$f" ] || continue
         pid=$(cat "$f")
         kill "$pid" 2>/dev/null && pids+=("$pid")
