@@ -27,7 +27,13 @@ async fn share_flows_on_every_backend() {
 fn shares_on_disk(cfg: &ServiceConfig) -> usize {
     std::fs::read_dir(cfg.state_dir.join("devices"))
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("share-"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("share-")
+        })
         .count()
 }
 
@@ -37,10 +43,22 @@ async fn flows(cfg: ServiceConfig, restart: impl Fn() -> ServiceConfig) {
     svc.create_type("plain", None).unwrap();
     svc.create_type("enc-share", Some("share")).unwrap();
     svc.create_type("enc-server", Some("share_server")).unwrap();
-    assert!(matches!(svc.create_type("x", Some("disk")), Err(ServiceError::BadRequest(_))));
+    assert!(matches!(
+        svc.create_type("x", Some("disk")),
+        Err(ServiceError::BadRequest(_))
+    ));
     let k1 = km.create_key(&ctx, &KeySpec::aes(256)).await.unwrap();
-    let k2 = km.store(&ctx, NewSecret::new(SecretKind::Passphrase, b"tenant passphrase".to_vec())).await.unwrap();
-    let k3 = km.store(&ctx, NewSecret::new(SecretKind::Opaque, vec![9u8; 40])).await.unwrap();
+    let k2 = km
+        .store(
+            &ctx,
+            NewSecret::new(SecretKind::Passphrase, b"tenant passphrase".to_vec()),
+        )
+        .await
+        .unwrap();
+    let k3 = km
+        .store(&ctx, NewSecret::new(SecretKind::Opaque, vec![9u8; 40]))
+        .await
+        .unwrap();
     let priv_key = km.store(&ctx, NewSecret::new(SecretKind::Private, b"-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n".to_vec())).await.unwrap();
 
     // refusals, before anything is written
@@ -50,47 +68,101 @@ async fn flows(cfg: ServiceConfig, restart: impl Fn() -> ServiceConfig) {
         encryption_key_ref: r,
         network: Some(net.into()),
     };
-    let e = svc.create(&req("plain", Some(k1.to_string()), "n1")).await.unwrap_err();
-    assert!(matches!(&e, ServiceError::BadRequest(m) if m.contains("does not support encryption")), "{e}");
+    let e = svc
+        .create(&req("plain", Some(k1.to_string()), "n1"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, ServiceError::BadRequest(m) if m.contains("does not support encryption")),
+        "{e}"
+    );
     let bogus = SecretId::new_random().to_string();
-    let e = svc.create(&req("enc-share", Some(bogus.clone()), "n1")).await.unwrap_err();
-    assert!(matches!(&e, ServiceError::BadRequest(m) if m.contains(&bogus)), "{e}");
+    let e = svc
+        .create(&req("enc-share", Some(bogus.clone()), "n1"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, ServiceError::BadRequest(m) if m.contains(&bogus)),
+        "{e}"
+    );
     assert!(e.to_string().starts_with("400"), "{e}");
-    let e = svc.create(&req("enc-share", Some("not-a-uuid".into()), "n1")).await.unwrap_err();
-    assert!(matches!(&e, ServiceError::BadRequest(m) if m.contains("not-a-uuid")), "{e}");
-    let e = svc.create(&req("enc-share", Some(priv_key.to_string()), "n1")).await.unwrap_err();
-    assert!(matches!(&e, ServiceError::BadRequest(m) if m.contains(&priv_key.to_string()) && m.contains("private")), "{e}");
+    let e = svc
+        .create(&req("enc-share", Some("not-a-uuid".into()), "n1"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, ServiceError::BadRequest(m) if m.contains("not-a-uuid")),
+        "{e}"
+    );
+    let e = svc
+        .create(&req("enc-share", Some(priv_key.to_string()), "n1"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, ServiceError::BadRequest(m) if m.contains(&priv_key.to_string()) && m.contains("private")),
+        "{e}"
+    );
     assert_eq!(shares_on_disk(&cfg), 0);
     assert!(svc.list().unwrap().is_empty());
 
     // share mode: consumer share/<id>
-    let s1 = svc.create(&req("enc-share", Some(k2.to_string()), "n1")).await.unwrap();
+    let s1 = svc
+        .create(&req("enc-share", Some(k2.to_string()), "n1"))
+        .await
+        .unwrap();
     let c = km.list_consumers(&ctx, &k2).await.unwrap();
     assert_eq!(c, vec![Consumer::new("manila", "share", &s1.id)]);
     let e = km.delete(&ctx, &k2, false).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Conflict, "key in use by a live share");
 
     // share_server mode: reuse per (key, network); quota on distinct keys
-    let a = svc.create(&req("enc-server", Some(k1.to_string()), "n1")).await.unwrap();
-    let b = svc.create(&req("enc-server", Some(k1.to_string()), "n1")).await.unwrap();
+    let a = svc
+        .create(&req("enc-server", Some(k1.to_string()), "n1"))
+        .await
+        .unwrap();
+    let b = svc
+        .create(&req("enc-server", Some(k1.to_string()), "n1"))
+        .await
+        .unwrap();
     assert_eq!(a.share_server_id, b.share_server_id);
-    let c_ = svc.create(&req("enc-server", Some(k1.to_string()), "n2")).await.unwrap();
+    let c_ = svc
+        .create(&req("enc-server", Some(k1.to_string()), "n2"))
+        .await
+        .unwrap();
     assert_ne!(a.share_server_id, c_.share_server_id);
-    let d = svc.create(&req("enc-server", Some(k3.to_string()), "n1")).await.unwrap();
+    let d = svc
+        .create(&req("enc-server", Some(k3.to_string()), "n1"))
+        .await
+        .unwrap();
     assert_ne!(a.share_server_id, d.share_server_id);
     assert_eq!(svc.list_servers().unwrap().len(), 3);
     let k4 = km.create_key(&ctx, &KeySpec::aes(256)).await.unwrap();
-    let e = svc.create(&req("enc-server", Some(k4.to_string()), "n1")).await.unwrap_err();
-    assert!(matches!(&e, ServiceError::OverQuota(m) if m.contains("server_encryption_keys")), "{e}");
+    let e = svc
+        .create(&req("enc-server", Some(k4.to_string()), "n1"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, ServiceError::OverQuota(m) if m.contains("server_encryption_keys")),
+        "{e}"
+    );
     svc.set_quota(3).unwrap();
-    let f = svc.create(&req("enc-server", Some(k4.to_string()), "n1")).await.unwrap();
+    let f = svc
+        .create(&req("enc-server", Some(k4.to_string()), "n1"))
+        .await
+        .unwrap();
     let mut cons = km.list_consumers(&ctx, &k1).await.unwrap();
     cons.sort();
     assert_eq!(cons.len(), 2);
-    assert!(cons.iter().all(|c| c.service == "manila" && c.resource_type == "share-server"));
+    assert!(cons
+        .iter()
+        .all(|c| c.service == "manila" && c.resource_type == "share-server"));
 
     // data survives a restart of the service
-    for (s, text) in [(&s1, b"share one".as_slice()), (&a, b"server share a"), (&d, b"opaque key share")] {
+    for (s, text) in [
+        (&s1, b"share one".as_slice()),
+        (&a, b"server share a"),
+        (&d, b"opaque key share"),
+    ] {
         let h = svc.open(&s.id).await.unwrap();
         h.write_at(text, 8192).unwrap();
         let raw = std::fs::read(cfg.device_path(&format!("share-{}", s.id))).unwrap();
@@ -98,7 +170,11 @@ async fn flows(cfg: ServiceConfig, restart: impl Fn() -> ServiceConfig) {
     }
     drop(svc);
     let svc = ShareService::new(restart()).unwrap();
-    for (s, text) in [(&s1, b"share one".as_slice()), (&a, b"server share a"), (&d, b"opaque key share")] {
+    for (s, text) in [
+        (&s1, b"share one".as_slice()),
+        (&a, b"server share a"),
+        (&d, b"opaque key share"),
+    ] {
         let h = svc.open(&s.id).await.unwrap();
         let mut buf = vec![0u8; text.len()];
         h.read_at(&mut buf, 8192).unwrap();
@@ -107,7 +183,11 @@ async fn flows(cfg: ServiceConfig, restart: impl Fn() -> ServiceConfig) {
 
     // deletes remove consumers; servers go with their last share
     svc.delete(&a.id).await.unwrap();
-    assert_eq!(km.list_consumers(&ctx, &k1).await.unwrap().len(), 2, "server still has share b");
+    assert_eq!(
+        km.list_consumers(&ctx, &k1).await.unwrap().len(),
+        2,
+        "server still has share b"
+    );
     svc.delete(&b.id).await.unwrap();
     svc.delete(&c_.id).await.unwrap();
     assert!(km.list_consumers(&ctx, &k1).await.unwrap().is_empty());
