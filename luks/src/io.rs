@@ -287,3 +287,73 @@ impl Seek for VolumeStream<'_> {
         }
     }
 }
+
+/// Bulk transfers through the parallel streaming engine ([`crate::stream`]):
+/// what `keymgr luks read` / `keymgr luks write` use.
+impl UnlockedVolume {
+    /// The streaming-engine region for `len` bytes at `offset` of the data segment
+    /// (bounds checked).
+    pub fn region(&self, offset: u64, len: u64) -> Result<crate::stream::Region> {
+        if offset.checked_add(len).is_none_or(|e| e > self.layout.size) {
+            return Err(Error::OutOfBounds {
+                offset,
+                len,
+                size: self.layout.size,
+            });
+        }
+        Ok(crate::stream::Region {
+            data_offset: self.layout.offset,
+            offset,
+            len,
+            sector_size: self.layout.sector_size as usize,
+            iv_in_512_units: true,
+            iv_tweak: self.layout.iv_tweak,
+        })
+    }
+
+    /// Decrypts `len` bytes (default: to the end of the segment) from `offset`
+    /// into `out`, in order, on all cores with bounded memory. `progress` gets the
+    /// bytes written so far. Returns the bytes written.
+    pub fn export_to(
+        &self,
+        out: &mut dyn Write,
+        offset: u64,
+        len: Option<u64>,
+        progress: &dyn Fn(u64),
+    ) -> Result<u64> {
+        let len = len.unwrap_or_else(|| self.layout.size.saturating_sub(offset));
+        let region = self.region(offset, len)?;
+        crate::stream::decrypt_to_writer(&self.file, &region, &self.cipher, out, progress)
+    }
+
+    /// Encrypts everything `input` yields into the segment from `offset` (partial
+    /// sectors at the ends are merged), then syncs. Input longer than the rest of
+    /// the segment is an [`Error::OutOfBounds`]. Returns the bytes taken.
+    pub fn import_from(
+        &self,
+        input: &mut dyn Read,
+        offset: u64,
+        progress: &dyn Fn(u64),
+    ) -> Result<u64> {
+        if !self.writable {
+            return Err(Error::Io {
+                context: "writing the data segment",
+                source: io::Error::new(io::ErrorKind::PermissionDenied, "opened read-only"),
+            });
+        }
+        let len = self
+            .layout
+            .size
+            .checked_sub(offset)
+            .ok_or(Error::OutOfBounds {
+                offset,
+                len: 0,
+                size: self.layout.size,
+            })?;
+        let region = self.region(offset, len)?;
+        let n =
+            crate::stream::encrypt_from_reader(&self.file, &region, &self.cipher, input, progress)?;
+        self.sync()?;
+        Ok(n)
+    }
+}

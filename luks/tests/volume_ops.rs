@@ -437,3 +437,52 @@ fn volume_key_paths() {
         &key[..]
     );
 }
+
+#[test]
+fn bulk_export_import_agree_with_read_at() {
+    let dir = tempfile::tempdir().unwrap();
+    for (t, ss) in [
+        (LuksType::Luks2, 4096u32),
+        (LuksType::Luks2, 512),
+        (LuksType::Luks1, 512),
+    ] {
+        let p = img(
+            dir.path(),
+            &format!("bulk-{t:?}-{ss}.img"),
+            (16 << 20) + (5 << 20),
+        );
+        let o = FormatOptions {
+            luks_type: t,
+            sector_size: (t == LuksType::Luks2).then_some(ss),
+            pbkdf: fast(),
+            ..Default::default()
+        };
+        format(&p, &o, b"pw").unwrap();
+        let u = Volume::open(&p).unwrap().unlock(b"pw", None).unwrap();
+        let size = u.size();
+        let plain: Vec<u8> = (0..size - 1000).map(|i| (i * 7 + i / 4099) as u8).collect();
+        // import at an unaligned offset, export the same range and the whole segment
+        let n = u.import_from(&mut &plain[..], 333, &|_| {}).unwrap();
+        assert_eq!(n, plain.len() as u64);
+        let mut out = Vec::new();
+        let done = std::cell::Cell::new(0);
+        u.export_to(&mut out, 333, Some(plain.len() as u64), &|b| done.set(b))
+            .unwrap();
+        assert!(out == plain, "{t:?} {ss}: export differs from import");
+        assert_eq!(done.get(), plain.len() as u64);
+        let mut tail = vec![0u8; 4000];
+        u.read_at(&mut tail, 333 + plain.len() as u64 - 4000)
+            .unwrap();
+        assert_eq!(&tail[..], &plain[plain.len() - 4000..]);
+        // too much input
+        let big = vec![1u8; size as usize];
+        assert!(matches!(
+            u.import_from(&mut &big[..], 1, &|_| {}),
+            Err(Error::OutOfBounds { .. })
+        ));
+        assert!(matches!(
+            u.export_to(&mut Vec::new(), size, Some(1), &|_| {}),
+            Err(Error::OutOfBounds { .. })
+        ));
+    }
+}
