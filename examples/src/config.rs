@@ -86,8 +86,10 @@ impl ServiceConfig {
     /// Builds the configuration from keymgr TOML text (which may also hold
     /// `[examples]` and `[ephemeral_storage_encryption]`).
     pub fn from_toml(state_dir: &Path, toml_text: &str) -> Result<ServiceConfig> {
-        std::fs::create_dir_all(state_dir.join("devices"))
-            .map_err(ServiceError::io(format!("creating {}", state_dir.display())))?;
+        std::fs::create_dir_all(state_dir.join("devices")).map_err(ServiceError::io(format!(
+            "creating {}",
+            state_dir.display()
+        )))?;
         let kcfg = Config::from_toml_str(toml_text)?;
         let table: toml::Table = toml_text
             .parse()

@@ -117,7 +117,11 @@ pub fn extend(path: &Path, extra: u64) -> Result<()> {
 }
 
 /// The passphrase of secret `id` (os-brick rule), fetched with `ctx`.
-pub async fn passphrase_of(km: &dyn KeyManager, ctx: &Context, id: &SecretId) -> Result<Passphrase> {
+pub async fn passphrase_of(
+    km: &dyn KeyManager,
+    ctx: &Context,
+    id: &SecretId,
+) -> Result<Passphrase> {
     let secret = km.get(ctx, id).await?;
     Ok(passphrase_for(secret.kind(), &secret.payload)?)
 }

@@ -90,7 +90,9 @@ impl EphemeralService {
         wipe(&disk)?;
         if let Some(k) = &key_id {
             if let Some(reason) = dm_crypt_unavailable_reason() {
-                eprintln!("ephemeral: plain dm-crypt skipped: {reason}; using a LUKS2 file in userspace");
+                eprintln!(
+                    "ephemeral: plain dm-crypt skipped: {reason}; using a LUKS2 file in userspace"
+                );
             }
             // fetched immediately before the disk is created; held only in memory
             let pass = device::passphrase_of(km.as_ref(), ctx, k).await?;
@@ -103,7 +105,8 @@ impl EphemeralService {
             device::format(&disk, inst.size_mib * MIB, &spec, pass.as_bytes())?;
         } else {
             let f = std::fs::File::create(&disk).map_err(ServiceError::io("creating disk"))?;
-            f.set_len(inst.size_mib * MIB).map_err(ServiceError::io("sizing disk"))?;
+            f.set_len(inst.size_mib * MIB)
+                .map_err(ServiceError::io("sizing disk"))?;
         }
         Ok(inst)
     }
@@ -119,7 +122,8 @@ impl EphemeralService {
 
     /// The project's instances.
     pub fn list(&self) -> Result<Vec<Instance>> {
-        self.state.list(KIND_INSTANCE, Some(&self.cfg.ctx.project_id))
+        self.state
+            .list(KIND_INSTANCE, Some(&self.cfg.ctx.project_id))
     }
 
     /// Opens an instance's ephemeral disk.
@@ -127,8 +131,13 @@ impl EphemeralService {
         let i = self.get(id)?;
         match &i.key_id {
             Some(k) => {
-                let pass = device::passphrase_of(self.cfg.km.as_ref(), &self.cfg.ctx, &parse_ref(k)?).await?;
-                Ok(VolumeHandle::Encrypted(device::open(&i.disk, pass.as_bytes())?))
+                let pass =
+                    device::passphrase_of(self.cfg.km.as_ref(), &self.cfg.ctx, &parse_ref(k)?)
+                        .await?;
+                Ok(VolumeHandle::Encrypted(device::open(
+                    &i.disk,
+                    pass.as_bytes(),
+                )?))
             }
             None => Ok(VolumeHandle::Plain(
                 std::fs::OpenOptions::new()
@@ -146,7 +155,12 @@ impl EphemeralService {
         wipe(&i.disk)?;
         let _ = std::fs::remove_file(&i.disk);
         if let Some(k) = &i.key_id {
-            match self.cfg.km.delete(&self.cfg.ctx, &parse_ref(k)?, false).await {
+            match self
+                .cfg
+                .km
+                .delete(&self.cfg.ctx, &parse_ref(k)?, false)
+                .await
+            {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),

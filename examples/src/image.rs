@@ -107,7 +107,14 @@ pub fn qcow2_luks_to_raw_luks(state_dir: &Path, src: &Path, dst: &Path, pass: &[
     );
     let dst_s = dst.display().to_string();
     device::qemu_img(&[
-        "convert", "--object", &obj, "--image-opts", &src_opts, "-O", "luks", "-o",
+        "convert",
+        "--object",
+        &obj,
+        "--image-opts",
+        &src_opts,
+        "-O",
+        "luks",
+        "-o",
         "key-secret=sec0,cipher-alg=aes-256,cipher-mode=xts,ivgen-alg=plain64,iter-time=10",
         &dst_s,
     ])?;
@@ -165,7 +172,8 @@ impl ImageService {
     pub async fn create_plain(&self, name: &str, file: &Path) -> Result<Image> {
         let id = new_id();
         let path = self.prepare(&id)?;
-        std::fs::copy(file, &path).map_err(ServiceError::io(format!("reading {}", file.display())))?;
+        std::fs::copy(file, &path)
+            .map_err(ServiceError::io(format!("reading {}", file.display())))?;
         let image = Image {
             id,
             project: self.cfg.ctx.project_id.clone(),
@@ -181,20 +189,34 @@ impl ImageService {
 
     /// Creates an encrypted image from the plaintext in `file`, with a new
     /// secret of `opts.secret_kind`.
-    pub async fn create_encrypted(&self, name: &str, file: &Path, opts: &EncryptOptions) -> Result<Image> {
-        let data = std::fs::read(file).map_err(ServiceError::io(format!("reading {}", file.display())))?;
+    pub async fn create_encrypted(
+        &self,
+        name: &str,
+        file: &Path,
+        opts: &EncryptOptions,
+    ) -> Result<Image> {
+        let data =
+            std::fs::read(file).map_err(ServiceError::io(format!("reading {}", file.display())))?;
         let data = zeroize::Zeroizing::new(data);
         let ctx = &self.cfg.ctx;
         let km = &self.cfg.km;
         let key = match opts.secret_kind {
             SecretKind::Passphrase => {
                 let mut raw = [0u8; 24];
-                getrandom::fill(&mut raw).map_err(|e| ServiceError::BadRequest(format!("random: {e}")))?;
+                getrandom::fill(&mut raw)
+                    .map_err(|e| ServiceError::BadRequest(format!("random: {e}")))?;
                 let text = zeroize::Zeroizing::new(hex::encode(raw).into_bytes());
-                km.store(ctx, NewSecret::new(SecretKind::Passphrase, text.to_vec()).named(format!("image {name}")))
+                km.store(
+                    ctx,
+                    NewSecret::new(SecretKind::Passphrase, text.to_vec())
+                        .named(format!("image {name}")),
+                )
+                .await?
+            }
+            SecretKind::Symmetric => {
+                km.create_key(ctx, &KeySpec::aes(256).named(format!("image {name}")))
                     .await?
             }
-            SecretKind::Symmetric => km.create_key(ctx, &KeySpec::aes(256).named(format!("image {name}"))).await?,
             other => {
                 return Err(ServiceError::BadRequest(format!(
                     "image secret type {} (passphrase or symmetric)",
@@ -218,7 +240,11 @@ impl ImageService {
                 let v = device::open(&path, pass.as_bytes())?;
                 v.write_at(&data, 0)?;
                 v.sync()?;
-                let f = if opts.luks_type == LuksType::Luks1 { "LUKSv1" } else { "LUKSv2" };
+                let f = if opts.luks_type == LuksType::Luks1 {
+                    "LUKSv1"
+                } else {
+                    "LUKSv2"
+                };
                 ("luks", f)
             }
             "qcow2" => {
@@ -228,21 +254,34 @@ impl ImageService {
                 let src = file.display().to_string();
                 let dst = path.display().to_string();
                 device::qemu_img(&[
-                    "convert", "-f", "raw", "-O", "qcow2", "--object", &obj, "-o",
+                    "convert",
+                    "-f",
+                    "raw",
+                    "-O",
+                    "qcow2",
+                    "--object",
+                    &obj,
+                    "-o",
                     "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10",
-                    &src, &dst,
+                    &src,
+                    &dst,
                 ])?;
                 ("bare", "LUKSv1")
             }
             other => {
                 let _ = km.delete(ctx, &key, true).await;
-                return Err(ServiceError::BadRequest(format!("disk format {other:?} (raw or qcow2)")));
+                return Err(ServiceError::BadRequest(format!(
+                    "disk format {other:?} (raw or qcow2)"
+                )));
             }
         };
         let mut properties = BTreeMap::new();
         properties.insert("os_encrypt_format".into(), fmt.into());
         properties.insert("os_encrypt_key_id".into(), key.to_string());
-        properties.insert("os_encrypt_key_deletion_policy".into(), opts.deletion_policy.clone());
+        properties.insert(
+            "os_encrypt_key_deletion_policy".into(),
+            opts.deletion_policy.clone(),
+        );
         properties.insert("os_decrypt_size".into(), plain_len.to_string());
         let image = Image {
             id,
@@ -274,14 +313,21 @@ impl ImageService {
         let mut decrypt_size = None;
         let mut container = "bare";
         if let Some(k) = &v.encryption_key_id {
-            let c = self.cfg.km.clone_secret(&self.cfg.ctx, &parse_ref(k)?).await?;
+            let c = self
+                .cfg
+                .km
+                .clone_secret(&self.cfg.ctx, &parse_ref(k)?)
+                .await?;
             let fmt = match vols.volume_type(&v)?.and_then(|t| t.encryption) {
                 Some(e) if e.provider == "luks1" => "LUKSv1",
                 _ => "LUKSv2",
             };
             properties.insert("os_encrypt_format".into(), fmt.into());
             properties.insert("os_encrypt_key_id".into(), c.to_string());
-            properties.insert("os_encrypt_key_deletion_policy".into(), "on_image_deletion".into());
+            properties.insert(
+                "os_encrypt_key_deletion_policy".into(),
+                "on_image_deletion".into(),
+            );
             properties.insert("os_decrypt_size".into(), (v.size_mib << 20).to_string());
             decrypt_size = Some(v.size_mib << 20);
             container = "luks";
@@ -318,7 +364,8 @@ impl ImageService {
         let Some(k) = image.key_id() else {
             return std::fs::read(&path).map_err(ServiceError::io("reading image"));
         };
-        let pass = device::passphrase_of(self.cfg.km.as_ref(), &self.cfg.ctx, &parse_ref(&k)?).await?;
+        let pass =
+            device::passphrase_of(self.cfg.km.as_ref(), &self.cfg.ctx, &parse_ref(&k)?).await?;
         let raw_path;
         let _tmp;
         if image.disk_format == "qcow2" {
@@ -387,4 +434,3 @@ impl Drop for RemoveOnDrop {
         let _ = std::fs::remove_file(&self.0);
     }
 }
-

@@ -140,10 +140,9 @@ impl VolumeHandle {
     pub fn size(&self) -> Result<u64> {
         match self {
             VolumeHandle::Encrypted(v) => Ok(v.size()),
-            VolumeHandle::Plain(f) => Ok(f
-                .metadata()
-                .map_err(ServiceError::io("stat volume"))?
-                .len()),
+            VolumeHandle::Plain(f) => {
+                Ok(f.metadata().map_err(ServiceError::io("stat volume"))?.len())
+            }
         }
     }
 }
@@ -348,7 +347,9 @@ impl VolumeService {
             _ => req.size_mib,
         };
         if size_mib == 0 {
-            return Err(ServiceError::BadRequest("size must be at least 1 MiB".into()));
+            return Err(ServiceError::BadRequest(
+                "size must be at least 1 MiB".into(),
+            ));
         }
         let km = &self.cfg.km;
         let key_id: Option<SecretId> = match (&enc, &source) {
@@ -375,12 +376,10 @@ impl VolumeService {
                 }
                 None
             }
-            (Some(_), Some((_, None, _, _))) => {
-                return Err(ServiceError::BadRequest(
-                    "the source is not encrypted; copying it into an encrypted type is not supported"
-                        .into(),
-                ))
-            }
+            (Some(_), Some((_, None, _, _))) => return Err(ServiceError::BadRequest(
+                "the source is not encrypted; copying it into an encrypted type is not supported"
+                    .into(),
+            )),
             (Some(e), Some((src, Some(src_key), s, _))) => {
                 let src_key = parse_ref(src_key)?;
                 let src_secret = km.get(self.ctx(), &src_key).await?;
@@ -579,7 +578,10 @@ impl VolumeService {
             );
             device::rekey(&path, legacy.as_bytes(), pass.as_bytes(), &self.cfg.pbkdf)?;
         }
-        Ok(VolumeHandle::Encrypted(device::open(&path, pass.as_bytes())?))
+        Ok(VolumeHandle::Encrypted(device::open(
+            &path,
+            pass.as_bytes(),
+        )?))
     }
 
     /// Attaches: opens the device (fixing legacy passphrases) and marks it in-use.
@@ -595,7 +597,9 @@ impl VolumeService {
     pub async fn handle(&self, id: &str) -> Result<VolumeHandle> {
         let v = self.get(id)?;
         if v.status != "in-use" {
-            return Err(ServiceError::Conflict(format!("volume {id} is not attached")));
+            return Err(ServiceError::Conflict(format!(
+                "volume {id} is not attached"
+            )));
         }
         self.open_device(&v).await
     }
@@ -604,7 +608,9 @@ impl VolumeService {
     pub fn detach(&self, id: &str) -> Result<()> {
         let mut v = self.get(id)?;
         if v.status != "in-use" {
-            return Err(ServiceError::Conflict(format!("volume {id} is not attached")));
+            return Err(ServiceError::Conflict(format!(
+                "volume {id} is not attached"
+            )));
         }
         v.status = "available".into();
         self.state.put(KIND_VOLUME, id, &v.project, &v)
@@ -614,7 +620,10 @@ impl VolumeService {
     pub fn extend(&self, id: &str, new_size_mib: u64) -> Result<VolumeRecord> {
         let mut v = self.get(id)?;
         if v.status != "available" {
-            return Err(ServiceError::Conflict(format!("volume {id} is {}", v.status)));
+            return Err(ServiceError::Conflict(format!(
+                "volume {id} is {}",
+                v.status
+            )));
         }
         if new_size_mib <= v.size_mib {
             return Err(ServiceError::BadRequest(format!(
@@ -655,7 +664,10 @@ impl VolumeService {
     pub async fn delete(&self, id: &str) -> Result<()> {
         let v = self.get(id)?;
         if v.status != "available" {
-            return Err(ServiceError::Conflict(format!("volume {id} is {}", v.status)));
+            return Err(ServiceError::Conflict(format!(
+                "volume {id} is {}",
+                v.status
+            )));
         }
         let snaps: Vec<SnapshotRecord> = self.state.list(KIND_SNAPSHOT, Some(&v.project))?;
         if snaps.iter().any(|s| s.volume_id == id) {
@@ -717,7 +729,10 @@ impl VolumeService {
     pub async fn transfer(&self, id: &str, to: &Context) -> Result<VolumeRecord> {
         let mut v = self.get(id)?;
         if v.status != "available" {
-            return Err(ServiceError::Conflict(format!("volume {id} is {}", v.status)));
+            return Err(ServiceError::Conflict(format!(
+                "volume {id} is {}",
+                v.status
+            )));
         }
         let snaps: Vec<SnapshotRecord> = self.state.list(KIND_SNAPSHOT, Some(&v.project))?;
         if snaps.iter().any(|s| s.volume_id == id) {

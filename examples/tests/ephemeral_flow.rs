@@ -30,31 +30,55 @@ async fn ephemeral_flows_on_every_backend() {
             let svc = EphemeralService::new(common::config(&b, &state, extra)).unwrap();
             let a = svc.boot(2, Some(&backing)).await.unwrap();
             a_key = a.key_id.clone().expect("a key per instance");
-            let meta = svc.cfg.km.metadata(&svc.cfg.ctx, &SecretId::parse(&a_key).unwrap()).await.unwrap();
+            let meta = svc
+                .cfg
+                .km
+                .metadata(&svc.cfg.ctx, &SecretId::parse(&a_key).unwrap())
+                .await
+                .unwrap();
             assert_eq!(meta.bit_length, Some(512), "key_size default 512");
             let h = svc.open(&a.id).await.unwrap();
             for i in 0..8u64 {
                 h.write_at(&marker, i * 65536).unwrap();
             }
             let raw = std::fs::read(&backing).unwrap();
-            assert!(!common::contains(&raw, &marker[..23]), "plaintext written in clear");
-            assert!(!common::contains(&raw, a_key.as_bytes()), "key id in the disk");
+            assert!(
+                !common::contains(&raw, &marker[..23]),
+                "plaintext written in clear"
+            );
+            assert!(
+                !common::contains(&raw, a_key.as_bytes()),
+                "key id in the disk"
+            );
             std::mem::forget(h);
         }
         // the same backing file reused by instance B after the crash
         let svc = EphemeralService::new(common::config(&b, &state, extra)).unwrap();
         let bi = svc.boot(2, Some(&backing)).await.unwrap();
-        assert_ne!(bi.key_id.as_deref(), Some(a_key.as_str()), "new key per instance");
+        assert_ne!(
+            bi.key_id.as_deref(),
+            Some(a_key.as_str()),
+            "new key per instance"
+        );
         let raw = std::fs::read(&backing).unwrap();
         assert!(!common::contains(&raw, &marker[..23]));
         let h = svc.open(&bi.id).await.unwrap();
         let mut buf = vec![0u8; marker.len()];
         for i in 0..8u64 {
             h.read_at(&mut buf, i * 65536).unwrap();
-            assert!(!common::contains(&buf, b"INSTANCE-A"), "A's data visible to B");
+            assert!(
+                !common::contains(&buf, b"INSTANCE-A"),
+                "A's data visible to B"
+            );
         }
         // B cannot be opened with A's key
-        let a_pass = examples::device::passphrase_of(svc.cfg.km.as_ref(), &svc.cfg.ctx, &SecretId::parse(&a_key).unwrap()).await.unwrap();
+        let a_pass = examples::device::passphrase_of(
+            svc.cfg.km.as_ref(),
+            &svc.cfg.ctx,
+            &SecretId::parse(&a_key).unwrap(),
+        )
+        .await
+        .unwrap();
         assert!(!examples::device::opens(&backing, a_pass.as_bytes()).unwrap());
         // delete: key gone, disk gone
         let b_key = SecretId::parse(bi.key_id.as_deref().unwrap()).unwrap();
@@ -63,11 +87,18 @@ async fn ephemeral_flows_on_every_backend() {
         assert_eq!(e.kind(), ErrorKind::NotFound);
         assert!(!backing.exists());
         // the crashed instance is cleaned up later; its key goes with it
-        svc.delete(&svc.list().unwrap()[0].id.clone()).await.unwrap();
+        svc.delete(&svc.list().unwrap()[0].id.clone())
+            .await
+            .unwrap();
         assert!(svc.list().unwrap().is_empty());
 
         // disabled: no key, a plain disk
-        let off = EphemeralService::new(common::config(&b, &state, "[ephemeral_storage_encryption]\nenabled = false\n")).unwrap();
+        let off = EphemeralService::new(common::config(
+            &b,
+            &state,
+            "[ephemeral_storage_encryption]\nenabled = false\n",
+        ))
+        .unwrap();
         let p = off.boot(1, None).await.unwrap();
         assert!(p.key_id.is_none());
         off.delete(&p.id).await.unwrap();

@@ -69,24 +69,37 @@ async fn flows(svc: &VolumeService, second_project: bool) {
     let v1_key = v1.encryption_key_id.clone().unwrap();
     assert_ne!(v1_key, caller.to_string(), "the volume owns a clone");
     let path1 = svc.cfg.device_path(&format!("volume-{}", v1.id));
-    let caller_pass = device::passphrase_of(km.as_ref(), &ctx, &caller).await.unwrap();
-    assert!(device::opens(&path1, caller_pass.as_bytes()).unwrap(), "os-brick hex rule");
+    let caller_pass = device::passphrase_of(km.as_ref(), &ctx, &caller)
+        .await
+        .unwrap();
+    assert!(
+        device::opens(&path1, caller_pass.as_bytes()).unwrap(),
+        "os-brick hex rule"
+    );
     km.delete(&ctx, &caller, true).await.unwrap();
     let h = svc.attach(&v1.id).await.unwrap();
     assert_eq!(h.size().unwrap(), 2 << 20);
     h.write_at(b"volume one data", 4096).unwrap();
     drop(h);
     let raw = std::fs::read(&path1).unwrap();
-    assert!(!common::contains(&raw, b"volume one data"), "plaintext on the device");
+    assert!(
+        !common::contains(&raw, b"volume one data"),
+        "plaintext on the device"
+    );
     let h = svc.handle(&v1.id).await.unwrap();
     let mut buf = [0u8; 15];
     h.read_at(&mut buf, 4096).unwrap();
     assert_eq!(&buf, b"volume one data");
-    assert!(matches!(svc.delete(&v1.id).await, Err(ServiceError::Conflict(_))), "in use");
+    assert!(
+        matches!(svc.delete(&v1.id).await, Err(ServiceError::Conflict(_))),
+        "in use"
+    );
     svc.detach(&v1.id).unwrap();
 
     // refusals before anything is written
-    let before = std::fs::read_dir(svc.cfg.state_dir.join("devices")).unwrap().count();
+    let before = std::fs::read_dir(svc.cfg.state_dir.join("devices"))
+        .unwrap()
+        .count();
     let bogus = SecretId::new_random().to_string();
     let e = svc
         .create(&CreateVolume {
@@ -97,7 +110,10 @@ async fn flows(svc: &VolumeService, second_project: bool) {
         })
         .await
         .unwrap_err();
-    assert!(matches!(&e, ServiceError::BadRequest(m) if m.contains(&bogus)), "{e}");
+    assert!(
+        matches!(&e, ServiceError::BadRequest(m) if m.contains(&bogus)),
+        "{e}"
+    );
     let e = svc
         .create(&CreateVolume {
             size_mib: 1,
@@ -108,7 +124,12 @@ async fn flows(svc: &VolumeService, second_project: bool) {
         .await
         .unwrap_err();
     assert!(matches!(e, ServiceError::BadRequest(_)), "{e}");
-    assert_eq!(std::fs::read_dir(svc.cfg.state_dir.join("devices")).unwrap().count(), before);
+    assert_eq!(
+        std::fs::read_dir(svc.cfg.state_dir.join("devices"))
+            .unwrap()
+            .count(),
+        before
+    );
 
     // a new key when none is given; LUKS1 with 256-bit key
     let v2 = svc
@@ -121,7 +142,15 @@ async fn flows(svc: &VolumeService, second_project: bool) {
         .unwrap();
     let p2 = svc.cfg.device_path(&format!("volume-{}", v2.id));
     assert_eq!(luks::Volume::open(&p2).unwrap().version(), 1);
-    let k2 = svc.cfg.km.metadata(&ctx, &SecretId::parse(v2.encryption_key_id.as_deref().unwrap()).unwrap()).await.unwrap();
+    let k2 = svc
+        .cfg
+        .km
+        .metadata(
+            &ctx,
+            &SecretId::parse(v2.encryption_key_id.as_deref().unwrap()).unwrap(),
+        )
+        .await
+        .unwrap();
     assert_eq!(k2.bit_length, Some(256));
 
     // snapshot -> volume: a key of its own, re-keyed (old passphrase removed)
@@ -139,8 +168,13 @@ async fn flows(svc: &VolumeService, second_project: bool) {
     let v3_key = v3.encryption_key_id.clone().unwrap();
     assert_ne!(v3_key, v1_key);
     let p3 = svc.cfg.device_path(&format!("volume-{}", v3.id));
-    let v1_pass = device::passphrase_of(km.as_ref(), &ctx, &SecretId::parse(&v1_key).unwrap()).await.unwrap();
-    assert!(!device::opens(&p3, v1_pass.as_bytes()).unwrap(), "old passphrase removed");
+    let v1_pass = device::passphrase_of(km.as_ref(), &ctx, &SecretId::parse(&v1_key).unwrap())
+        .await
+        .unwrap();
+    assert!(
+        !device::opens(&p3, v1_pass.as_bytes()).unwrap(),
+        "old passphrase removed"
+    );
     // a different caller key for an encrypted snapshot copy: conflict
     let other = km.create_key(&ctx, &KeySpec::aes(256)).await.unwrap();
     let e = svc
@@ -163,10 +197,16 @@ async fn flows(svc: &VolumeService, second_project: bool) {
         })
         .await
         .unwrap();
-    assert!(matches!(svc.delete(&v1.id).await, Err(ServiceError::Conflict(_))), "has snapshots");
+    assert!(
+        matches!(svc.delete(&v1.id).await, Err(ServiceError::Conflict(_))),
+        "has snapshots"
+    );
     svc.delete_snapshot(&snap.id).await.unwrap();
     svc.delete(&v1.id).await.unwrap();
-    assert!(key_gone(svc, &v1_key).await, "delete removes the volume's key");
+    assert!(
+        key_gone(svc, &v1_key).await,
+        "delete removes the volume's key"
+    );
     for v in [&v3, &v4] {
         let h = svc.attach(&v.id).await.unwrap();
         let mut buf = [0u8; 15];
@@ -189,7 +229,10 @@ async fn flows(svc: &VolumeService, second_project: bool) {
     // legacy mangled passphrase: fixed on first open
     let mut payload = vec![0x01u8, 0x0a, 0x00, 0x0f];
     payload.extend((0..28).map(|i| 0x30 + i as u8));
-    let lk = km.store(&ctx, NewSecret::new(SecretKind::Symmetric, payload)).await.unwrap();
+    let lk = km
+        .store(&ctx, NewSecret::new(SecretKind::Symmetric, payload))
+        .await
+        .unwrap();
     let v5 = svc
         .create(&CreateVolume {
             size_mib: 1,
@@ -203,15 +246,23 @@ async fn flows(svc: &VolumeService, second_project: bool) {
     let p5 = svc.cfg.device_path(&format!("volume-{}", v5.id));
     let k5 = SecretId::parse(v5.encryption_key_id.as_deref().unwrap()).unwrap();
     let good = device::passphrase_of(km.as_ref(), &ctx, &k5).await.unwrap();
-    let legacy = device::legacy_passphrase_of(km.as_ref(), &ctx, &k5).await.unwrap();
+    let legacy = device::legacy_passphrase_of(km.as_ref(), &ctx, &k5)
+        .await
+        .unwrap();
     assert_ne!(good.as_bytes(), legacy.as_bytes());
     assert!(!device::opens(&p5, good.as_bytes()).unwrap());
     assert!(device::opens(&p5, legacy.as_bytes()).unwrap());
     let h = svc.attach(&v5.id).await.unwrap();
     h.write_at(b"legacy", 0).unwrap();
     svc.detach(&v5.id).unwrap();
-    assert!(device::opens(&p5, good.as_bytes()).unwrap(), "correct passphrase added");
-    assert!(!device::opens(&p5, legacy.as_bytes()).unwrap(), "legacy passphrase removed");
+    assert!(
+        device::opens(&p5, good.as_bytes()).unwrap(),
+        "correct passphrase added"
+    );
+    assert!(
+        !device::opens(&p5, legacy.as_bytes()).unwrap(),
+        "legacy passphrase removed"
+    );
     km.delete(&ctx, &lk, true).await.unwrap();
 
     // transfer to another project
@@ -222,7 +273,10 @@ async fn flows(svc: &VolumeService, second_project: bool) {
         h.write_at(b"moving", 100).unwrap();
         svc.detach(&v2.id).unwrap();
         let moved = svc.transfer(&v2.id, &to).await.unwrap();
-        assert_ne!(moved.encryption_key_id.as_deref(), Some(before_key.as_str()));
+        assert_ne!(
+            moved.encryption_key_id.as_deref(),
+            Some(before_key.as_str())
+        );
         assert!(key_gone(svc, &before_key).await, "old key deleted");
         assert!(matches!(svc.get(&v2.id), Err(ServiceError::NotFound(_))));
         let bob = svc.as_user(to.clone());
