@@ -118,6 +118,36 @@ pub struct AccessRecord {
     pub user_id: String,
     /// Application credential id (Barbican).
     pub app_credential_id: Option<String>,
+    /// The mode-0600 file holding the application credential's secret.
+    #[serde(default)]
+    pub credential_file: Option<String>,
+}
+
+/// How share servers get their own access to the tenant's secret (the
+/// Barbican ACL + application credential scheme); without one, the back end
+/// uses the request's context.
+#[keymgr::async_trait]
+pub trait AccessGranter: Send + Sync + std::fmt::Debug {
+    /// Grants the back end of share server `server_id` read access to
+    /// `secret`, acting as `ctx`; returns what to record.
+    async fn grant(
+        &self,
+        ctx: &Context,
+        secret: &SecretId,
+        server_id: &str,
+        state_dir: &std::path::Path,
+    ) -> Result<AccessRecord>;
+    /// What the back end uses to fetch the key with a recorded grant.
+    fn key_access(&self, rec: &AccessRecord, secret: &SecretId) -> Result<KeyAccess>;
+    /// Revokes a grant; `secret_still_shared` when another share server of
+    /// the project still uses the secret (keep the ACL entry then).
+    async fn revoke(
+        &self,
+        ctx: &Context,
+        rec: &AccessRecord,
+        secret: &SecretId,
+        secret_still_shared: bool,
+    ) -> Result<()>;
 }
 
 /// A share server (share_server mode).
@@ -302,6 +332,8 @@ pub struct ShareService {
     pub state: Arc<State>,
     /// The back end.
     pub driver: ShareDriver,
+    /// Per-share-server access grants (Barbican); None: the request context.
+    pub granter: Option<std::sync::Arc<dyn AccessGranter>>,
 }
 
 fn ref_error(r: &str, e: keymgr::Error) -> ServiceError {
@@ -332,6 +364,7 @@ impl ShareService {
             },
             cfg,
             state,
+            granter: None,
         })
     }
 
@@ -345,7 +378,14 @@ impl ShareService {
             },
             cfg,
             state: self.state.clone(),
+            granter: self.granter.clone(),
         }
+    }
+
+    /// The same service with share servers getting their own grants.
+    pub fn with_granter(mut self, granter: std::sync::Arc<dyn AccessGranter>) -> ShareService {
+        self.granter = Some(granter);
+        self
     }
 
     fn ctx(&self) -> &Context {
@@ -481,7 +521,20 @@ impl ShareService {
         Consumer::new(CONSUMER_SERVICE, resource_type, id)
     }
 
-    fn access_for(&self, a: &AccessRecord, secret: &SecretId) -> KeyAccess {
+    fn access_for(&self, a: &AccessRecord, secret: &SecretId) -> Result<KeyAccess> {
+        if a.method != "context" {
+            return match &self.granter {
+                Some(g) => g.key_access(a, secret),
+                None => Err(ServiceError::Conflict(format!(
+                    "access method {} needs its granter configured",
+                    a.method
+                ))),
+            };
+        }
+        Ok(self.context_key_access(a, secret))
+    }
+
+    fn context_key_access(&self, a: &AccessRecord, secret: &SecretId) -> KeyAccess {
         let mut ctx = Context::new(a.project_id.clone(), a.user_id.clone());
         ctx.roles = self.ctx().roles.clone();
         if a.project_id == self.ctx().project_id && a.user_id == self.ctx().user_id {
@@ -500,6 +553,7 @@ impl ShareService {
             project_id: self.ctx().project_id.clone(),
             user_id: self.ctx().user_id.clone(),
             app_credential_id: None,
+            credential_file: None,
         }
     }
 
@@ -553,7 +607,7 @@ impl ShareService {
             Some((EncryptionSupport::Share, r, secret)) => {
                 let consumer = Self::consumer("share", &id);
                 km.add_consumer(self.ctx(), &secret, &consumer).await?;
-                let access = self.access_for(&self.context_access(), &secret);
+                let access = self.access_for(&self.context_access(), &secret)?;
                 if let Err(e) = self
                     .driver
                     .create_share(&id, req.size_mib, Some(&access))
@@ -567,7 +621,13 @@ impl ShareService {
             }
             Some((EncryptionSupport::ShareServer, r, secret)) => {
                 let server = self.server_for(&r, &secret, &network).await?;
-                let access = self.access_for(&server.access, &secret);
+                let access = match self.access_for(&server.access, &secret) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        self.cleanup_server_if_unused(&server.id).await?;
+                        return Err(e);
+                    }
+                };
                 if let Err(e) = self
                     .driver
                     .create_share(&id, req.size_mib, Some(&access))
@@ -612,16 +672,32 @@ impl ShareService {
             )));
         }
         let id = new_id();
-        self.cfg
+        let access = match &self.granter {
+            Some(g) => {
+                g.grant(self.ctx(), secret, &id, &self.cfg.state_dir)
+                    .await?
+            }
+            None => self.context_access(),
+        };
+        let consumer = Self::consumer("share-server", &id);
+        if let Err(e) = self
+            .cfg
             .km
-            .add_consumer(self.ctx(), secret, &Self::consumer("share-server", &id))
-            .await?;
+            .add_consumer(self.ctx(), secret, &consumer)
+            .await
+        {
+            if let Some(g) = &self.granter {
+                let shared = keys.contains(&r);
+                let _ = g.revoke(self.ctx(), &access, secret, shared).await;
+            }
+            return Err(e.into());
+        }
         let server = ShareServer {
             id: id.clone(),
             project: self.project().into(),
             network: network.into(),
             encryption_key_ref: r.into(),
-            access: self.context_access(),
+            access,
             status: "active".into(),
         };
         self.state
@@ -657,6 +733,20 @@ impl ShareService {
         let secret = SecretId::parse(&server.encryption_key_ref)?;
         self.remove_consumer(&secret, &Self::consumer("share-server", server_id))
             .await?;
+        if server.access.method != "context" {
+            let Some(g) = &self.granter else {
+                return Err(ServiceError::Conflict(format!(
+                    "share server {server_id}: its {} grant needs the granter configured to be revoked",
+                    server.access.method
+                )));
+            };
+            let shared = self
+                .list_servers()?
+                .iter()
+                .any(|s| s.id != server.id && s.encryption_key_ref == server.encryption_key_ref);
+            g.revoke(self.ctx(), &server.access, &secret, shared)
+                .await?;
+        }
         self.state.delete(KIND_SHARE_SERVER, server_id)?;
         Ok(())
     }
@@ -685,7 +775,7 @@ impl ShareService {
             Some(sid) => self.get_server(sid)?.access,
             None => self.context_access(),
         };
-        Ok(Some(self.access_for(&rec, &secret)))
+        Ok(Some(self.access_for(&rec, &secret)?))
     }
 
     /// Opens a share's data (the back end fetches the key).
@@ -898,6 +988,9 @@ pub async fn run_cli(cfg: &ServiceConfig, cmd: ShareCmd) -> Result<String> {
         },
     })
 }
+
+#[cfg(feature = "barbican")]
+pub mod barbican;
 
 mod erased {
     /// Pretty JSON of any serializable value.
