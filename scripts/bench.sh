@@ -5,7 +5,8 @@
 #       the luks crate (examples/xts_throughput.rs), on 1 core and on 2 cores.
 #   (b) `qemu-img convert` of a 1 GiB qemu-made LUKS1 image to raw against
 #       `keymgr luks read` of the same image (outputs on the same file system,
-#       both compared byte for byte with the plaintext).
+#       both compared byte for byte with the plaintext); also the luks::stream
+#       path alone (examples/luks_read.rs) for when the CLI does not use it yet.
 #   (c) `cryptsetup open --test-passphrase` against `keymgr luks test-passphrase`
 #       on the same pbkdf2-sha256 and argon2id LUKS2 headers.
 #   (d) peak RSS of `keymgr luks read` / `keymgr luks write` on a 4 GiB volume.
@@ -31,7 +32,7 @@ for a in "$@"; do
     --build) BUILD=1 ;;
     --quick) QUICK=1 ;;
     -h | --help)
-        sed -n '2,24p' "$0"
+        sed -n '2,26p' "$0"
         exit 0
         ;;
     *)
@@ -101,8 +102,9 @@ if [ "$BUILD" = 1 ]; then
     cargo build --release -p keymgr
 fi
 echo "== building luks example xts_throughput (release)"
-cargo build --release -q -p luks --example xts_throughput
+cargo build --release -q -p luks --example xts_throughput --example luks_read
 XTS_BIN="$ROOT/target/release/examples/xts_throughput"
+READ_BIN="$ROOT/target/release/examples/luks_read"
 
 # ---------------------------------------------------------------- (a)
 echo
@@ -150,19 +152,25 @@ else
     cat "$WORK/img.luks" >/dev/null # both runs start from the page cache
     qt=()
     kt=()
+    st=()
     for _ in $(seq "$REPEAT"); do
-        rm -f "$WORK/qemu.raw" "$WORK/keymgr.raw"
+        rm -f "$WORK/qemu.raw" "$WORK/keymgr.raw" "$WORK/stream.raw"
         qt+=("$(time_cmd qemu-img convert --object secret,id=s0,file="$WORK/pass" \
             --image-opts "driver=luks,key-secret=s0,file.filename=$WORK/img.luks" -O raw "$WORK/qemu.raw")")
         kt+=("$(time_cmd "$KEYMGR" luks read "$WORK/img.luks" --key-file "$WORK/pass" --output "$WORK/keymgr.raw")")
+        st+=("$(time_cmd "$READ_BIN" "$WORK/img.luks" "$WORK/pass" "$WORK/stream.raw")")
     done
-    cmp "$WORK/plain.raw" "$WORK/qemu.raw" && cmp "$WORK/plain.raw" "$WORK/keymgr.raw" && echo "outputs identical to the plaintext: yes"
+    cmp "$WORK/plain.raw" "$WORK/qemu.raw" && cmp "$WORK/plain.raw" "$WORK/keymgr.raw" &&
+        cmp "$WORK/plain.raw" "$WORK/stream.raw" && echo "outputs identical to the plaintext: yes"
     qm=$(printf '%s\n' "${qt[@]}" | best)
     km=$(printf '%s\n' "${kt[@]}" | best)
     echo "qemu-img convert: best ${qm} s (runs: ${qt[*]})"
     echo "keymgr luks read: best ${km} s (runs: ${kt[*]})"
+    sm=$(printf '%s\n' "${st[@]}" | best)
+    echo "luks::stream (examples/luks_read, what keymgr luks read does once it streams through luks::stream): best ${sm} s (runs: ${st[*]})"
     echo "speed-up keymgr vs qemu-img: $(ratio "$qm" "$km")x ($(awk -v s="$km" -v m="$IMG_MIB" 'BEGIN { printf "%.2f", m * 1048576 / s / 1e9 }') GB/s incl. unlock and write)"
-    rm -f "$WORK/qemu.raw" "$WORK/keymgr.raw" "$WORK/plain.raw" "$WORK/img.luks"
+    echo "speed-up luks::stream vs qemu-img: $(ratio "$qm" "$sm")x ($(awk -v s="$sm" -v m="$IMG_MIB" 'BEGIN { printf "%.2f", m * 1048576 / s / 1e9 }') GB/s incl. unlock and write)"
+    rm -f "$WORK/qemu.raw" "$WORK/keymgr.raw" "$WORK/stream.raw" "$WORK/plain.raw" "$WORK/img.luks"
 fi
 
 # ---------------------------------------------------------------- (c)
