@@ -134,10 +134,10 @@ impl EphemeralService {
                 let pass =
                     device::passphrase_of(self.cfg.km.as_ref(), &self.cfg.ctx, &parse_ref(k)?)
                         .await?;
-                Ok(VolumeHandle::Encrypted(device::open(
+                Ok(VolumeHandle::Encrypted(Box::new(device::open(
                     &i.disk,
                     pass.as_bytes(),
-                )?))
+                )?)))
             }
             None => Ok(VolumeHandle::Plain(
                 std::fs::OpenOptions::new()

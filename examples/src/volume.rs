@@ -109,7 +109,7 @@ pub struct CreateVolume {
 #[derive(Debug)]
 pub enum VolumeHandle {
     /// A LUKS volume, unlocked.
-    Encrypted(UnlockedVolume),
+    Encrypted(Box<UnlockedVolume>),
     /// A plain volume file.
     Plain(File),
 }
@@ -578,10 +578,10 @@ impl VolumeService {
             );
             device::rekey(&path, legacy.as_bytes(), pass.as_bytes(), &self.cfg.pbkdf)?;
         }
-        Ok(VolumeHandle::Encrypted(device::open(
+        Ok(VolumeHandle::Encrypted(Box::new(device::open(
             &path,
             pass.as_bytes(),
-        )?))
+        )?)))
     }
 
     /// Attaches: opens the device (fixing legacy passphrases) and marks it in-use.
