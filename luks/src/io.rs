@@ -211,6 +211,19 @@ impl UnlockedVolume {
     }
 
     /// A `Read + Write + Seek` view starting at position 0.
+    ///
+    /// ```no_run
+    /// use std::io::{Read, Seek, SeekFrom, Write};
+    /// let vol = luks::Volume::open("disk.img")?.unlock(b"passphrase", None)?;
+    /// let mut s = vol.stream();
+    /// s.seek(SeekFrom::Start(1000))?;
+    /// s.write_all(b"spans a sector boundary if it must")?;
+    /// s.seek(SeekFrom::Start(1000))?;
+    /// let mut back = [0u8; 5];
+    /// s.read_exact(&mut back)?;
+    /// assert_eq!(&back, b"spans");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stream(&self) -> VolumeStream<'_> {
         VolumeStream { vol: self, pos: 0 }
     }
