@@ -52,8 +52,11 @@ pub enum Access {
 pub struct Answer {
     /// HTTP status.
     pub status: StatusCode,
-    /// Parsed body.
+    /// Parsed body (`Null` when empty or not JSON).
     pub body: Value,
+    /// Whether a body was there but was not JSON (a broken answer: a
+    /// proxy's error page, a truncated transfer).
+    pub malformed: bool,
 }
 
 impl Answer {
@@ -421,6 +424,13 @@ impl VaultClient {
                     self.fail_over(node_ix);
                     (None, Err(e))
                 }
+                // A success whose body is not JSON: the answer was broken
+                // on the way; the request is sent again (every request is
+                // safe to repeat, see above).
+                Ok((ans, _)) if ans.malformed && ans.status.is_success() => {
+                    tracing::debug!(node = %node, "Vault answered a body that is not JSON");
+                    (None, Ok(ans))
+                }
                 Ok((ans, headers)) => match ans.status.as_u16() {
                     // Sealed, standby or overloaded node: try the next one.
                     503 => {
@@ -439,6 +449,16 @@ impl VaultClient {
             };
             if attempt >= self.max_retries {
                 return match last {
+                    Ok(ans) if ans.malformed && ans.status.is_success() => {
+                        Err(Error::Unavailable {
+                            what: what.to_string(),
+                            reason: format!(
+                                "Vault's answer (status {}) was not JSON after {} attempts",
+                                ans.status.as_u16(),
+                                attempt + 1
+                            ),
+                        })
+                    }
                     Ok(ans) => Ok(ans),
                     Err(e) if e.is_timeout() => Err(Error::Timeout {
                         what: what.to_string(),
@@ -535,8 +555,22 @@ impl VaultClient {
                 }
             }
             let bytes = Zeroizing::new(resp.bytes().await?.to_vec());
-            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            return Ok((Answer { status, body }, headers));
+            let (body, malformed) = if bytes.iter().all(u8::is_ascii_whitespace) {
+                (Value::Null, false)
+            } else {
+                match serde_json::from_slice(&bytes) {
+                    Ok(v) => (v, false),
+                    Err(_) => (Value::Null, true),
+                }
+            };
+            return Ok((
+                Answer {
+                    status,
+                    body,
+                    malformed,
+                },
+                headers,
+            ));
         }
     }
 
@@ -642,6 +676,7 @@ mod tests {
         let ans = |status: u16, msg: &str| Answer {
             status: StatusCode::from_u16(status).unwrap(),
             body: serde_json::json!({ "errors": [msg] }),
+            malformed: false,
         };
         let upgrading = "Waiting for the primary to upgrade from non-versioned to versioned data. \
                          This backend will be unavailable for a brief period";

@@ -202,6 +202,15 @@ impl VaultKeyManager {
             return Err(self.error(&ans, what).await);
         }
         let mut body = ans.body;
+        if !body.get("data").is_some_and(Value::is_object) {
+            return Err(Error::Unavailable {
+                what: what.to_string(),
+                reason: format!(
+                    "Vault answered status {} without a `data` object",
+                    ans.status.as_u16()
+                ),
+            });
+        }
         let (data, version) = match self.kv_version {
             1 => (body.get_mut("data").map(Value::take), 0),
             _ => {
@@ -408,6 +417,15 @@ impl VaultKeyManager {
         }
         if !ans.status.is_success() {
             return Err(self.error(&ans, what).await);
+        }
+        if ans.body.pointer("/data/keys").is_none_or(|k| !k.is_array()) {
+            return Err(Error::Unavailable {
+                what: what.to_string(),
+                reason: format!(
+                    "Vault answered status {} without a `data.keys` list",
+                    ans.status.as_u16()
+                ),
+            });
         }
         Ok(ans
             .body

@@ -319,3 +319,49 @@ async fn a_short_lease_is_replaced_before_it_ends() {
         "no request was refused for an expired token"
     );
 }
+
+#[tokio::test]
+async fn a_success_whose_body_is_broken_is_retried_then_unavailable_never_not_found() {
+    let Some((proxy, token)) = proxied().await else {
+        return;
+    };
+    let km = VaultKeyManager::new(VaultConfig::with_token(&proxy.url, &token)).unwrap();
+    let ctx = Context::new("faults", "u");
+    let name = unique("broken-body");
+    let id = km
+        .store(
+            &ctx,
+            NewSecret::new(SecretKind::Opaque, vec![8u8; 8]).named(&name),
+        )
+        .await
+        .unwrap();
+    // Once: retried, the real answer wins.
+    proxy.inject(
+        "GET",
+        &id.simple(),
+        Fault::Body(200, "<html>proxy</html>"),
+        1,
+    );
+    proxy.inject("GET", "list=true", Fault::Body(200, "{\"trunc"), 1);
+    assert_eq!(km.get(&ctx, &id).await.unwrap().payload.expose(), &[8u8; 8]);
+    let listed = km
+        .list_all(&ctx, &ListQuery::all().name(&name))
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    // Always: a typed transport error, not "not found" nor an empty list.
+    let mut cfg = VaultConfig::with_token(&proxy.url, &token);
+    cfg.max_retries = 1;
+    let km1 = VaultKeyManager::new(cfg).unwrap();
+    proxy.inject("GET", &id.simple(), Fault::Body(200, "not json"), 2);
+    let e = km1.get(&ctx, &id).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    proxy.inject("GET", "list=true", Fault::Body(200, "not json"), 2);
+    let e = km1.list(&ctx, &ListQuery::all()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    // JSON without the expected shape is no better.
+    proxy.inject("GET", &id.simple(), Fault::Body(200, "{}"), 1);
+    let e = km1.get(&ctx, &id).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    km.delete(&ctx, &id, false).await.unwrap();
+}

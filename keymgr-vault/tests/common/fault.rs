@@ -19,6 +19,8 @@ pub enum Fault {
     Status(u16, Option<u64>),
     /// Answer 307 with the same path on the real server.
     Redirect,
+    /// Answer this status and raw body (not JSON) without forwarding.
+    Body(u16, &'static str),
 }
 
 /// A request the proxy saw.
@@ -174,6 +176,10 @@ async fn serve(
                 .unwrap_or_default();
             let msg = br#"{"errors":["injected fault"]}"#;
             sock.write_all(&reply(code, &extra, msg)).await?;
+            return sock.shutdown().await;
+        }
+        Some(Fault::Body(code, text)) => {
+            sock.write_all(&reply(code, "", text.as_bytes())).await?;
             return sock.shutdown().await;
         }
         Some(Fault::Redirect) => {
