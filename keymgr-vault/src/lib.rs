@@ -40,7 +40,8 @@
 //!
 //! # Failures
 //!
-//! Connection failures, timeouts, 5xx, 412 and 429 are retried
+//! Connection failures, timeouts, 5xx, 412, 429, KV v2's transient 400
+//! while a new mount upgrades, and a success whose body is not JSON are retried
 //! (`max_retries`, exponential backoff with jitter, `Retry-After`
 //! honoured); 503 (sealed or standby) and connection failures move to the
 //! next node of `vault_url`; 307/308 redirects are followed (at most 3)
@@ -52,7 +53,8 @@
 //! server's message; 401 `Unauthenticated`; 403 `Forbidden` when the token
 //! is valid, `Unauthenticated` when it is not (after one re-login for
 //! AppRole/JWT, or one re-read of a token file); 412/429/5xx after the
-//! retries `Unavailable`; a timeout `Timeout`.
+//! retries `Unavailable` (so is an answer without the expected `data`:
+//! never `NotFound` or an empty list); a timeout `Timeout`.
 //!
 //! # Limits
 //!
