@@ -289,6 +289,13 @@ fn formatted_here_passes_cryptsetup() {
             },
         ),
         (
+            "l2-meta-4m",
+            FormatOptions {
+                luks2_metadata_size: Some(4 << 20),
+                ..l2(PbkdfType::Argon2i, 4096, 512)
+            },
+        ),
+        (
             "l2-cbc",
             FormatOptions {
                 cipher: Some("aes-cbc-essiv:sha256".into()),
@@ -319,6 +326,12 @@ fn formatted_here_passes_cryptsetup() {
         assert!(text.contains(&info.uuid), "{name}: {text}");
         if let Some(u) = &opts.uuid {
             assert_eq!(&info.uuid, u);
+        }
+        if let Some(m) = opts.luks2_metadata_size {
+            assert!(
+                text.contains(&format!("Metadata area: \t{m} [bytes]")),
+                "{name}: {text}"
+            );
         }
         if let Some(l) = &opts.label {
             assert!(text.contains(l.as_str()), "{name}: label missing in {text}");
