@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use keymgr::{Config, KeyManager};
 
+pub mod faults;
 pub mod load;
+pub mod proxy;
 
 /// A backend under test with the context to use.
 pub struct Backend {
@@ -45,57 +47,84 @@ pub fn backends(state_dir: &std::path::Path) -> Vec<Backend> {
         ctx: keymgr::Context::new("hygiene", "tester"),
         credentials: Vec::new(),
     });
-    match (
-        var("KEYMGR_TEST_VAULT_ADDR"),
-        var("KEYMGR_TEST_VAULT_TOKEN"),
-    ) {
-        (Some(addr), Some(token)) => {
-            let mut c = Config::new("vault");
-            c.section
-                .insert("vault_url".into(), toml::Value::String(addr));
-            c.section
-                .insert("root_token_id".into(), toml::Value::String(token.clone()));
-            out.push(Backend {
-                name: "vault",
-                km: keymgr::build(&c).expect("vault backend"),
-                ctx: keymgr::Context::new("hygiene", "tester"),
-                credentials: vec![token],
-            });
-        }
-        _ => missing("OpenBao (KEYMGR_TEST_VAULT_ADDR)"),
+    match vault_config(None) {
+        Some((c, token)) => out.push(Backend {
+            name: "vault",
+            km: keymgr::build(&c).expect("vault backend"),
+            ctx: keymgr::Context::new("hygiene", "tester"),
+            credentials: vec![token],
+        }),
+        None => missing("OpenBao (KEYMGR_TEST_VAULT_ADDR)"),
     }
-    match (
-        var("KEYMGR_TEST_KEYSTONE_URL"),
-        var("KEYMGR_TEST_OS_USER_A"),
-        var("KEYMGR_TEST_OS_PASSWORD_A"),
-        var("KEYMGR_TEST_OS_PROJECT_A"),
-    ) {
-        (Some(url), Some(user), Some(pw), Some(project)) => {
-            let mut c = Config::new("barbican");
-            for (k, v) in [
-                ("auth_endpoint", url),
-                ("auth_type", "password".into()),
-                ("username", user),
-                ("password", pw.clone()),
-                ("user_domain_name", "Default".into()),
-                ("project_name", project),
-                ("project_domain_name", "Default".into()),
-            ] {
-                c.section.insert(k.into(), toml::Value::String(v));
-            }
-            out.push(Backend {
-                name: "barbican",
-                km: keymgr::build(&c).expect("barbican backend"),
-                ctx: keymgr::Context::new("", "tester"),
-                credentials: vec![pw],
-            });
-        }
-        _ => missing("Keystone/Barbican (KEYMGR_TEST_KEYSTONE_URL)"),
+    match barbican_config(None, None) {
+        Some((c, pw)) => out.push(Backend {
+            name: "barbican",
+            km: keymgr::build(&c).expect("barbican backend"),
+            ctx: keymgr::Context::new("", "tester"),
+            credentials: vec![pw],
+        }),
+        None => missing("Keystone/Barbican (KEYMGR_TEST_KEYSTONE_URL)"),
     }
     out
 }
 
-fn missing(what: &str) {
+/// The real OpenBao's address from the test environment.
+pub fn vault_addr() -> Option<String> {
+    var("KEYMGR_TEST_VAULT_ADDR")
+}
+
+/// The real Keystone (`.../v3`) and Barbican URLs from the test environment.
+pub fn openstack_urls() -> Option<(String, String)> {
+    Some((
+        var("KEYMGR_TEST_KEYSTONE_URL")?,
+        var("KEYMGR_TEST_BARBICAN_URL")?,
+    ))
+}
+
+/// A Vault backend configuration for the test environment's OpenBao,
+/// reached at `addr` (default: the server itself), and its token.
+pub fn vault_config(addr: Option<&str>) -> Option<(Config, String)> {
+    let real = var("KEYMGR_TEST_VAULT_ADDR")?;
+    let token = var("KEYMGR_TEST_VAULT_TOKEN")?;
+    let mut c = Config::new("vault");
+    c.section.insert(
+        "vault_url".into(),
+        toml::Value::String(addr.map(str::to_string).unwrap_or(real)),
+    );
+    c.section
+        .insert("root_token_id".into(), toml::Value::String(token.clone()));
+    Some((c, token))
+}
+
+/// A Barbican backend configuration for user A of the test environment,
+/// with Keystone at `auth` and Barbican at `endpoint` (defaults: the real
+/// servers; the catalog is used when no endpoint is given), and its password.
+pub fn barbican_config(auth: Option<&str>, endpoint: Option<&str>) -> Option<(Config, String)> {
+    let url = var("KEYMGR_TEST_KEYSTONE_URL")?;
+    let user = var("KEYMGR_TEST_OS_USER_A")?;
+    let pw = var("KEYMGR_TEST_OS_PASSWORD_A")?;
+    let project = var("KEYMGR_TEST_OS_PROJECT_A")?;
+    let mut c = Config::new("barbican");
+    for (k, v) in [
+        ("auth_endpoint", auth.map(str::to_string).unwrap_or(url)),
+        ("auth_type", "password".into()),
+        ("username", user),
+        ("password", pw.clone()),
+        ("user_domain_name", "Default".into()),
+        ("project_name", project),
+        ("project_domain_name", "Default".into()),
+    ] {
+        c.section.insert(k.into(), toml::Value::String(v));
+    }
+    if let Some(e) = endpoint {
+        c.section
+            .insert("barbican_endpoint".into(), toml::Value::String(e.into()));
+    }
+    Some((c, pw))
+}
+
+/// Reports a missing server: a panic under `KEYMGR_REQUIRE_TOOLS=1`, else a skip notice.
+pub fn missing(what: &str) {
     if servers_required() {
         panic!("{what} is not running: scripts/test.sh starts it");
     }
