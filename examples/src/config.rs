@@ -136,6 +136,15 @@ impl ServiceConfig {
         }
     }
 
+    /// qemu-img's LUKS `iter-time` (ms): 1 when test costs are forced, else 2000.
+    pub fn qemu_iter_time_ms(&self) -> u32 {
+        if self.pbkdf.force_iterations.is_some() {
+            1
+        } else {
+            2000
+        }
+    }
+
     /// The file standing in for block device `name`.
     pub fn device_path(&self, name: &str) -> PathBuf {
         self.state_dir.join("devices").join(format!("{name}.img"))

@@ -98,8 +98,17 @@ fn consumer(id: &str) -> Consumer {
 
 /// Converts a qcow2+LUKS image to a raw LUKS volume with `qemu-img convert`,
 /// the passphrase passed in a 0600 file (`--object secret,file=`).
-pub fn qcow2_luks_to_raw_luks(state_dir: &Path, src: &Path, dst: &Path, pass: &[u8]) -> Result<()> {
-    let sf = SecretFile::new(state_dir, pass)?;
+pub fn qcow2_luks_to_raw_luks(
+    cfg: &ServiceConfig,
+    src: &Path,
+    dst: &Path,
+    pass: &[u8],
+) -> Result<()> {
+    let sf = SecretFile::new(&cfg.state_dir, pass)?;
+    let out_opts = format!(
+        "key-secret=sec0,cipher-alg=aes-256,cipher-mode=xts,ivgen-alg=plain64,iter-time={}",
+        cfg.qemu_iter_time_ms()
+    );
     let obj = format!("secret,id=sec0,file={}", sf.path().display());
     let src_opts = format!(
         "driver=qcow2,file.filename={},encrypt.key-secret=sec0",
@@ -115,7 +124,7 @@ pub fn qcow2_luks_to_raw_luks(state_dir: &Path, src: &Path, dst: &Path, pass: &[
         "-O",
         "luks",
         "-o",
-        "key-secret=sec0,cipher-alg=aes-256,cipher-mode=xts,ivgen-alg=plain64,iter-time=10",
+        &out_opts,
         &dst_s,
     ])?;
     Ok(())
@@ -251,19 +260,14 @@ impl ImageService {
                 // qemu-img reads the plaintext from the caller's file directly
                 let sf = SecretFile::new(&self.cfg.state_dir, pass.as_bytes())?;
                 let obj = format!("secret,id=sec0,file={}", sf.path().display());
+                let enc_opts = format!(
+                    "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time={}",
+                    self.cfg.qemu_iter_time_ms()
+                );
                 let src = file.display().to_string();
                 let dst = path.display().to_string();
                 device::qemu_img(&[
-                    "convert",
-                    "-f",
-                    "raw",
-                    "-O",
-                    "qcow2",
-                    "--object",
-                    &obj,
-                    "-o",
-                    "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10",
-                    &src,
+                    "convert", "-f", "raw", "-O", "qcow2", "--object", &obj, "-o", &enc_opts, &src,
                     &dst,
                 ])?;
                 ("bare", "LUKSv1")
@@ -370,7 +374,7 @@ impl ImageService {
         let _tmp;
         if image.disk_format == "qcow2" {
             let t = self.cfg.state_dir.join(format!(".convert-{}", new_id()));
-            qcow2_luks_to_raw_luks(&self.cfg.state_dir, &path, &t, pass.as_bytes())?;
+            qcow2_luks_to_raw_luks(&self.cfg, &path, &t, pass.as_bytes())?;
             raw_path = t.clone();
             _tmp = Some(RemoveOnDrop(t));
         } else {

@@ -500,7 +500,7 @@ impl VolumeService {
                 let size_mib = req.size_mib.max(decrypt.div_ceil(MIB)).max(1);
                 let res = if image.disk_format == "qcow2" {
                     crate::image::qcow2_luks_to_raw_luks(
-                        &self.cfg.state_dir,
+                        &self.cfg,
                         &img_path,
                         &path,
                         pass.as_bytes(),
