@@ -338,7 +338,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Key(c) => key(&cfg, c).await,
         Cmd::Volume(c) => volume(VolumeService::new(cfg)?, c).await,
         Cmd::Share(c) => {
-            println!("{}", examples::share::run_cli(&cfg, c).await?);
+            // `share read --output -` already wrote raw bytes to stdout
+            let out = examples::share::run_cli(&cfg, c).await?;
+            if !out.is_empty() {
+                println!("{out}");
+            }
             Ok(())
         }
         Cmd::Ephemeral(c) => ephemeral(EphemeralService::new(cfg)?, c).await,
