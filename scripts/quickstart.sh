@@ -49,11 +49,33 @@ if "$keymgr" luks --help >/dev/null 2>&1; then
     fi
 fi
 
-if [ -x "$root/target/release/examples" ] && "$root/target/release/examples" volume --help >/dev/null 2>&1; then
+examples="$root/target/release/keymgr-examples"
+if [ -x "$examples" ]; then
     echo "== the Cinder-style volume service on the same embedded backend"
-    state="$work/cinder"
-    ex() { "$root/target/release/examples" --state-dir "$state" "$@"; }
-    ex volume type-create encrypted-luks2 --encryption luks2 --key-size 512 2>/dev/null || true
-    ex volume --help | head -15
+    # A demo: fast KDF settings so the flow takes seconds.
+    cat >> "$work/keymgr.toml" <<TOML
+[examples]
+pbkdf2_force_iterations = 1000
+TOML
+    ex() { echo "\$ keymgr-examples $*"; "$examples" --config "$work/keymgr.toml" --state-dir "$work/cinder" "$@"; }
+    jid() { python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
+    ex volume type-create luks2-512 --encrypted --provider luks2 --key-size 512
+    echo "\$ keymgr-examples volume create --size 4 --type luks2-512 --encryption-key-id $id   # bring your own key: cloned for the volume"
+    vol=$("$examples" --config "$work/keymgr.toml" --state-dir "$work/cinder" volume create --size 4 --type luks2-512 --encryption-key-id "$id")
+    echo "$vol"; vol=$(echo "$vol" | jid)
+    ex volume attach "$vol"
+    ex volume write "$vol" --offset 4096 --data "hello from an encrypted volume"
+    ex volume read "$vol" --offset 4096 --length 30
+    ex volume detach "$vol"
+    echo "\$ keymgr-examples volume snapshot-create $vol"
+    snap=$("$examples" --config "$work/keymgr.toml" --state-dir "$work/cinder" volume snapshot-create "$vol"); echo "$snap"; snap=$(echo "$snap" | jid)
+    echo "\$ keymgr-examples volume create --snapshot $snap --type luks2-512   # a cloned key, re-keyed"
+    vol2=$("$examples" --config "$work/keymgr.toml" --state-dir "$work/cinder" volume create --snapshot "$snap" --type luks2-512); echo "$vol2"; vol2=$(echo "$vol2" | jid)
+    ex volume attach "$vol2"
+    ex volume read "$vol2" --offset 4096 --length 30
+    ex volume detach "$vol2"
+    ex volume snapshot-delete "$snap"
+    ex volume delete "$vol"
+    ex volume delete "$vol2"
 fi
 echo "== done"

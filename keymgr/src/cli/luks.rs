@@ -434,7 +434,7 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
                 Box::new(open_private(output)?)
             };
             let bar = progress(len);
-            copy_out(&data, *offset, len, &mut out, &|n| {
+            data.export_to(&mut out, *offset, Some(len), &|n| {
                 if let Some(b) = &bar {
                     b.set_position(n)
                 }
@@ -470,12 +470,11 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
                 );
             }
             let bar = progress(total);
-            let written = copy_in(&data, *offset, &mut inp, &|n| {
+            let written = data.import_from(&mut inp, *offset, &|n| {
                 if let Some(b) = &bar {
                     b.set_position(n)
                 }
             })?;
-            data.sync()?;
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
@@ -508,57 +507,4 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
         LuksCommand::Close { name } => luks::kernel::close(name)?,
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Bytes per read or write call of the copy loops.
-const CHUNK: usize = 1 << 20;
-
-fn copy_out(
-    data: &luks::UnlockedVolume,
-    offset: u64,
-    len: u64,
-    out: &mut dyn Write,
-    progress: &dyn Fn(u64),
-) -> anyhow::Result<()> {
-    let mut buf = Zeroizing::new(vec![0u8; CHUNK]);
-    let mut done = 0u64;
-    while done < len {
-        let n = (len - done).min(CHUNK as u64) as usize;
-        data.read_at(&mut buf[..n], offset + done)?;
-        out.write_all(&buf[..n])?;
-        done += n as u64;
-        progress(done);
-    }
-    Ok(())
-}
-
-fn copy_in(
-    data: &luks::UnlockedVolume,
-    offset: u64,
-    input: &mut dyn Read,
-    progress: &dyn Fn(u64),
-) -> anyhow::Result<u64> {
-    let mut buf = Zeroizing::new(vec![0u8; CHUNK]);
-    let mut done = 0u64;
-    loop {
-        let mut filled = 0;
-        while filled < CHUNK {
-            match input.read(&mut buf[filled..])? {
-                0 => break,
-                n => filled += n,
-            }
-        }
-        if filled == 0 {
-            return Ok(done);
-        }
-        if offset + done + filled as u64 > data.size() {
-            anyhow::bail!(
-                "the input is larger than the data segment ({} bytes)",
-                data.size()
-            );
-        }
-        data.write_at(&buf[..filled], offset + done)?;
-        done += filled as u64;
-        progress(done);
-    }
 }
