@@ -9,6 +9,7 @@
 use super::IvSeq;
 use aes::cipher::array::Array;
 use aes::cipher::consts::U16;
+use aes::cipher::typenum::Unsigned;
 use aes::cipher::{
     BlockCipherDecrypt, BlockCipherEncBackend, BlockCipherEncClosure, BlockCipherEncrypt,
     BlockSizeUser, InvalidLength, KeyInit,
@@ -18,6 +19,9 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
 type B16 = Array<u8, U16>;
+
+/// Lanes of CBC encryption times the sector size (see `EncJob::call`).
+const LANES_BYTES: usize = 64 * 1024;
 
 /// Sectors whose IVs are computed in one batch.
 const IV_BATCH: usize = 256;
@@ -41,14 +45,47 @@ impl BlockSizeUser for EncJob<'_> {
 impl BlockCipherEncClosure for EncJob<'_> {
     #[inline(always)]
     fn call<B: BlockCipherEncBackend<BlockSize = U16>>(self, backend: &B) {
-        for (sector, iv) in self.buf.chunks_exact_mut(self.sector_size).zip(self.ivs) {
-            let (blocks, _) = B16::slice_as_chunks_mut(sector);
-            let mut prev = u128::from_le_bytes(iv.0);
-            for b in blocks {
-                b.0 = (u128::from_le_bytes(b.0) ^ prev).to_le_bytes();
-                backend.encrypt_block_inplace(b);
-                prev = u128::from_le_bytes(b.0);
+        // CBC is sequential inside a sector, but sectors are independent:
+        // encrypt block j of up to `lanes` sectors at once through the
+        // backend's parallel path (lanes beyond the last sector are padding).
+        let ss = self.sector_size;
+        // Sectors are `ss` bytes apart, so block j of every lane maps to the
+        // same cache set: with large sectors, fewer lanes avoid L1 thrashing.
+        let lanes = B::ParBlocksSize::USIZE.min(LANES_BYTES / ss).max(1);
+        let bps = ss / 16;
+        let mut prev: Array<B16, B::ParBlocksSize> = Array::default();
+        for (group, ivs) in self.buf.chunks_mut(lanes * ss).zip(self.ivs.chunks(lanes)) {
+            let n = group.len() / ss;
+            if n < 2 {
+                for (sector, iv) in group.chunks_exact_mut(ss).zip(ivs) {
+                    let (blocks, _) = B16::slice_as_chunks_mut(sector);
+                    let mut p = u128::from_le_bytes(iv.0);
+                    for b in blocks {
+                        b.0 = (u128::from_le_bytes(b.0) ^ p).to_le_bytes();
+                        backend.encrypt_block_inplace(b);
+                        p = u128::from_le_bytes(b.0);
+                    }
+                }
+                continue;
             }
+            for (l, iv) in ivs.iter().enumerate().take(n) {
+                prev[l] = *iv;
+            }
+            for j in 0..bps {
+                for l in 0..n {
+                    let at = l * ss + j * 16;
+                    let x = u128::from_le_bytes(group[at..at + 16].try_into().unwrap_or_default());
+                    prev[l].0 = (x ^ u128::from_le_bytes(prev[l].0)).to_le_bytes();
+                }
+                backend.encrypt_par_blocks_inplace(&mut prev);
+                for l in 0..n {
+                    let at = l * ss + j * 16;
+                    group[at..at + 16].copy_from_slice(&prev[l].0);
+                }
+            }
+        }
+        for p in prev.iter_mut() {
+            p.0.zeroize();
         }
     }
 }
