@@ -10,8 +10,12 @@
 //! of the streaming code), calling `encrypt_sectors` / `decrypt_sectors`
 //! repeatedly for `--seconds` (default 2). `--threads` defaults to the number
 //! of CPUs; the 1-thread figure is always printed too. Every result is one
-//! line `xts backend=.. op=.. sector=.. threads=.. gbps=..` (parsed by
-//! scripts/bench.sh).
+//! line `xts backend=.. op=.. sector=.. threads=.. gbps=.. cpu_gbps=..`
+//! (parsed by scripts/bench.sh): `gbps` is bytes per wall-clock second of all
+//! threads together, `cpu_gbps` bytes per second of CPU time the threads got
+//! (from `/proc/thread-self/schedstat`; the per-core speed even when other
+//! processes share the cores, comparable to `openssl speed`, which divides by
+//! user CPU time).
 
 use luks::cipher::{Backend, SectorCipher};
 use std::process::ExitCode;
@@ -77,23 +81,31 @@ fn parse() -> Result<Args, String> {
     Ok(a)
 }
 
-/// Bytes per second of `threads` threads each running `cipher` on its own buffer.
+/// Nanoseconds this thread has run on a CPU, when Linux says.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+/// Bytes per wall-clock second and per CPU second (if known) of `threads`
+/// threads each running `cipher` on its own buffer.
 fn measure(
     cipher: &SectorCipher,
     sector: usize,
     encrypt: bool,
     threads: usize,
     secs: f64,
-) -> Result<f64, String> {
+) -> Result<(f64, Option<f64>), String> {
     let dur = Duration::from_secs_f64(secs);
     let start = Instant::now();
-    let results: Vec<Result<u64, String>> = std::thread::scope(|s| {
+    let results: Vec<Result<(u64, Option<u64>), String>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 s.spawn(move || {
                     let mut buf = vec![(t as u8).wrapping_mul(37); BUF];
                     let mut done = 0u64;
                     let mut iv = (t as u64) << 40;
+                    let cpu0 = thread_cpu_ns();
                     let begin = Instant::now();
                     while begin.elapsed() < dur {
                         let r = if encrypt {
@@ -106,7 +118,8 @@ fn measure(
                         done += BUF as u64;
                     }
                     std::hint::black_box(&buf);
-                    Ok(done)
+                    let cpu = cpu0.and_then(|a| thread_cpu_ns().map(|b| b.saturating_sub(a)));
+                    Ok((done, cpu))
                 })
             })
             .collect();
@@ -117,10 +130,16 @@ fn measure(
     });
     let elapsed = start.elapsed().as_secs_f64();
     let mut total = 0u64;
+    let mut cpu_ns = Some(0u64);
     for r in results {
-        total += r?;
+        let (done, cpu) = r?;
+        total += done;
+        cpu_ns = cpu_ns.zip(cpu).map(|(a, b)| a + b);
     }
-    Ok(total as f64 / elapsed)
+    let per_cpu = cpu_ns
+        .filter(|&ns| ns > 0)
+        .map(|ns| total as f64 / (ns as f64 / 1e9));
+    Ok((total as f64 / elapsed, per_cpu))
 }
 
 fn main() -> ExitCode {
@@ -149,7 +168,7 @@ fn main() -> ExitCode {
             let op = if encrypt { "encrypt" } else { "decrypt" };
             let mut single = None;
             for &n in &thread_counts {
-                let bps = match measure(&cipher, args.sector, encrypt, n, args.seconds) {
+                let (bps, cpu_bps) = match measure(&cipher, args.sector, encrypt, n, args.seconds) {
                     Ok(b) => b,
                     Err(e) => return usage(&e),
                 };
@@ -157,8 +176,11 @@ fn main() -> ExitCode {
                 let scaling = single
                     .map(|s: f64| format!(" scaling={:.2}", gbps / s))
                     .unwrap_or_default();
+                let cpu = cpu_bps
+                    .map(|c| format!(" cpu_gbps={:.3}", c / 1e9))
+                    .unwrap_or_default();
                 println!(
-                    "xts backend={backend} op={op} sector={} threads={n} gbps={gbps:.3}{scaling}",
+                    "xts backend={backend} op={op} sector={} threads={n} gbps={gbps:.3}{cpu}{scaling}",
                     args.sector
                 );
                 single.get_or_insert(gbps);
