@@ -10,6 +10,8 @@ command -v cryptsetup >/dev/null 2>&1 || need_apt+=(cryptsetup-bin)
 command -v qemu-img >/dev/null 2>&1 || need_apt+=(qemu-utils)
 command -v qemu-io >/dev/null 2>&1 || need_apt+=(qemu-utils)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# The LUKS crash-consistency test records the writes of each operation with strace.
+command -v strace >/dev/null 2>&1 || need_apt+=(strace)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup: installing Debian packages: ${need_apt[*]}"
     if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi

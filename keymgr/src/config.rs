@@ -26,7 +26,10 @@ use keymgr_core::{Context, Error, Result};
 
 /// A parsed configuration: the backend's name, its section, and the
 /// default context of the command-line tool.
-#[derive(Debug, Clone)]
+///
+/// `Debug` shows the section's option names, never their values (the
+/// section holds passwords, tokens and secret ids).
+#[derive(Clone)]
 pub struct Config {
     /// `mock`, `barbican` or `vault`.
     pub backend: String,
@@ -63,6 +66,17 @@ impl ContextConfig {
             user,
         )
         .with_roles(self.roles.iter().cloned())
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let options: Vec<&str> = self.section.keys().map(String::as_str).collect();
+        f.debug_struct("Config")
+            .field("backend", &self.backend)
+            .field("section_options", &options)
+            .field("context", &self.context)
+            .finish()
     }
 }
 
@@ -194,6 +208,17 @@ mod tests {
         assert_eq!(c.section["timeout"].as_integer(), Some(5));
         assert!(!c.section.contains_key("x"));
         assert_eq!(c.context.to_context().project_id, "p");
+    }
+
+    #[test]
+    fn debug_shows_option_names_not_values() {
+        let c = Config::from_toml_str(
+            "backend = \"vault\"\n[vault]\nroot_token_id = \"s.sup3r-secret\"\n",
+        )
+        .unwrap();
+        let d = format!("{c:?}");
+        assert!(d.contains("root_token_id"), "{d}");
+        assert!(!d.contains("sup3r"), "{d}");
     }
 
     #[test]

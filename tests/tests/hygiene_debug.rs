@@ -118,7 +118,6 @@ fn master_keys_redact_debug() {
 
 /// `keymgr::Config` holds the backend section as TOML, credentials included.
 #[test]
-#[ignore = "bug in keymgr (facade): Config derives Debug and prints its [barbican]/[vault] section with passwords and tokens, see SECURITY.md"]
 fn facade_config_debug_hides_credentials() {
     let text = format!(
         "backend = \"barbican\"\n[barbican]\nauth_endpoint = \"http://k/v3\"\nusername = \"u\"\npassword = \"{}\"\ntoken = \"{TOKEN}\"\napplication_credential_secret = \"{}\"\n",
