@@ -2,29 +2,16 @@
 #![cfg(feature = "barbican")]
 
 use std::path::Path;
-use std::process::Command;
+mod common;
 
-fn env(name: &str) -> Option<String> {
-    match std::env::var(name) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ if std::env::var("KEYMGR_REQUIRE_TOOLS").as_deref() == Ok("1") => {
-            panic!("{name} is not set: Keystone/Barbican were not started (run scripts/test.sh)")
-        }
-        _ => {
-            eprintln!(
-                "skipped: {name} is not set; start Keystone and Barbican with scripts/test.sh"
-            );
-            None
-        }
-    }
-}
+use std::process::Command;
 
 fn write_config(path: &Path, user: &str, password: &str, project: &str) -> Option<()> {
     std::fs::write(
         path,
         format!(
             "backend = \"barbican\"\n[barbican]\nauth_endpoint = \"{}\"\nauth_type = \"password\"\nusername = \"{user}\"\npassword = \"{password}\"\nuser_domain_name = \"Default\"\nproject_name = \"{project}\"\nproject_domain_name = \"Default\"\nbarbican_endpoint_type = \"public\"\nbarbican_region_name = \"RegionOne\"\nnumber_of_retries = 20\nretry_delay = 1\n",
-            env("KEYMGR_TEST_KEYSTONE_URL")?
+            common::env("KEYMGR_TEST_KEYSTONE_URL", "Keystone/Barbican")?
         ),
     )
     .unwrap();
@@ -53,17 +40,17 @@ fn ok(config: &Path, args: &[&str]) -> String {
 #[test]
 fn secrets_and_acls_through_the_cli() {
     let (Some(ua), Some(pa), Some(proj_a)) = (
-        env("KEYMGR_TEST_OS_USER_A"),
-        env("KEYMGR_TEST_OS_PASSWORD_A"),
-        env("KEYMGR_TEST_OS_PROJECT_A"),
+        common::env("KEYMGR_TEST_OS_USER_A", "Keystone/Barbican"),
+        common::env("KEYMGR_TEST_OS_PASSWORD_A", "Keystone/Barbican"),
+        common::env("KEYMGR_TEST_OS_PROJECT_A", "Keystone/Barbican"),
     ) else {
         return;
     };
     let (ub, pb, proj_b, ub_id) = (
-        env("KEYMGR_TEST_OS_USER_B").unwrap(),
-        env("KEYMGR_TEST_OS_PASSWORD_B").unwrap(),
-        env("KEYMGR_TEST_OS_PROJECT_B").unwrap(),
-        env("KEYMGR_TEST_OS_USER_B_ID").unwrap(),
+        common::env("KEYMGR_TEST_OS_USER_B", "Keystone/Barbican").unwrap(),
+        common::env("KEYMGR_TEST_OS_PASSWORD_B", "Keystone/Barbican").unwrap(),
+        common::env("KEYMGR_TEST_OS_PROJECT_B", "Keystone/Barbican").unwrap(),
+        common::env("KEYMGR_TEST_OS_USER_B_ID", "Keystone/Barbican").unwrap(),
     );
     let dir = tempfile::tempdir().unwrap();
     let (ca, cb) = (dir.path().join("a.toml"), dir.path().join("b.toml"));

@@ -2,22 +2,10 @@
 //! files (every byte counts) and with `--key-ref` through the key manager.
 #![cfg(feature = "mock")]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn tool(name: &str) -> bool {
-    let found = Command::new(name)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        if std::env::var("KEYMGR_REQUIRE_TOOLS").as_deref() == Ok("1") {
-            panic!("{name} is not installed (scripts/setup.sh installs it)");
-        }
-        eprintln!("skipped: {name} is not installed; run scripts/setup.sh");
-    }
-    found
-}
 
 struct Env {
     dir: tempfile::TempDir,
@@ -78,7 +66,7 @@ const FAST: [&str; 4] = ["--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"
 
 #[test]
 fn format_rekey_and_data_interoperate_with_cryptsetup() {
-    if !tool("cryptsetup") {
+    if !common::tool("cryptsetup") {
         return;
     }
     let e = Env::new();
@@ -232,7 +220,7 @@ fn format_rekey_and_data_interoperate_with_cryptsetup() {
 
 #[test]
 fn key_ref_uses_the_os_brick_passphrase_rule() {
-    if !tool("cryptsetup") {
+    if !common::tool("cryptsetup") {
         return;
     }
     let e = Env::new();
@@ -300,7 +288,7 @@ fn key_ref_uses_the_os_brick_passphrase_rule() {
 
 #[test]
 fn luks1_written_here_converts_with_qemu_img() {
-    if !tool("qemu-img") {
+    if !common::tool("qemu-img") {
         return;
     }
     let e = Env::new();

@@ -1,26 +1,15 @@
 //! The facade and the CLI against a real OpenBao, configured with Castellan's option names.
 #![cfg(feature = "vault")]
 
-use std::process::Command;
+mod common;
 
-fn env(name: &str) -> Option<String> {
-    match std::env::var(name) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ if std::env::var("KEYMGR_REQUIRE_TOOLS").as_deref() == Ok("1") => {
-            panic!("{name} is not set: OpenBao was not started (run scripts/test.sh)")
-        }
-        _ => {
-            eprintln!("skipped: {name} is not set; start OpenBao with scripts/test.sh");
-            None
-        }
-    }
-}
+use std::process::Command;
 
 #[test]
 fn cli_round_trip_through_vault_config_file() {
     let (Some(addr), Some(token)) = (
-        env("KEYMGR_TEST_VAULT_ADDR"),
-        env("KEYMGR_TEST_VAULT_TOKEN"),
+        common::env("KEYMGR_TEST_VAULT_ADDR", "OpenBao"),
+        common::env("KEYMGR_TEST_VAULT_TOKEN", "OpenBao"),
     ) else {
         return;
     };
