@@ -20,7 +20,11 @@ free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0)
 
 api() { # METHOD URL TOKEN [JSON]
     local args=(-sS -f -X "$1" "$2")
-    [ -n "$3" ] && args+=(-H "X-Vault-Token: $3")
+    if [ -n "$3" ]; then
+        # The token goes to curl in a 0600 file in the 0700 state folder, never on its command line.
+        (umask 077; printf 'X-Vault-Token: %s\n' "$3" > "$dir/.api-header")
+        args+=(-H "@$dir/.api-header")
+    fi
     [ $# -ge 4 ] && args+=(-H "Content-Type: application/json" --data @-)
     if [ $# -ge 4 ]; then printf '%s' "$4" | curl "${args[@]}"; else curl "${args[@]}"; fi
 }
