@@ -92,8 +92,10 @@ mod tests {
             prop_assert_eq!(m.len(), key.len() * stripes as usize);
             let back = merge(&m, key.len(), stripes, hash).unwrap();
             prop_assert_eq!(&back[..], &key[..]);
-            if stripes > 1 {
-                // flipping a bit in any stripe changes the result
+            if stripes > 1 && key.len() >= 16 {
+                // Flipping a bit in the first stripe changes the result. Only
+                // asserted for keys of 16+ bytes: diffusion truncates a hash to
+                // the key length, so a 1-byte key collides with odds 1/256.
                 let mut m2 = m.clone();
                 m2[0] ^= 1;
                 let bad = merge(&m2, key.len(), stripes, hash).unwrap();
