@@ -339,30 +339,6 @@ impl UnlockedVolume {
         crate::stream::decrypt_to_writer(&self.file, &region, &self.cipher, out, progress)
     }
 
-    /// Like [`export_to`](Self::export_to), into the file `out` at `out_offset`
-    /// with positional writes from all workers (faster for regular files; `out`
-    /// must support `pwrite`, so not a pipe). The output is not synced.
-    pub fn export_to_file(
-        &self,
-        out: &File,
-        out_offset: u64,
-        offset: u64,
-        len: Option<u64>,
-        progress: &dyn Fn(u64),
-    ) -> Result<u64> {
-        let len = len.unwrap_or_else(|| self.layout.size.saturating_sub(offset));
-        let region = self.region(offset, len)?;
-        crate::stream::decrypt_to_file_with(
-            &self.file,
-            &region,
-            &self.cipher,
-            out,
-            out_offset,
-            progress,
-            &crate::stream::StreamOptions::default(),
-        )
-    }
-
     /// Encrypts everything `input` yields into the segment from `offset` (partial
     /// sectors at the ends are merged), then syncs. Input longer than the rest of
     /// the segment is an [`Error::OutOfBounds`]. Returns the bytes taken.

@@ -17,9 +17,6 @@
 //!   claim the next batch, read it with a positional read, decrypt it, and
 //!   hand it to the calling thread, which writes batches to `out` in order
 //!   and recycles the buffers. Reading, decrypting and writing overlap.
-//! * [`decrypt_to_file_with`]: for a regular output file, each worker reads,
-//!   decrypts and writes its batch with positional I/O, so writing the
-//!   output is spread over the cores too (one buffer per worker).
 //! * [`encrypt_from_reader`]: the calling thread fills buffers from `input`
 //!   (it is the only one touching the reader); workers encrypt and write
 //!   them with positional writes, in any order, and recycle the buffers.
@@ -35,7 +32,6 @@ use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Mutex;
@@ -303,121 +299,6 @@ pub fn decrypt_to_writer_with(
     Ok(written)
 }
 
-/// Decrypts `region` of the device into the file `out` at `out_offset`, with
-/// positional writes from every worker (no ordering, no single writer
-/// thread): the fast path for a regular output file. `progress` is called on
-/// the calling thread with the bytes written so far (monotonic, not
-/// necessarily at batch boundaries in order). Returns the bytes written
-/// (`region.len`). The output is not synced; on an error some batches may
-/// already be written.
-pub fn decrypt_to_file_with(
-    device: &File,
-    region: &Region,
-    cipher: &SectorCipher,
-    out: &File,
-    out_offset: u64,
-    progress: &dyn Fn(u64),
-    opts: &StreamOptions,
-) -> Result<u64> {
-    region.check()?;
-    if region.len == 0 {
-        return Ok(0);
-    }
-    if out_offset.checked_add(region.len).is_none() {
-        return Err(Error::OutOfBounds {
-            offset: out_offset,
-            len: region.len,
-            size: u64::MAX,
-        });
-    }
-    let ss = region.sector_size;
-    let ss64 = ss as u64;
-    let batch = opts.batch(ss);
-    let spb = (batch / ss) as u64;
-    let first_sector = region.offset / ss64;
-    let end_sector = (region.offset + region.len).div_ceil(ss64);
-    let batches = (end_sector - first_sector).div_ceil(spb);
-    let head = region.offset % ss64;
-    let total = region.len;
-
-    // Reads, decrypts and writes batch `seq` through `buf`; returns its bytes.
-    let run = |seq: u64, buf: &mut [u8]| -> Result<u64> {
-        let sector = first_sector + seq * spb;
-        let len = ((end_sector - sector).min(spb) * ss64) as usize;
-        device::read_at(device, &mut buf[..len], region.data_offset + sector * ss64)?;
-        cipher
-            .decrypt_sectors(
-                &mut buf[..len],
-                ss,
-                region.iv_of_sector(sector),
-                region.iv_in_512_units,
-            )
-            .map_err(|e| Error::Cipher(e.to_string()))?;
-        // Plaintext position of the batch's first byte, relative to region.offset.
-        let (skip, pos) = if seq == 0 {
-            (head, 0)
-        } else {
-            (0, seq * spb * ss64 - head)
-        };
-        let want = (total - pos).min(len as u64 - skip);
-        let from = skip as usize;
-        out.write_all_at(&buf[from..from + want as usize], out_offset + pos)
-            .map_err(Error::io("writing the output"))?;
-        Ok(want)
-    };
-
-    let threads = opts.threads().min(batches.try_into().unwrap_or(usize::MAX));
-    if threads <= 1 {
-        let mut buf = Zeroizing::new(vec![0u8; batch]);
-        let mut written = 0u64;
-        for seq in 0..batches {
-            written += run(seq, &mut buf)?;
-            progress(written);
-        }
-        return Ok(written);
-    }
-
-    let next = AtomicU64::new(0);
-    let stop = AtomicBool::new(false);
-    let (done_tx, done_rx) = sync_channel::<Result<u64>>(2 * threads);
-    std::thread::scope(|s| -> Result<u64> {
-        for _ in 0..threads {
-            let done_tx = done_tx.clone();
-            let (next, stop, run) = (&next, &stop, &run);
-            s.spawn(move || {
-                let mut buf = Zeroizing::new(vec![0u8; batch]);
-                while !stop.load(Ordering::Relaxed) {
-                    let seq = next.fetch_add(1, Ordering::Relaxed);
-                    if seq >= batches {
-                        return;
-                    }
-                    let r = run(seq, &mut buf);
-                    let failed = r.is_err();
-                    if done_tx.send(r).is_err() || failed {
-                        return;
-                    }
-                }
-            });
-        }
-        drop(done_tx);
-        let mut written = 0u64;
-        let r = (|| -> Result<()> {
-            for r in done_rx.iter() {
-                written += r?;
-                progress(written);
-            }
-            Ok(())
-        })();
-        stop.store(true, Ordering::Relaxed);
-        drop(done_rx);
-        r?;
-        if written != total {
-            return Err(Error::Unsupported("stream worker stopped".into()));
-        }
-        Ok(written)
-    })
-}
-
 /// Encrypts the bytes of `input` (until end of input) into `region` of the
 /// device. At most `region.len` bytes are accepted: more input is an
 /// [`Error::OutOfBounds`] (the first `region.len` bytes are written). Partial
@@ -620,99 +501,4 @@ pub fn encrypt_from_reader_with(
     }
     progress(taken);
     Ok(taken)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn random_file(len: usize, seed: u8) -> (tempfile::NamedTempFile, Vec<u8>) {
-        let bytes: Vec<u8> = (0..len)
-            .map(|i| (i as u8).wrapping_mul(151) ^ seed ^ (i >> 9) as u8)
-            .collect();
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        f.write_all(&bytes).unwrap();
-        (f, bytes)
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
-
-        /// Positional output gives exactly the bytes of the ordered writer,
-        /// at `out_offset`, and leaves the rest of the output file alone.
-        #[test]
-        fn file_output_equals_ordered_writer(
-            ss in prop_oneof![Just(512usize), Just(4096)],
-            area_sectors in 1u64..40,
-            start in 0u64..200_000,
-            len in 0u64..200_000,
-            out_offset in 0u64..5000,
-            threads in 1usize..5,
-            batch_sectors in 1usize..9,
-            tweak in any::<u32>(),
-        ) {
-            let ss64 = ss as u64;
-            let area = area_sectors * ss64;
-            let offset = start % area;
-            let len = len % (area - offset + 1);
-            let data_offset = 3 * 512;
-            let (dev, _) = random_file((data_offset + area) as usize, 7);
-            let region = Region {
-                data_offset,
-                offset,
-                len,
-                sector_size: ss,
-                iv_in_512_units: true,
-                iv_tweak: u64::from(tweak),
-            };
-            let key: Vec<u8> = (0..64u8).collect();
-            let cipher = SectorCipher::new("aes", "xts-plain64", &key).unwrap();
-            let opts = StreamOptions { threads, batch: batch_sectors * ss };
-            let mut expect = Vec::new();
-            decrypt_to_writer_with(dev.as_file(), &region, &cipher, &mut expect, &|_| {}, &opts).unwrap();
-            let (out, before) = random_file(out_offset as usize + len as usize + 100, 9);
-            let last = std::sync::atomic::AtomicU64::new(0);
-            let n = decrypt_to_file_with(dev.as_file(), &region, &cipher, out.as_file(), out_offset, &|w| {
-                assert!(w >= last.swap(w, Ordering::Relaxed), "progress went backwards");
-            }, &opts).unwrap();
-            prop_assert_eq!(n, len);
-            prop_assert_eq!(last.load(Ordering::Relaxed), len);
-            let mut got = Vec::new();
-            out.reopen().unwrap().read_to_end(&mut got).unwrap();
-            let (o, l) = (out_offset as usize, len as usize);
-            prop_assert_eq!(&got[..o], &before[..o]);
-            prop_assert_eq!(&got[o..o + l], &expect[..]);
-            prop_assert_eq!(&got[o + l..], &before[o + l..]);
-        }
-    }
-
-    #[test]
-    fn file_output_reports_a_short_device() {
-        let (dev, _) = random_file(8 * 512, 1);
-        let region = Region {
-            data_offset: 0,
-            offset: 0,
-            len: 64 * 512,
-            sector_size: 512,
-            iv_in_512_units: true,
-            iv_tweak: 0,
-        };
-        let key: Vec<u8> = (0..64u8).collect();
-        let cipher = SectorCipher::new("aes", "xts-plain64", &key).unwrap();
-        let out = tempfile::tempfile().unwrap();
-        for threads in [1, 3] {
-            let opts = StreamOptions {
-                threads,
-                batch: 4 * 512,
-            };
-            let err =
-                decrypt_to_file_with(dev.as_file(), &region, &cipher, &out, 0, &|_| {}, &opts)
-                    .unwrap_err();
-            assert!(
-                matches!(err, Error::DeviceTooSmall { .. }),
-                "threads {threads}: {err:?}"
-            );
-        }
-    }
 }
