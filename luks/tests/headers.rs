@@ -1,26 +1,70 @@
 //! Header parsing against images made by cryptsetup, and hostile variations of
-//! them: each must fail with its specific typed error, never panic.
+//! them: each must fail with its specific typed error, never panic. The
+//! variations are tables of named cases (an edit of a good image and the typed
+//! error it must give) checked by one loop, `run_hostile`.
 
+#[path = "common/cases.rs"]
+mod cases;
 mod common;
 
+use cases::{check_named, cs_dump, cs_token_import};
 use common::*;
 use luks::luks2::binary::BinHeader;
-use luks::{Error, Problem, Volume};
+use luks::{Dump, Error, Volume};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-fn cs_image(dir: &Path, name: &str, args: &[&str]) -> Option<(PathBuf, PathBuf)> {
+/// The passphrase of every image made by `cs_image`.
+const PASS: &[u8] = b"correct horse";
+
+fn cs_image(dir: &Path, name: &str, args: &[String]) -> Option<(PathBuf, PathBuf)> {
     let cs = tool("cryptsetup")?;
     let img = sparse_file(dir, name, 20 << 20);
-    let key = secret_file(dir, &format!("{name}.key"), b"correct horse");
+    let key = secret_file(dir, &format!("{name}.key"), PASS);
     let mut a = vec!["luksFormat", "-q", "--key-file"];
     let ks = key.display().to_string();
     let is = img.display().to_string();
     a.push(&ks);
-    a.extend_from_slice(args);
+    a.extend(args.iter().map(String::as_str));
     a.push(&is);
     run_ok(&cs, &a);
     Some((img, key))
+}
+
+/// A temporary folder for cryptsetup's images, or None (skip) without cryptsetup.
+fn cs_dir() -> Option<tempfile::TempDir> {
+    tool("cryptsetup")?;
+    Some(tempfile::tempdir().unwrap())
+}
+
+/// An image made by cryptsetup in a folder of its own.
+struct Made {
+    dir: tempfile::TempDir,
+    img: PathBuf,
+    key: PathBuf,
+    cs: PathBuf,
+}
+
+/// `cs_image` in a new folder, or None (skip) without cryptsetup.
+fn cs_made(name: &str, args: &[String]) -> Option<Made> {
+    let dir = cs_dir()?;
+    let (img, key) = cs_image(dir.path(), name, args)?;
+    let cs = tool("cryptsetup")?;
+    Some(Made { dir, img, key, cs })
+}
+
+/// luksFormat arguments: LUKS2 with a fast `kdf` keyslot, then `extra`.
+fn luks2_args(kdf: &str, extra: &[&str]) -> Vec<String> {
+    let mut a = vec!["--type".to_string(), "luks2".into()];
+    a.extend(fast_kdf_args(kdf));
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+/// luksFormat arguments: LUKS1 with 1000 PBKDF2 iterations, then `extra`.
+fn luks1_args(extra: &[&str]) -> Vec<String> {
+    let base = ["--type", "luks1", "--pbkdf-force-iterations", "1000"];
+    base.iter().chain(extra).map(|s| s.to_string()).collect()
 }
 
 fn read_json(img: &Path) -> (BinHeader, Value) {
@@ -49,79 +93,24 @@ fn write_json(img: &Path, bin: &BinHeader, v: &Value) {
     write_json_raw(img, bin, &serde_json::to_vec(v).unwrap());
 }
 
+/// Checks of a dump beyond the ones every parsed image gets.
+type DumpCheck = Option<fn(&Dump)>;
+
 #[test]
 fn cryptsetup_luks2_headers_parse() {
-    let dir = tempfile::tempdir().unwrap();
-    for (i, args) in [
-        vec![
-            "--type",
-            "luks2",
-            "--pbkdf",
-            "argon2id",
-            "--pbkdf-memory",
-            "32",
-            "--pbkdf-force-iterations",
-            "4",
-            "--pbkdf-parallel",
-            "1",
-        ],
-        vec![
-            "--type",
-            "luks2",
-            "--pbkdf",
-            "argon2i",
-            "--pbkdf-memory",
-            "32",
-            "--pbkdf-force-iterations",
-            "4",
-            "--pbkdf-parallel",
-            "1",
-            "--sector-size",
-            "512",
-            "--key-size",
-            "256",
-        ],
-        vec![
-            "--type",
-            "luks2",
-            "--pbkdf",
-            "pbkdf2",
-            "--pbkdf-force-iterations",
-            "1000",
-            "--hash",
-            "sha512",
-            "--luks2-metadata-size",
-            "64k",
-            "--label",
-            "lbl",
-            "--subsystem",
-            "sub",
-        ],
-        vec![
-            "--type",
-            "luks2",
-            "--pbkdf",
-            "pbkdf2",
-            "--pbkdf-force-iterations",
-            "1000",
-            "--cipher",
-            "aes-cbc-essiv:sha256",
-            "--key-size",
-            "256",
-            "--luks2-metadata-size",
-            "4m",
-            "--luks2-keyslots-size",
-            "8m",
-            "--offset",
-            "32768",
-        ],
-    ]
-    .iter()
-    .enumerate()
-    {
-        let Some((img, _)) = cs_image(dir.path(), &format!("l2-{i}.img"), args) else {
-            return;
-        };
+    let Some(dir) = cs_dir() else { return };
+    #[rustfmt::skip]
+    let cases: [(&str, &str, &[&str], DumpCheck); 4] = [
+        ("argon2id", "argon2id", &[], None),
+        ("argon2i-512-256", "argon2i", &["--sector-size", "512", "--key-size", "256"], None),
+        ("pbkdf2-sha512-64k-label", "pbkdf2", &["--hash", "sha512", "--luks2-metadata-size", "64k", "--label", "lbl", "--subsystem", "sub"],
+            Some(|d| { assert_eq!(d.label, "lbl"); assert_eq!(d.subsystem, "sub"); assert_eq!(d.hdr_size, 64 << 10); })),
+        ("cbc-4m-8m-offset", "pbkdf2", &["--cipher", "aes-cbc-essiv:sha256", "--key-size", "256", "--luks2-metadata-size", "4m", "--luks2-keyslots-size", "8m", "--offset", "32768"],
+            Some(|d| { assert_eq!(d.hdr_size, 4 << 20); assert_eq!(d.keyslots_size, 8 << 20); assert_eq!(d.data_offset, 32768 * 512); })),
+    ];
+    check_named("cryptsetup LUKS2", cases, |(name, kdf, extra, more)| {
+        let args = luks2_args(kdf, extra);
+        let (img, _) = cs_image(dir.path(), &format!("l2-{name}.img"), &args).unwrap();
         let (_, json) = read_json(&img);
         let v = Volume::open(&img).unwrap();
         assert_eq!(v.version(), 2);
@@ -136,91 +125,109 @@ fn cryptsetup_luks2_headers_parse() {
             d.keyslots[0].area_offset.to_string(),
             json["keyslots"]["0"]["area"]["offset"].as_str().unwrap()
         );
+        if let Some(check) = more {
+            check(&d);
+        }
         // our re-serialization of their JSON is the same document
-        assert_eq!(d.json.unwrap(), json, "case {i}");
-        if i == 2 {
-            assert_eq!(d.label, "lbl");
-            assert_eq!(d.subsystem, "sub");
-            assert_eq!(d.hdr_size, 64 << 10);
-        }
-        if i == 3 {
-            assert_eq!(d.hdr_size, 4 << 20);
-            assert_eq!(d.keyslots_size, 8 << 20);
-            assert_eq!(d.data_offset, 32768 * 512);
-        }
-    }
+        assert_eq!(d.json.unwrap(), json);
+    });
 }
 
 #[test]
 fn cryptsetup_luks1_headers_parse() {
-    let dir = tempfile::tempdir().unwrap();
-    for (i, (args, offset)) in [
-        (
-            vec!["--type", "luks1", "--pbkdf-force-iterations", "1000"],
-            4096u64,
-        ),
-        (
-            vec![
-                "--type",
-                "luks1",
-                "--pbkdf-force-iterations",
-                "1000",
-                "--key-size",
-                "256",
-                "--hash",
-                "sha1",
-            ],
-            4096,
-        ),
-        (
-            vec![
-                "--type",
-                "luks1",
-                "--pbkdf-force-iterations",
-                "1000",
-                "--cipher",
-                "aes-cbc-essiv:sha256",
-                "--key-size",
-                "256",
-                "--hash",
-                "sha512",
-                "--align-payload",
-                "8",
-            ],
-            2056,
-        ),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let Some((img, _)) = cs_image(dir.path(), &format!("l1-{i}.img"), &args) else {
-            return;
-        };
+    let Some(dir) = cs_dir() else { return };
+    #[rustfmt::skip]
+    let cases: [(&str, &[&str], u64); 3] = [
+        ("xts512-sha256", &[], 4096),
+        ("xts256-sha1", &["--key-size", "256", "--hash", "sha1"], 4096),
+        ("cbc-sha512-align8", &["--cipher", "aes-cbc-essiv:sha256", "--key-size", "256", "--hash", "sha512", "--align-payload", "8"], 2056),
+    ];
+    check_named("cryptsetup LUKS1", cases, |(name, extra, offset)| {
+        let args = luks1_args(extra);
+        let (img, _) = cs_image(dir.path(), &format!("l1-{name}.img"), &args).unwrap();
         let v = Volume::open(&img).unwrap();
         assert_eq!(v.version(), 1);
-        let d = v.dump();
-        assert_eq!(d.data_offset, offset * 512, "case {i}");
+        assert_eq!(v.dump().data_offset, offset * 512);
         assert_eq!(v.active_keyslots(), vec![0]);
-    }
+    });
 }
 
-fn expect_field(r: luks::Result<Volume>, want_field: &str) -> Problem {
-    match r {
-        Err(Error::Field { field, problem }) => {
-            assert_eq!(field, want_field, "{problem}");
-            problem
+/// A hostile change to a good image.
+enum Edit {
+    /// Sets the LUKS2 JSON value at a pointer (`/a/b`) to a JSON text.
+    Set(&'static str, &'static str),
+    /// Changes the LUKS2 JSON document some other way.
+    Json(fn(&mut Value)),
+    /// Replaces the JSON area's text, given the good text and the area's size.
+    Text(fn(&[u8], usize) -> Vec<u8>),
+    /// Changes the image's bytes.
+    Bytes(fn(&mut Vec<u8>)),
+}
+
+/// What the hostile image must give.
+enum Want {
+    /// `Error::Field` naming this field (from the only header, or the primary copy).
+    Field(&'static str),
+    /// `Error::KdfLimit` on this parameter (from the primary copy).
+    KdfLimit(&'static str),
+    /// The primary copy's error (or the only error), matching.
+    Primary(fn(&Error) -> bool),
+    /// The error of `Volume::open` itself, matching.
+    Open(fn(&Error) -> bool),
+    /// The header opens; unlocking with the right passphrase fails, matching.
+    Unlock(fn(&Error) -> bool),
+}
+
+/// A named hostile case.
+type Hostile = (&'static str, Edit, Want);
+
+/// A good image to make hostile variations of.
+struct Base {
+    img: PathBuf,
+    bytes: Vec<u8>,
+    /// LUKS2 only: the binary header and the JSON document.
+    json: Option<(BinHeader, Value)>,
+}
+
+impl Base {
+    fn luks2(img: &Path) -> Base {
+        Base {
+            img: img.to_path_buf(),
+            bytes: std::fs::read(img).unwrap(),
+            json: Some(read_json(img)),
         }
-        Err(Error::NoValidHeader { primary, .. }) => match *primary {
-            Error::Field { field, problem } => {
-                assert_eq!(field, want_field, "{problem}");
-                problem
-            }
-            other => panic!("expected field {want_field}, got {other}"),
-        },
-        other => panic!("expected field {want_field}, got {other:?}"),
+    }
+
+    fn luks1(img: &Path) -> Base {
+        Base {
+            img: img.to_path_buf(),
+            bytes: std::fs::read(img).unwrap(),
+            json: None,
+        }
     }
 }
 
+/// Sets the value at `pointer` (keys only, as LUKS2 JSON has) like `v["a"]["b"] = ..`.
+fn set_at(v: &mut Value, pointer: &str, json: &str) {
+    let mut at = v;
+    for key in pointer.split('/').skip(1) {
+        at = &mut at[key];
+    }
+    *at = serde_json::from_str(json).unwrap();
+}
+
+/// Replaces keyslot 0's KDF by an argon2 one (keeping the salt).
+fn argon2_kdf(v: &mut Value, kind: &str, memory: u64, cpus: u64) {
+    let salt = v["keyslots"]["0"]["kdf"]["salt"].clone();
+    v["keyslots"]["0"]["kdf"] =
+        serde_json::json!({"type": kind, "time": 4, "memory": memory, "cpus": cpus, "salt": salt});
+}
+
+fn put_u32(b: &mut [u8], at: usize, x: u32) {
+    b[at..at + 4].copy_from_slice(&x.to_be_bytes());
+}
+
+/// The primary copy's error when both LUKS2 copies are bad, else the error.
 fn unwrap_primary(r: luks::Result<Volume>) -> Error {
     match r {
         Err(Error::NoValidHeader { primary, .. }) => *primary,
@@ -229,370 +236,196 @@ fn unwrap_primary(r: luks::Result<Volume>) -> Error {
     }
 }
 
+/// Writes each case's image from `base` and checks what opening it gives;
+/// returns the number of cases.
+fn run_hostile(table: &str, base: &Base, cases: Vec<Hostile>) -> usize {
+    let img = &base.img;
+    check_named(table, cases, |(_, edit, want)| {
+        let mut bytes = base.bytes.clone();
+        if let Edit::Bytes(f) = edit {
+            f(&mut bytes);
+        }
+        std::fs::write(img, &bytes).unwrap();
+        let luks2 = || base.json.as_ref().expect("a LUKS2 base image");
+        match edit {
+            Edit::Set(pointer, json) => {
+                let (bin, good) = luks2();
+                let mut v = good.clone();
+                set_at(&mut v, pointer, json);
+                write_json(img, bin, &v);
+            }
+            Edit::Json(f) => {
+                let (bin, good) = luks2();
+                let mut v = good.clone();
+                f(&mut v);
+                write_json(img, bin, &v);
+            }
+            Edit::Text(f) => {
+                let (bin, good) = luks2();
+                let text = f(
+                    &serde_json::to_vec(good).unwrap(),
+                    bin.hdr_size as usize - 4096,
+                );
+                write_json_raw(img, bin, &text);
+            }
+            Edit::Bytes(_) => {}
+        }
+        let r = Volume::open(img);
+        match want {
+            Want::Field(want) => match unwrap_primary(r) {
+                Error::Field { field, problem } => {
+                    assert_eq!(field, want, "{problem}");
+                    eprintln!("{field}: {problem}");
+                }
+                other => panic!("expected field {want}, got {other:?}"),
+            },
+            Want::KdfLimit(want) => match unwrap_primary(r) {
+                Error::KdfLimit { field, .. } => assert_eq!(field, want),
+                other => panic!("expected KDF limit {want}, got {other}"),
+            },
+            Want::Primary(ok) => {
+                let e = unwrap_primary(r);
+                assert!(ok(&e), "{e}");
+            }
+            Want::Open(ok) => match r {
+                Err(e) => assert!(ok(&e), "{e:?}"),
+                Ok(_) => panic!("hostile header accepted"),
+            },
+            Want::Unlock(ok) => match r.expect("the header parses").unlock(PASS, None) {
+                Err(e) => assert!(ok(&e), "{e:?}"),
+                Ok(_) => panic!("hostile image unlocked"),
+            },
+        }
+    })
+}
+
+#[rustfmt::skip]
+fn luks2_json_cases() -> Vec<Hostile> {
+    use Edit::*;
+    use Want::*;
+    vec![
+        ("offset not decimal",       Set("/keyslots/0/area/offset", r#""0x8000""#),               Field("keyslots.0.area.offset")),
+        ("offset negative",          Set("/keyslots/0/area/offset", r#""-32768""#),               Field("keyslots.0.area.offset")),
+        ("offset overflow",          Set("/keyslots/0/area/offset", r#""18446744073709551616""#), Field("keyslots.0.area.offset")),
+        ("offset as number",         Set("/keyslots/0/area/offset", "32768"),                     Field("keyslots.0.area.offset")),
+        ("area in header",           Set("/keyslots/0/area/offset", r#""16384""#),                Field("keyslots.0.area.offset")),
+        ("area past keyslots",       Set("/keyslots/0/area/offset", r#""16773120""#),             Field("keyslots.0.area.offset")),
+        ("area misaligned",          Set("/keyslots/0/area/offset", r#""32769""#),                Field("keyslots.0.area.offset")),
+        ("area size overflow",       Set("/keyslots/0/area/size", r#""18446744073709551615""#),   Field("keyslots.0.area.size")),
+        ("area too small",           Set("/keyslots/0/area/size", r#""4096""#),                   Field("keyslots.0.area.size")),
+        ("stripes",                  Set("/keyslots/0/af/stripes", "3999"),                       Field("keyslots.0.af.stripes")),
+        ("af hash",                  Set("/keyslots/0/af/hash", r#""md5""#),                      Field("keyslots.0.af.hash")),
+        ("keyslot id",               Json(|v| { let k = v["keyslots"]["0"].clone(); v["keyslots"]["32"] = k; }), Field("keyslots.32")),
+        ("keyslot type",             Set("/keyslots/0/type", r#""reencrypt""#),                   Field("keyslots.0.type")),
+        ("kdf type",                 Set("/keyslots/0/kdf/type", r#""scrypt""#),                  Field("keyslots.0.kdf.type")),
+        ("salt",                     Set("/keyslots/0/kdf/salt", r#""!!""#),                      Field("keyslots.0.kdf.salt")),
+        ("key size",                 Set("/keyslots/0/key_size", "-1"),                           Field("keyslots.0.key_size")),
+        ("segment misaligned",       Set("/segments/0/offset", r#""16777217""#),                  Field("segments.0.offset")),
+        ("segment in keyslots",      Set("/segments/0/offset", r#""1048576""#),                   Field("segments.0.offset")),
+        ("sector size",              Set("/segments/0/sector_size", "8192"),                      Field("segments.0.sector_size")),
+        ("segment type",             Set("/segments/0/type", r#""linear""#),                      Field("segments.0.type")),
+        ("integrity",                Set("/segments/0/integrity", r#"{"type":"hmac(sha256)"}"#),  Field("segments.0.integrity")),
+        ("dynamic not last",         Json(|v| { let mut s = v["segments"]["0"].clone(); s["offset"] = "20971520".into(); v["segments"]["1"] = s; }), Field("segments.0.size")),
+        ("segment ids gap",          Json(|v| { let s = v["segments"].as_object_mut().unwrap().remove("0").unwrap(); v["segments"]["1"] = s; }), Field("segments.1")),
+        ("digest dangling keyslot",  Set("/digests/0/keyslots", r#"["5"]"#),                      Field("digests.0.keyslots")),
+        ("digest dangling segment",  Set("/digests/0/segments", r#"["3"]"#),                      Field("digests.0.segments")),
+        ("digest length",            Set("/digests/0/digest", r#""AAAA""#),                       Field("digests.0.digest")),
+        ("json_size",                Set("/config/json_size", r#""4096""#),                       Field("config.json_size")),
+        ("keyslots_size misaligned", Set("/config/keyslots_size", r#""16744447""#),               Field("config.keyslots_size")),
+        ("token dangling",           Set("/tokens/0", r#"{"type":"x","keyslots":["9"]}"#),        Field("tokens.0.keyslots")),
+        ("token no type",            Set("/tokens/0", r#"{"keyslots":[]}"#),                      Field("tokens.0.type")),
+        ("missing config",           Json(|v| { v.as_object_mut().unwrap().remove("config"); }),  Field("(root).config")),
+        // KDF limits checked at parse time
+        ("argon2 memory",            Json(|v| argon2_kdf(v, "argon2id", 4194305, 1)),             KdfLimit("memory")),
+        ("argon2 cpus",              Json(|v| argon2_kdf(v, "argon2i", 64, 5)),                   KdfLimit("cpus")),
+        ("pbkdf2 iterations",        Set("/keyslots/0/kdf/iterations", "4294967296"),             KdfLimit("iterations")),
+        ("digest iterations",        Set("/digests/0/iterations", "4294967296"),                  KdfLimit("iterations")),
+        // requirements
+        ("mandatory requirement",    Set("/config/requirements", r#"{"mandatory": ["online-reencrypt-v2"]}"#),
+                                     Primary(|e| matches!(e, Error::UnknownRequirement(r) if r == "online-reencrypt-v2"))),
+        // raw JSON area problems
+        ("space before JSON",        Text(|t, _| [b" ".as_slice(), t].concat()),                  Primary(|e| matches!(e, Error::Json(_)))),
+        ("garbage after NUL",        Text(|t, _| [t, b"\0garbage"].concat()),                     Primary(|e| matches!(e, Error::JsonTrailingData))),
+        ("extra brace",              Text(|t, _| [t, b"}"].concat()),                             Primary(|e| matches!(e, Error::Json(_)))),
+        ("not terminated",           Text(|_, n| [b"{".as_slice(), &vec![b' '; n - 1]].concat()), Primary(|e| matches!(e, Error::JsonNotTerminated))),
+    ]
+}
+
 #[test]
 fn hostile_luks2_json() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some((img, _)) = cs_image(
-        dir.path(),
-        "base.img",
-        &[
-            "--type",
-            "luks2",
-            "--pbkdf",
-            "pbkdf2",
-            "--pbkdf-force-iterations",
-            "1000",
-        ],
-    ) else {
+    let Some(m) = cs_made("base.img", &luks2_args("pbkdf2", &[])) else {
         return;
     };
-    let (bin, good) = read_json(&img);
-    let base = std::fs::read(&img).unwrap();
-    type Edit = fn(&mut Value);
-    let cases: Vec<(&str, Edit, &str)> = vec![
-        (
-            "offset not decimal",
-            |v| v["keyslots"]["0"]["area"]["offset"] = "0x8000".into(),
-            "keyslots.0.area.offset",
-        ),
-        (
-            "offset negative",
-            |v| v["keyslots"]["0"]["area"]["offset"] = "-32768".into(),
-            "keyslots.0.area.offset",
-        ),
-        (
-            "offset overflow",
-            |v| v["keyslots"]["0"]["area"]["offset"] = "18446744073709551616".into(),
-            "keyslots.0.area.offset",
-        ),
-        (
-            "offset as number",
-            |v| v["keyslots"]["0"]["area"]["offset"] = 32768.into(),
-            "keyslots.0.area.offset",
-        ),
-        (
-            "area in header",
-            |v| v["keyslots"]["0"]["area"]["offset"] = "16384".into(),
-            "keyslots.0.area.offset",
-        ),
-        (
-            "area past keyslots",
-            |v| v["keyslots"]["0"]["area"]["offset"] = "16773120".into(),
-            "keyslots.0.area.offset",
-        ),
-        (
-            "area misaligned",
-            |v| v["keyslots"]["0"]["area"]["offset"] = "32769".into(),
-            "keyslots.0.area.offset",
-        ),
-        (
-            "area size overflow",
-            |v| v["keyslots"]["0"]["area"]["size"] = "18446744073709551615".into(),
-            "keyslots.0.area.size",
-        ),
-        (
-            "area too small",
-            |v| v["keyslots"]["0"]["area"]["size"] = "4096".into(),
-            "keyslots.0.area.size",
-        ),
-        (
-            "stripes",
-            |v| v["keyslots"]["0"]["af"]["stripes"] = 3999.into(),
-            "keyslots.0.af.stripes",
-        ),
-        (
-            "af hash",
-            |v| v["keyslots"]["0"]["af"]["hash"] = "md5".into(),
-            "keyslots.0.af.hash",
-        ),
-        (
-            "keyslot id",
-            |v| {
-                let k = v["keyslots"]["0"].clone();
-                v["keyslots"]["32"] = k;
-            },
-            "keyslots.32",
-        ),
-        (
-            "keyslot type",
-            |v| v["keyslots"]["0"]["type"] = "reencrypt".into(),
-            "keyslots.0.type",
-        ),
-        (
-            "kdf type",
-            |v| v["keyslots"]["0"]["kdf"]["type"] = "scrypt".into(),
-            "keyslots.0.kdf.type",
-        ),
-        (
-            "salt",
-            |v| v["keyslots"]["0"]["kdf"]["salt"] = "!!".into(),
-            "keyslots.0.kdf.salt",
-        ),
-        (
-            "key size",
-            |v| v["keyslots"]["0"]["key_size"] = (-1).into(),
-            "keyslots.0.key_size",
-        ),
-        (
-            "segment misaligned",
-            |v| v["segments"]["0"]["offset"] = "16777217".into(),
-            "segments.0.offset",
-        ),
-        (
-            "segment in keyslots",
-            |v| v["segments"]["0"]["offset"] = "1048576".into(),
-            "segments.0.offset",
-        ),
-        (
-            "sector size",
-            |v| v["segments"]["0"]["sector_size"] = 8192.into(),
-            "segments.0.sector_size",
-        ),
-        (
-            "segment type",
-            |v| v["segments"]["0"]["type"] = "linear".into(),
-            "segments.0.type",
-        ),
-        (
-            "integrity",
-            |v| v["segments"]["0"]["integrity"] = serde_json::json!({"type":"hmac(sha256)"}),
-            "segments.0.integrity",
-        ),
-        (
-            "dynamic not last",
-            |v| {
-                let mut s = v["segments"]["0"].clone();
-                s["offset"] = "20971520".into();
-                v["segments"]["1"] = s;
-            },
-            "segments.0.size",
-        ),
-        (
-            "segment ids gap",
-            |v| {
-                let s = v["segments"]["0"].clone();
-                v["segments"].as_object_mut().unwrap().remove("0");
-                v["segments"]["1"] = s;
-            },
-            "segments.1",
-        ),
-        (
-            "digest dangling keyslot",
-            |v| v["digests"]["0"]["keyslots"] = serde_json::json!(["5"]),
-            "digests.0.keyslots",
-        ),
-        (
-            "digest dangling segment",
-            |v| v["digests"]["0"]["segments"] = serde_json::json!(["3"]),
-            "digests.0.segments",
-        ),
-        (
-            "digest length",
-            |v| v["digests"]["0"]["digest"] = "AAAA".into(),
-            "digests.0.digest",
-        ),
-        (
-            "json_size",
-            |v| v["config"]["json_size"] = "4096".into(),
-            "config.json_size",
-        ),
-        (
-            "keyslots_size misaligned",
-            |v| v["config"]["keyslots_size"] = "16744447".into(),
-            "config.keyslots_size",
-        ),
-        (
-            "token dangling",
-            |v| v["tokens"]["0"] = serde_json::json!({"type":"x","keyslots":["9"]}),
-            "tokens.0.keyslots",
-        ),
-        (
-            "token no type",
-            |v| v["tokens"]["0"] = serde_json::json!({"keyslots":[]}),
-            "tokens.0.type",
-        ),
-        (
-            "missing config",
-            |v| {
-                v.as_object_mut().unwrap().remove("config");
-            },
-            "(root).config",
-        ),
-    ];
-    let n = cases.len();
-    for (name, edit, field) in cases {
-        std::fs::write(&img, &base).unwrap();
-        let mut v = good.clone();
-        edit(&mut v);
-        write_json(&img, &bin, &v);
-        let p = expect_field(Volume::open(&img), field);
-        eprintln!("{name}: {field}: {p}");
-    }
-    // KDF limits checked at parse time
-    for (edit, fld) in [
-        (
-            (|v: &mut Value| v["keyslots"]["0"]["kdf"] = serde_json::json!({"type":"argon2id","time":4,"memory":4194305,"cpus":1,"salt":v["keyslots"]["0"]["kdf"]["salt"].clone()}))
-                as Edit,
-            "memory",
-        ),
-        (
-            |v: &mut Value| v["keyslots"]["0"]["kdf"] = serde_json::json!({"type":"argon2i","time":4,"memory":64,"cpus":5,"salt":v["keyslots"]["0"]["kdf"]["salt"].clone()}),
-            "cpus",
-        ),
-        (
-            |v: &mut Value| v["keyslots"]["0"]["kdf"]["iterations"] = 4294967296u64.into(),
-            "iterations",
-        ),
-        (
-            |v: &mut Value| v["digests"]["0"]["iterations"] = 4294967296u64.into(),
-            "iterations",
-        ),
-    ] {
-        std::fs::write(&img, &base).unwrap();
-        let mut v = good.clone();
-        edit(&mut v);
-        write_json(&img, &bin, &v);
-        match unwrap_primary(Volume::open(&img)) {
-            Error::KdfLimit { field, .. } => assert_eq!(field, fld),
-            other => panic!("{other}"),
-        }
-    }
-    // requirements
-    std::fs::write(&img, &base).unwrap();
-    let mut v = good.clone();
-    v["config"]["requirements"] = serde_json::json!({"mandatory": ["online-reencrypt-v2"]});
-    write_json(&img, &bin, &v);
-    assert!(
-        matches!(unwrap_primary(Volume::open(&img)), Error::UnknownRequirement(r) if r == "online-reencrypt-v2")
+    let n = run_hostile(
+        "hostile LUKS2 JSON",
+        &Base::luks2(&m.img),
+        luks2_json_cases(),
     );
-    // raw JSON area problems
-    let text = serde_json::to_vec(&good).unwrap();
-    for (raw, check) in [
-        ([b" ".as_slice(), &text].concat(), "start"),
-        ([text.as_slice(), b"\0garbage"].concat(), "trailing"),
-        ([text.as_slice(), b"}"].concat(), "json"),
-    ] {
-        std::fs::write(&img, &base).unwrap();
-        write_json_raw(&img, &bin, &raw);
-        let e = unwrap_primary(Volume::open(&img));
-        match check {
-            "trailing" => assert!(matches!(e, Error::JsonTrailingData), "{e}"),
-            _ => assert!(matches!(e, Error::Json(_)), "{e}"),
-        }
-    }
-    std::fs::write(&img, &base).unwrap();
-    let mut full = vec![b' '; bin.hdr_size as usize - 4096];
-    full[0] = b'{';
-    write_json_raw(&img, &bin, &full[..full.len()]);
-    assert!(matches!(
-        unwrap_primary(Volume::open(&img)),
-        Error::JsonNotTerminated
-    ));
-    assert!(n >= 30);
+    assert!(n >= 40, "{n} cases");
+}
+
+#[rustfmt::skip]
+fn luks2_binary_cases() -> Vec<Hostile> {
+    use Edit::*;
+    use Want::*;
+    vec![
+        ("both copies damaged", Bytes(|b| { b[5000] ^= 0x55; b[16384 + 5000] ^= 0x55; }),
+            Open(|e| matches!(e, Error::NoValidHeader { primary, secondary }
+                if matches!(**primary, Error::Checksum { offset: 0 }) && matches!(**secondary, Error::Checksum { offset: 16384 })))),
+        ("hdr_size not allowed in both", Bytes(|b| { b[8..16].copy_from_slice(&12288u64.to_be_bytes()); b[16384 + 8..16384 + 16].copy_from_slice(&12288u64.to_be_bytes()); }),
+            Field("hdr_size")),
+        ("wrong version", Bytes(|b| b[7] = 3),                  Open(|e| matches!(e, Error::UnsupportedVersion(3)))),
+        ("no magic at all", Bytes(|b| *b = vec![0u8; 1 << 20]), Open(|e| matches!(e, Error::BadMagic))),
+    ]
 }
 
 #[test]
 fn hostile_binary_headers_and_repair() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some((img, key)) = cs_image(
-        dir.path(),
-        "bin.img",
-        &[
-            "--type",
-            "luks2",
-            "--pbkdf",
-            "pbkdf2",
-            "--pbkdf-force-iterations",
-            "1000",
-        ],
-    ) else {
+    let Some(m) = cs_made("bin.img", &luks2_args("pbkdf2", &[])) else {
         return;
     };
-    let cs = tool("cryptsetup").unwrap();
-    let base = std::fs::read(&img).unwrap();
+    let (img, key, cs) = (&m.img, &m.key, &m.cs);
+    let base = Base::luks2(img);
     // bad checksum on the primary only: opens from the secondary, flagged for repair
-    let mut b = base.clone();
+    let mut b = base.bytes.clone();
     b[5000] ^= 0x55;
-    std::fs::write(&img, &b).unwrap();
-    let mut v = Volume::open(&img).unwrap();
+    std::fs::write(img, &b).unwrap();
+    let mut v = Volume::open(img).unwrap();
     assert!(
         v.needs_repair().unwrap().contains("primary"),
         "{:?}",
         v.needs_repair()
     );
     v.repair().unwrap();
-    let v = Volume::open(&img).unwrap();
+    let v = Volume::open(img).unwrap();
     assert!(v.needs_repair().is_none());
-    assert!(cs_accepts(&cs, &img, &key, None));
-    // both copies damaged
-    let mut b = base.clone();
-    b[5000] ^= 0x55;
-    b[16384 + 5000] ^= 0x55;
-    std::fs::write(&img, &b).unwrap();
-    match Volume::open(&img) {
-        Err(Error::NoValidHeader { primary, secondary }) => {
-            assert!(matches!(*primary, Error::Checksum { offset: 0 }));
-            assert!(matches!(*secondary, Error::Checksum { offset: 16384 }));
-        }
-        other => panic!("{other:?}"),
-    }
-    // hdr_size not allowed in both
-    let mut b = base.clone();
-    b[8..16].copy_from_slice(&12288u64.to_be_bytes());
-    b[16384 + 8..16384 + 16].copy_from_slice(&12288u64.to_be_bytes());
-    std::fs::write(&img, &b).unwrap();
-    assert!(
-        matches!(unwrap_primary(Volume::open(&img)), Error::Field { ref field, .. } if field == "hdr_size")
-    );
-    // wrong version
-    let mut b = base.clone();
-    b[7] = 3;
-    std::fs::write(&img, &b).unwrap();
-    assert!(matches!(
-        Volume::open(&img),
-        Err(Error::UnsupportedVersion(3))
-    ));
-    // no magic at all
-    std::fs::write(&img, vec![0u8; 1 << 20]).unwrap();
-    assert!(matches!(Volume::open(&img), Err(Error::BadMagic)));
+    assert!(cs_accepts(cs, img, key, None));
+    run_hostile("hostile LUKS2 binary", &base, luks2_binary_cases());
     // stale secondary (older seqid) is repaired on the next write
-    std::fs::write(&img, &base).unwrap();
-    let mut v = Volume::open(&img).unwrap();
+    std::fs::write(img, &base.bytes).unwrap();
+    let mut v = Volume::open(img).unwrap();
     v.add_token(
         None,
         &serde_json::json!({"type":"x-test","keyslots":["0"],"payload":{"a":1}}),
     )
     .unwrap();
-    let mut b = std::fs::read(&img).unwrap();
-    b[16384..32768].copy_from_slice(&base[16384..32768]);
-    std::fs::write(&img, &b).unwrap();
-    let mut v = Volume::open(&img).unwrap();
+    let mut b = std::fs::read(img).unwrap();
+    b[16384..32768].copy_from_slice(&base.bytes[16384..32768]);
+    std::fs::write(img, &b).unwrap();
+    let mut v = Volume::open(img).unwrap();
     assert!(v.needs_repair().is_some());
     assert_eq!(v.tokens().unwrap().len(), 1, "the newer primary wins");
     v.remove_token(0).unwrap();
-    let v = Volume::open(&img).unwrap();
+    let v = Volume::open(img).unwrap();
     assert!(v.needs_repair().is_none());
     assert!(v.tokens().unwrap().is_empty());
 }
 
 #[test]
 fn tokens_and_unknown_json_preserved() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some((img, key)) = cs_image(
-        dir.path(),
-        "tok.img",
-        &[
-            "--type",
-            "luks2",
-            "--pbkdf",
-            "pbkdf2",
-            "--pbkdf-force-iterations",
-            "1000",
-        ],
-    ) else {
+    let Some(Made { dir, img, key, cs }) = cs_made("tok.img", &luks2_args("pbkdf2", &[])) else {
         return;
     };
-    let cs = tool("cryptsetup").unwrap();
     let (bin, mut json) = read_json(&img);
     json["keyslots"]["0"]["x_vendor"] = serde_json::json!({"keep": [1, 2, 3]});
     json["config"]["flags"] = serde_json::json!(["allow-discards"]);
@@ -620,96 +453,47 @@ fn tokens_and_unknown_json_preserved() {
     );
     assert_eq!(after["tokens"]["0"]["key_id"], "abc");
     // cryptsetup sees the token and still opens
-    let o = run_ok(&cs, &["luksDump", &img.display().to_string()]);
-    let dump = String::from_utf8_lossy(&o.stdout);
+    let dump = cs_dump(&cs, &img);
     assert!(dump.contains("keymgr-ref"), "{dump}");
     assert!(cs_accepts(&cs, &img, &key, None));
     // a token added by cryptsetup is listed here
-    let tok = dir.path().join("t.json");
-    std::fs::write(
-        &tok,
-        br#"{"type":"luks2-keyring","keyslots":["0"],"key_description":"d"}"#,
-    )
-    .unwrap();
-    run_ok(
-        &cs,
-        &[
-            "token",
-            "import",
-            "--json-file",
-            &tok.display().to_string(),
-            "--token-id",
-            "5",
-            &img.display().to_string(),
-        ],
-    );
-    let v = Volume::open(&img).unwrap();
+    let tok = br#"{"type":"luks2-keyring","keyslots":["0"],"key_description":"d"}"#;
+    cs_token_import(&cs, dir.path(), &img, tok, 5);
+    let mut v = Volume::open(&img).unwrap();
     let ids: Vec<u32> = v.tokens().unwrap().iter().map(|t| t.0).collect();
     assert_eq!(ids, vec![0, 5]);
-    let mut v = v;
     v.remove_token(0).unwrap();
-    let o = run_ok(&cs, &["luksDump", &img.display().to_string()]);
-    assert!(!String::from_utf8_lossy(&o.stdout).contains("keymgr-ref"));
+    assert!(!cs_dump(&cs, &img).contains("keymgr-ref"));
+}
+
+#[rustfmt::skip]
+fn luks1_cases() -> Vec<Hostile> {
+    use Edit::*;
+    use Want::*;
+    // offsets in the LUKS1 header: keyslot 0 at 208, 48 bytes a keyslot
+    const KS0: usize = 208;
+    const KS1: usize = 208 + 48;
+    vec![
+        ("unknown hash",             Bytes(|b| { b[72..104].fill(0); b[72..75].copy_from_slice(b"md5"); }), Field("hash_spec")),
+        ("unterminated string",      Bytes(|b| b[8..40].fill(b'a')),                   Field("cipher_name")),
+        ("digest iterations 0",      Bytes(|b| put_u32(b, 164, 0)),                    Field("mk_digest_iter")),
+        ("material inside header",   Bytes(|b| put_u32(b, KS0 + 40, 1)),               Field("keyslot0.key_material_offset")),
+        ("two slots on one area",    Bytes(|b| { let k0 = b[KS0 + 40..KS0 + 44].to_vec(); b[KS1 + 40..KS1 + 44].copy_from_slice(&k0); }),
+                                     Field("keyslot1.key_material_offset")),
+        ("active slot 0 iterations", Bytes(|b| put_u32(b, KS0 + 4, 0)),                Field("keyslot0.iterations")),
+        // the header parses, the data is refused without reading
+        ("payload beyond device",    Bytes(|b| put_u32(b, 104, 0x0100_0000)),          Unlock(|_| true)),
+        // typed error on unlock, no panic
+        ("unsupported cipher",       Bytes(|b| { b[8..40].fill(0); b[8..15].copy_from_slice(b"twofish"); }),
+                                     Unlock(|e| matches!(e, Error::Cipher(_) | Error::Field { .. } | Error::Unsupported(_)))),
+        ("truncated device",         Bytes(|b| b.truncate(300)),                       Open(|e| matches!(e, Error::DeviceTooSmall { .. }))),
+    ]
 }
 
 #[test]
 fn hostile_luks1_headers() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some((img, _)) = cs_image(
-        dir.path(),
-        "h1.img",
-        &["--type", "luks1", "--pbkdf-force-iterations", "1000"],
-    ) else {
+    let Some(m) = cs_made("h1.img", &luks1_args(&[])) else {
         return;
     };
-    let base = std::fs::read(&img).unwrap();
-    let put = |edit: &dyn Fn(&mut Vec<u8>)| {
-        let mut b = base.clone();
-        edit(&mut b);
-        std::fs::write(&img, &b).unwrap();
-    };
-    // unknown hash
-    put(&|b| {
-        b[72..104].fill(0);
-        b[72..75].copy_from_slice(b"md5");
-    });
-    expect_field(Volume::open(&img), "hash_spec");
-    // unterminated string field
-    put(&|b| b[8..40].fill(b'a'));
-    expect_field(Volume::open(&img), "cipher_name");
-    // digest iterations 0
-    put(&|b| b[164..168].copy_from_slice(&0u32.to_be_bytes()));
-    expect_field(Volume::open(&img), "mk_digest_iter");
-    // keyslot 0 material inside the header
-    put(&|b| b[208 + 40..208 + 44].copy_from_slice(&1u32.to_be_bytes()));
-    expect_field(Volume::open(&img), "keyslot0.key_material_offset");
-    // two keyslots on the same area
-    put(&|b| {
-        let k0 = b[208 + 40..208 + 44].to_vec();
-        b[208 + 48 + 40..208 + 48 + 44].copy_from_slice(&k0);
-    });
-    expect_field(Volume::open(&img), "keyslot1.key_material_offset");
-    // active keyslot with 0 iterations
-    put(&|b| b[208 + 4..208 + 8].copy_from_slice(&0u32.to_be_bytes()));
-    expect_field(Volume::open(&img), "keyslot0.iterations");
-    // payload beyond the device: the header parses, the data is refused without reading
-    put(&|b| b[104..108].copy_from_slice(&0x0100_0000u32.to_be_bytes()));
-    let v = Volume::open(&img).unwrap();
-    assert!(v.unlock(b"correct horse", None).is_err());
-    // unsupported cipher: typed error on unlock, no panic
-    put(&|b| {
-        b[8..40].fill(0);
-        b[8..15].copy_from_slice(b"twofish");
-    });
-    let v = Volume::open(&img).unwrap();
-    match v.unlock(b"correct horse", None) {
-        Err(Error::Cipher(_)) | Err(Error::Field { .. }) | Err(Error::Unsupported(_)) => {}
-        other => panic!("{other:?}"),
-    }
-    // truncated device
-    std::fs::write(&img, &base[..300]).unwrap();
-    assert!(matches!(
-        Volume::open(&img),
-        Err(Error::DeviceTooSmall { .. })
-    ));
+    run_hostile("hostile LUKS1", &Base::luks1(&m.img), luks1_cases());
 }

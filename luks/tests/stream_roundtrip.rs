@@ -2,6 +2,11 @@
 //! regions (unaligned ends), sector sizes, IV tweaks, thread counts and batch
 //! sizes.
 
+#[path = "common/cases.rs"]
+mod cases;
+mod common;
+
+use cases::check_named;
 use luks::cipher::SectorCipher;
 use luks::stream::{decrypt_to_writer_with, encrypt_from_reader_with, Region, StreamOptions};
 use proptest::prelude::*;
@@ -9,16 +14,15 @@ use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 
+/// `common::pattern`'s multiplier, and its inverse modulo 2^64.
+const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+const GOLDEN_INV: u64 = 0xF1DE_83E1_9937_733D;
+const _: () = assert!(GOLDEN.wrapping_mul(GOLDEN_INV) == 1);
+
+/// Deterministic bytes: the xorshift stream started at `seed | 1`, which is
+/// `common::pattern` of the seed that its multiplier maps to `seed`.
 fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    common::pattern(len, seed.wrapping_mul(GOLDEN_INV))
 }
 
 struct Dev {
@@ -38,6 +42,23 @@ fn device(len: usize, seed: u64) -> Dev {
         .open(&path)
         .unwrap();
     Dev { _dir: dir, file }
+}
+
+/// AES-XTS with a 512-bit key from `pattern(64, seed)`.
+fn xts(seed: u64) -> SectorCipher {
+    SectorCipher::new("aes", "xts-plain64", &pattern(64, seed)).unwrap()
+}
+
+/// A LUKS-style region: IVs in 512-byte units from 0.
+fn region(data_offset: u64, offset: u64, len: u64, sector_size: usize) -> Region {
+    Region {
+        data_offset,
+        offset,
+        len,
+        sector_size,
+        iv_in_512_units: true,
+        iv_tweak: 0,
+    }
 }
 
 /// Single-threaded reference: decrypts the whole encrypted area sector by sector.
@@ -109,17 +130,10 @@ proptest! {
 #[test]
 fn many_batches_default_options() {
     // 9 MiB + a partial sector: several 1 MiB batches through all cores.
-    let c = SectorCipher::new("aes", "xts-plain64", &pattern(64, 7)).unwrap();
+    let c = xts(7);
     let len = (9 << 20) + 1000;
     let dev = device(4096 + len + 4096, 9);
-    let r = Region {
-        data_offset: 4096,
-        offset: 0,
-        len: len as u64,
-        sector_size: 4096,
-        iv_in_512_units: true,
-        iv_tweak: 0,
-    };
+    let r = region(4096, 0, len as u64, 4096);
     let input = pattern(len, 11);
     let calls = std::cell::Cell::new(0);
     luks::stream::encrypt_from_reader(&dev.file, &r, &c, &mut &input[..], &|_| {
@@ -143,96 +157,103 @@ fn many_batches_default_options() {
     assert!(s5 == input[5 * 4096..6 * 4096]);
 }
 
+/// A transfer that must fail.
+enum Op {
+    /// Encrypts this many pattern bytes into the region.
+    Encrypt(usize),
+    /// Decrypts the region into a vector.
+    Decrypt,
+    /// Decrypts the region into a writer that fails after this many writes.
+    DecryptFailingAfter(usize),
+}
+
+/// A writer that fails ("disk full") after `.0` writes.
+struct Fail(usize);
+
+impl Write for Fail {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.0 == 0 {
+            return Err(std::io::Error::other("disk full"));
+        }
+        self.0 -= 1;
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A named failing transfer: device length, region, options (None: the
+/// functions without options), the transfer, and a check of its error.
+type ErrCase = (
+    &'static str,
+    usize,
+    Region,
+    Option<StreamOptions>,
+    Op,
+    fn(&luks::Error) -> bool,
+);
+
+/// Runs each case on a fresh device (pattern seed 2) with `xts(1)`: it must
+/// return an error (never panic) that its check accepts.
+fn check_errors(table: &str, cases: Vec<ErrCase>) -> usize {
+    let c = xts(1);
+    check_named(table, cases, |(_, dev_len, r, opts, op, ok)| {
+        let dev = device(dev_len, 2);
+        let none = &|_: u64| {};
+        let e = match (op, opts) {
+            (Op::Encrypt(n), Some(o)) => {
+                let input = pattern(n, 3);
+                encrypt_from_reader_with(&dev.file, &r, &c, &mut &input[..], none, &o).unwrap_err()
+            }
+            (Op::Decrypt, Some(o)) => {
+                decrypt_to_writer_with(&dev.file, &r, &c, &mut Vec::new(), none, &o).unwrap_err()
+            }
+            (Op::Decrypt, None) => {
+                luks::stream::decrypt_to_writer(&dev.file, &r, &c, &mut Vec::new(), none)
+                    .unwrap_err()
+            }
+            (Op::DecryptFailingAfter(n), Some(o)) => {
+                decrypt_to_writer_with(&dev.file, &r, &c, &mut Fail(n), none, &o).unwrap_err()
+            }
+            _ => unreachable!("no such case"),
+        };
+        assert!(ok(&e), "{e}");
+    })
+}
+
+fn opts(threads: usize, batch: usize) -> Option<StreamOptions> {
+    Some(StreamOptions { threads, batch })
+}
+
+#[rustfmt::skip]
 #[test]
 fn input_longer_than_region_is_an_error() {
-    let c = SectorCipher::new("aes", "xts-plain64", &pattern(64, 1)).unwrap();
-    let dev = device(8192, 2);
-    let r = Region {
-        data_offset: 0,
-        offset: 100,
-        len: 1000,
-        sector_size: 512,
-        iv_in_512_units: true,
-        iv_tweak: 0,
-    };
-    let input = pattern(1001, 3);
-    for threads in [1, 2] {
-        let opts = StreamOptions {
-            threads,
-            batch: 512,
-        };
-        let e = encrypt_from_reader_with(&dev.file, &r, &c, &mut &input[..], &|_| {}, &opts)
-            .unwrap_err();
-        assert!(matches!(e, luks::Error::OutOfBounds { .. }), "{e}");
-    }
+    let r = region(0, 100, 1000, 512);
+    let out_of_bounds: fn(&luks::Error) -> bool = |e| matches!(e, luks::Error::OutOfBounds { .. });
+    check_errors("input longer than region", vec![
+        ("1 thread",  8192, r, opts(1, 512), Op::Encrypt(1001), out_of_bounds),
+        ("2 threads", 8192, r, opts(2, 512), Op::Encrypt(1001), out_of_bounds),
+    ]);
 }
 
+#[rustfmt::skip]
 #[test]
 fn short_device_is_an_error_not_a_panic() {
-    let c = SectorCipher::new("aes", "xts-plain64", &pattern(64, 1)).unwrap();
-    let dev = device(3 * 512, 2);
-    let r = Region {
-        data_offset: 512,
-        offset: 0,
-        len: 16 * 512,
-        sector_size: 512,
-        iv_in_512_units: true,
-        iv_tweak: 0,
-    };
-    for threads in [1, 3] {
-        let opts = StreamOptions {
-            threads,
-            batch: 1024,
-        };
-        let mut out = Vec::new();
-        assert!(decrypt_to_writer_with(&dev.file, &r, &c, &mut out, &|_| {}, &opts).is_err());
-    }
-    let bad = Region {
-        sector_size: 1000,
-        ..r
-    };
-    assert!(
-        luks::stream::decrypt_to_writer(&dev.file, &bad, &c, &mut Vec::new(), &|_| {}).is_err()
-    );
-    let huge = Region {
-        offset: u64::MAX - 10,
-        len: 100,
-        ..r
-    };
-    assert!(
-        luks::stream::decrypt_to_writer(&dev.file, &huge, &c, &mut Vec::new(), &|_| {}).is_err()
-    );
+    let r = region(512, 0, 16 * 512, 512);
+    check_errors("short device", vec![
+        ("1 thread",           3 * 512, r, opts(1, 1024), Op::Decrypt, |_| true),
+        ("3 threads",          3 * 512, r, opts(3, 1024), Op::Decrypt, |_| true),
+        ("sector size 1000",   3 * 512, Region { sector_size: 1000, ..r }, None, Op::Decrypt, |_| true),
+        ("offset near u64 max", 3 * 512, Region { offset: u64::MAX - 10, len: 100, ..r }, None, Op::Decrypt, |_| true),
+    ]);
 }
 
+#[rustfmt::skip]
 #[test]
 fn failing_writer_stops_cleanly() {
-    struct Fail(usize);
-    impl Write for Fail {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            if self.0 == 0 {
-                return Err(std::io::Error::other("disk full"));
-            }
-            self.0 -= 1;
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let c = SectorCipher::new("aes", "xts-plain64", &pattern(64, 1)).unwrap();
-    let dev = device(64 * 4096, 2);
-    let r = Region {
-        data_offset: 0,
-        offset: 0,
-        len: 64 * 4096,
-        sector_size: 4096,
-        iv_in_512_units: true,
-        iv_tweak: 0,
-    };
-    let opts = StreamOptions {
-        threads: 4,
-        batch: 4096,
-    };
-    let e = decrypt_to_writer_with(&dev.file, &r, &c, &mut Fail(3), &|_| {}, &opts).unwrap_err();
-    assert!(e.to_string().contains("disk full"), "{e}");
+    let r = region(0, 0, 64 * 4096, 4096);
+    check_errors("failing writer", vec![
+        ("disk full after 3 writes", 64 * 4096, r, opts(4, 4096), Op::DecryptFailingAfter(3), |e| e.to_string().contains("disk full")),
+    ]);
 }
