@@ -40,16 +40,33 @@ impl Payload {
     }
 }
 
+/// The bytes of `v` in an exact-size box, leaving no copy behind.
+///
+/// `Vec::into_boxed_slice` shrinks a vector with spare capacity (as
+/// `read_to_end`, base64 decoding or JSON parsing leave them) by
+/// reallocating, which may free the old block with the bytes still in it.
+/// Such a vector is copied instead, and wiped.
+fn exact_box(mut v: Vec<u8>) -> Box<[u8]> {
+    if v.len() == v.capacity() {
+        return v.into_boxed_slice();
+    }
+    let exact = Box::<[u8]>::from(v.as_slice());
+    zeroize::Zeroize::zeroize(&mut v);
+    exact
+}
+
 impl From<Vec<u8>> for Payload {
-    /// Takes the vector without copying; it is zeroized with the payload.
+    /// Takes the vector, without copying when it has no spare capacity
+    /// (otherwise its bytes are copied into an exact-size buffer and the
+    /// vector is wiped); it is zeroized with the payload.
     fn from(v: Vec<u8>) -> Self {
-        Payload(SecretSlice::from(v))
+        Payload(SecretSlice::from(exact_box(v)))
     }
 }
 
 impl From<zeroize::Zeroizing<Vec<u8>>> for Payload {
     fn from(mut v: zeroize::Zeroizing<Vec<u8>>) -> Self {
-        Payload(SecretSlice::from(std::mem::take(&mut *v)))
+        Payload(SecretSlice::from(exact_box(std::mem::take(&mut *v))))
     }
 }
 

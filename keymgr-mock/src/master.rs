@@ -85,9 +85,17 @@ impl Argon2Params {
             Some(MASTER_KEY_LEN),
         )
         .map_err(|e| format!("argon2 parameters refused: {e}"))?;
+        // Our own working memory, wiped when dropped: `hash_password_into`
+        // frees its memory unwiped, and the last block is one hash away from
+        // the derived key (found by tests/tests/hygiene_zeroize.rs).
+        let mut memory = Zeroizing::new(Vec::new());
+        memory
+            .try_reserve_exact(params.block_count())
+            .map_err(|_| "cannot allocate the argon2 memory".to_string())?;
+        memory.resize(params.block_count(), argon2::Block::new());
         let a2 = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let mut out = Zeroizing::new([0u8; MASTER_KEY_LEN]);
-        a2.hash_password_into(passphrase, salt, out.as_mut())
+        a2.hash_password_into_with_memory(passphrase, salt, out.as_mut(), &mut memory[..])
             .map_err(|e| format!("argon2 derivation failed: {e}"))?;
         Ok(out)
     }
