@@ -143,15 +143,29 @@ type Read = (u16, HeaderMap, Zeroizing<Vec<u8>>, bool);
 async fn read(mut resp: reqwest::Response) -> std::result::Result<Read, reqwest::Error> {
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let mut body = Zeroizing::new(Vec::new());
+    let expected = resp.content_length().unwrap_or(0).min(MAX_BODY as u64) as usize;
+    let mut body = Zeroizing::new(Vec::with_capacity(expected));
     while let Some(chunk) = resp.chunk().await? {
         if body.len() + chunk.len() > MAX_BODY {
             // Never hand on a cut answer (a cut payload would be a wrong key).
             return Ok((status, headers, body, true));
         }
-        body.extend_from_slice(&chunk);
+        append_wiping(&mut body, &chunk);
     }
     Ok((status, headers, body, false))
+}
+
+/// Appends `chunk` to `body`. When `body` must grow, its bytes move to a new
+/// buffer and the old one is wiped as it drops (`Vec::extend_from_slice`
+/// would reallocate and free the old block with the secret still in it).
+fn append_wiping(body: &mut Zeroizing<Vec<u8>>, chunk: &[u8]) {
+    let need = body.len() + chunk.len();
+    if need > body.capacity() {
+        let mut bigger = Zeroizing::new(Vec::with_capacity(need.max(2 * body.capacity())));
+        bigger.extend_from_slice(body);
+        *body = bigger;
+    }
+    body.extend_from_slice(chunk);
 }
 
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
@@ -254,6 +268,18 @@ pub(crate) fn status_error(what: &str, status: u16, body: &[u8]) -> Error {
 mod tests {
     use super::*;
     use keymgr_core::ErrorKind;
+
+    #[test]
+    fn append_wiping_keeps_every_byte_across_growth() {
+        let mut body = Zeroizing::new(Vec::with_capacity(3));
+        let mut expect = Vec::new();
+        for i in 0..40u8 {
+            let chunk: Vec<u8> = (0..i).map(|j| i ^ j).collect();
+            append_wiping(&mut body, &chunk);
+            expect.extend_from_slice(&chunk);
+            assert_eq!(&body[..], &expect[..], "after chunk {i}");
+        }
+    }
 
     #[test]
     fn error_bodies_keep_the_description() {

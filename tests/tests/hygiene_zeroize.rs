@@ -949,18 +949,15 @@ fn sector_ciphers_of_every_backend_are_zeroized() {
     s.assert_clean("SectorCipher (AWS-LC and RustCrypto XTS, CBC-ESSIV)");
 }
 
-/// KNOWN LEAK, not fixed here (luks/src/cipher/ is outside this test's
-/// remit; reported to the lead). `luks::cipher::cbc::Cbc` is
+/// Regression test for a leak this file found: `luks::cipher::cbc::Cbc` was
 /// `{ c: Aes*, essiv: Option<Aes256> }`, boxed in the cipher. Without ESSIV
-/// the `None` leaves 480 bytes of the box that no `Drop` wipes, and moving
-/// the struct into the box copies whatever the stack held there: with a
-/// 24-byte key (`aes-cbc-plain`), this build copies key bytes left on the
-/// stack by the key expansion (found at offset 400 of the 912-byte box).
-/// A fix in `cbc.rs`: `essiv: Option<Box<Aes256>>` (no hole left), or wipe
-/// the whole struct on drop. Run with `--ignored`.
+/// the `None` left 480 bytes of the box that no `Drop` wiped, and moving the
+/// struct into the box copied whatever the stack held there: with a 24-byte
+/// key (`aes-cbc-plain`), key bytes left on the stack by the key expansion
+/// (found at offset 400 of the 912-byte box). Fixed by boxing the ESSIV
+/// cipher (`Option<Box<Aes256>>`), so no hole is left.
 #[test]
-#[ignore = "known leak in luks::cipher::cbc (Option<Aes256> hole in the box), see SECURITY.md"]
-fn cbc_without_essiv_leaves_stale_key_bytes_in_its_box() {
+fn cbc_without_essiv_leaves_no_key_bytes_in_its_box() {
     let key = random::<32>();
     let mut s = Session::new();
     s.register("cbc key", &key[..]);

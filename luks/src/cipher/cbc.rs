@@ -28,8 +28,12 @@ const IV_BATCH: usize = 256;
 
 pub(crate) struct Cbc<C> {
     c: C,
-    /// ESSIV: AES-256 keyed with SHA-256 of the volume key.
-    essiv: Option<Aes256>,
+    /// ESSIV: AES-256 keyed with SHA-256 of the volume key. Boxed so that a
+    /// `Cbc` without ESSIV has no unused space: an inline `None` would leave
+    /// a 480-byte hole that a move into the heap fills with stale stack bytes
+    /// (key material among them) which no `Drop` wipes
+    /// (tests/tests/hygiene_zeroize.rs found it).
+    essiv: Option<Box<Aes256>>,
 }
 
 struct EncJob<'a> {
@@ -100,7 +104,7 @@ where
             let mut salt = Sha256::digest(key);
             let e = Aes256::new_from_slice(&salt);
             salt.as_mut_slice().zeroize();
-            Some(e?)
+            Some(Box::new(e?))
         } else {
             None
         };

@@ -180,8 +180,11 @@ enum Engine {
     Xts128(Box<xts::Xts<Aes128>>),
     Xts192(Box<xts::Xts<Aes192>>),
     Xts256(Box<xts::Xts<Aes256>>),
+    /// Boxed like the others, so every variant is one pointer: an inline
+    /// variant would leave unused bytes (stale stack contents) inside a heap
+    /// `SectorCipher` holding another variant.
     #[cfg(feature = "aws-lc")]
-    AwsLc(awslc::AwsLcXts),
+    AwsLc(Box<awslc::AwsLcXts>),
     Cbc128(Box<cbc::Cbc<Aes128>>),
     Cbc192(Box<cbc::Cbc<Aes192>>),
     Cbc256(Box<cbc::Cbc<Aes256>>),
@@ -289,7 +292,7 @@ impl SectorCipher {
                         #[cfg(feature = "aws-lc")]
                         {
                             match awslc::AwsLcXts::new(key) {
-                                Some(x) => (Engine::AwsLc(x), Backend::AwsLc),
+                                Some(x) => (Engine::AwsLc(Box::new(x)), Backend::AwsLc),
                                 None if forced.is_none() => {
                                     (xts_engine(key, &spec)?, Backend::RustCrypto)
                                 }
