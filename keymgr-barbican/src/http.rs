@@ -131,7 +131,17 @@ where
                     tokio::time::sleep(wait).await;
                     continue;
                 }
-                return Err(transport_error(what, &e, policy.timeout));
+                let mut err = transport_error(what, &e, policy.timeout);
+                if let Error::Unavailable { reason, .. } = &mut err {
+                    if !idempotent && !not_sent {
+                        // A POST whose answer was lost may have been carried out.
+                        reason.push_str(
+                            " (the request may have reached the server, so its outcome is unknown; \
+                             it was not repeated)",
+                        );
+                    }
+                }
+                return Err(err);
             }
         }
     }

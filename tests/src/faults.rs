@@ -144,6 +144,7 @@ pub async fn run_matrix(
             if !fired {
                 rep.not_fired.push(cell.clone());
             }
+            let mut failure: Option<(ErrorKind, String)> = None;
             let ok = match res {
                 Err(_) => {
                     rep.violations
@@ -158,6 +159,7 @@ pub async fn run_matrix(
                     true
                 }
                 Ok(Err(e)) => {
+                    failure = Some((e.kind(), e.to_string()));
                     *rep.typed_errors
                         .entry(format!("{:?}", e.kind()))
                         .or_default() += 1;
@@ -192,6 +194,14 @@ pub async fn run_matrix(
                         ));
                     } else if !ok && others == 1 && fault.reaches_server() {
                         rep.orphans_after_lost_answer.push(cell.clone());
+                        // The caller must learn that the call may have been carried out.
+                        if let Some((ErrorKind::Unavailable, text)) = &failure {
+                            if !text.contains("outcome is unknown") {
+                                rep.violations.push(format!(
+                                    "{cell}: a lost answer left a secret, but the error does not say the outcome is unknown: {text}"
+                                ));
+                            }
+                        }
                     } else if others != expected_without_original {
                         rep.violations.push(format!(
                             "{cell}: call {} but {others} new secret(s) left on the server",
