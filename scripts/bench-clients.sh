@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Client cost of keymgr against Castellan 5.8 on the same servers in one run:
 # fetch one secret SEQ times in sequence (median latency; keymgr reuses one
-# client, Castellan builds its session per call as it does in services), and
+# client through its blocking API, synchronous like Castellan's, and also
+# reports the async API's median on a multi-threaded runtime; Castellan builds
+# its session per call as it does in services), and
 # 64-way throughput of `get` for SECONDS (keymgr: 64 tokio tasks; Castellan:
 # 64 Python threads). Needs the test servers: run under scripts/test.sh's
 # environment, or give ENV files (scripts/servers/*.sh `start DIR` writes DIR/env).
@@ -84,10 +86,11 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
 by = {(r["client"], r["backend"]): r for r in rows}
 print()
-print("| backend | client | median get (ms) | 64-way get/s | errors |")
-print("|---|---|---|---|---|")
+print("| backend | client | median get, sequential (ms) | median get, async multi-threaded (ms) | 64-way get/s | errors |")
+print("|---|---|---|---|---|---|")
 for (c, b), r in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-    print(f"| {b} | {c} | {r['median_ms']:.2f} | {r['throughput_64']:.0f} | {r['errors_64']} |")
+    a = f"{r['median_async_ms']:.2f}" if "median_async_ms" in r else "-"
+    print(f"| {b} | {c} | {r['median_ms']:.2f} | {a} | {r['throughput_64']:.0f} | {r['errors_64']} |")
 for b in ("vault", "barbican"):
     k, c = by.get(("keymgr", b)), by.get(("castellan", b))
     if k and c:

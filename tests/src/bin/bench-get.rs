@@ -3,6 +3,12 @@
 //! `get`s with one client reused (median latency), then 64 concurrent tasks
 //! doing `get` for SECONDS (throughput). Prints one JSON line.
 //!
+//! The sequential `get`s are timed twice: through [`keymgr::blocking`] (a
+//! current-thread runtime: synchronous calls, as Castellan's are; this is
+//! `median_ms`) and through the async API on a multi-threaded runtime
+//! (`median_async_ms`, where a wake-up may cross threads). The 64-way load
+//! runs on the multi-threaded runtime.
+//!
 //! Usage: `bench-get vault|barbican [SEQ] [SECONDS]` with the test
 //! environment's variables (KEYMGR_TEST_VAULT_*, KEYMGR_TEST_KEYSTONE_URL, ...).
 
@@ -10,15 +16,29 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use keymgr::{Context, NewSecret, SecretKind};
+use keymgr::blocking::BlockingKeyManager;
+use keymgr::{Config, Context, NewSecret, SecretKind};
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() {
+/// Median and sum of `lat` (sorted in place).
+fn median_and_total(lat: &mut [Duration]) -> (Duration, Duration) {
+    lat.sort();
+    (lat[lat.len() / 2], lat.iter().sum())
+}
+
+fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let backend = args.get(1).map(String::as_str).unwrap_or("vault");
-    let seq: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(200);
+    let backend = args
+        .get(1)
+        .map(String::as_str)
+        .unwrap_or("vault")
+        .to_string();
+    let seq: usize = args
+        .get(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200)
+        .max(1);
     let seconds: f64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(10.0);
-    let (cfg, ctx) = match backend {
+    let (cfg, ctx): (Config, Context) = match backend.as_str() {
         "vault" => (
             tests::vault_config(None)
                 .expect("KEYMGR_TEST_VAULT_ADDR/TOKEN")
@@ -33,55 +53,80 @@ async fn main() {
         ),
         other => panic!("unknown backend {other}"),
     };
-    let km = keymgr::build(&cfg).expect("backend");
     let payload: Vec<u8> = (0..32u8).collect();
+
+    // Sequential, synchronous: one blocking client reused.
+    let km = BlockingKeyManager::new(keymgr::build(&cfg).expect("backend")).expect("runtime");
     let id = km
         .store(
             &ctx,
             NewSecret::new(SecretKind::Symmetric, payload.clone()).named("bench"),
         )
-        .await
         .expect("store");
     // One warm-up call (token, connection), as Castellan's first call also pays it.
-    km.get(&ctx, &id).await.expect("get");
+    km.get(&ctx, &id).expect("get");
     let mut lat = Vec::with_capacity(seq);
     for _ in 0..seq {
         let t = Instant::now();
-        let s = km.get(&ctx, &id).await.expect("get");
+        let s = km.get(&ctx, &id).expect("get");
         lat.push(t.elapsed());
         assert_eq!(s.payload.expose(), &payload[..]);
     }
-    lat.sort();
-    let median = lat[lat.len() / 2];
-    let total: Duration = lat.iter().sum();
+    let (median, total) = median_and_total(&mut lat);
 
-    let done = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..64 {
-        let (km, ctx, done, errors) = (km.clone(), ctx.clone(), done.clone(), errors.clone());
-        tasks.push(tokio::spawn(async move {
-            while Instant::now() < deadline {
-                match km.get(&ctx, &id).await {
-                    Ok(_) => done.fetch_add(1, Ordering::Relaxed),
-                    Err(_) => errors.fetch_add(1, Ordering::Relaxed),
-                };
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.expect("task");
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    km.delete(&ctx, &id, true).await.expect("delete");
+    // Async, multi-threaded runtime: its own client (connections belong to
+    // the runtime that opened them).
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (median_async, done, errors, elapsed) = rt.block_on(async {
+        let km = keymgr::build(&cfg).expect("backend");
+        km.get(&ctx, &id).await.expect("get");
+        let mut lat = Vec::with_capacity(seq);
+        for _ in 0..seq {
+            let t = Instant::now();
+            let s = km.get(&ctx, &id).await.expect("get");
+            lat.push(t.elapsed());
+            assert_eq!(s.payload.expose(), &payload[..]);
+        }
+        let (median_async, _) = median_and_total(&mut lat);
+
+        let done = Arc::new(AtomicU64::new(0));
+        let errors = Arc::new(AtomicU64::new(0));
+        let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..64 {
+            let (km, ctx) = (km.clone(), ctx.clone());
+            let (done, errors) = (done.clone(), errors.clone());
+            tasks.push(tokio::spawn(async move {
+                while Instant::now() < deadline {
+                    match km.get(&ctx, &id).await {
+                        Ok(_) => done.fetch_add(1, Ordering::Relaxed),
+                        Err(_) => errors.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("task");
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        (
+            median_async,
+            done.load(Ordering::Relaxed),
+            errors.load(Ordering::Relaxed),
+            elapsed,
+        )
+    });
+    drop(rt);
+    km.delete(&ctx, &id, true).expect("delete");
     println!(
-        "{{\"client\":\"keymgr\",\"backend\":\"{backend}\",\"seq\":{seq},\"median_ms\":{:.3},\"total_s\":{:.3},\"ops_64\":{},\"errors_64\":{},\"throughput_64\":{:.1}}}",
+        "{{\"client\":\"keymgr\",\"backend\":\"{backend}\",\"seq\":{seq},\"median_ms\":{:.3},\"median_async_ms\":{:.3},\"total_s\":{:.3},\"ops_64\":{done},\"errors_64\":{errors},\"throughput_64\":{:.1}}}",
         median.as_secs_f64() * 1e3,
+        median_async.as_secs_f64() * 1e3,
         total.as_secs_f64(),
-        done.load(Ordering::Relaxed),
-        errors.load(Ordering::Relaxed),
-        done.load(Ordering::Relaxed) as f64 / elapsed
+        done as f64 / elapsed
     );
 }
