@@ -30,6 +30,8 @@ mod query;
 mod secret;
 mod spec;
 #[cfg(feature = "testkit")]
+pub mod testenv;
+#[cfg(feature = "testkit")]
 pub mod testkit;
 
 pub use context::Context;
