@@ -19,7 +19,7 @@ async fn barbican_restart_mid_loop_loses_and_duplicates_nothing() {
         return;
     };
     let Some(restart) = env.restart.clone() else {
-        if std::env::var("KEYMGR_REQUIRE_TOOLS").as_deref() == Ok("1") {
+        if keymgr_core::testenv::tools_required() {
             panic!("KEYMGR_TEST_BARBICAN_RESTART is not set");
         }
         eprintln!("skipping: KEYMGR_TEST_BARBICAN_RESTART is not set");

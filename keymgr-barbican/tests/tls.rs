@@ -39,7 +39,7 @@ impl Drop for Kill {
 }
 
 fn skip(why: &str) {
-    if std::env::var("KEYMGR_REQUIRE_TOOLS").as_deref() == Ok("1") {
+    if keymgr_core::testenv::tools_required() {
         panic!("{why}, and KEYMGR_REQUIRE_TOOLS=1");
     }
     eprintln!("skipping TLS test: {why}");

@@ -47,7 +47,7 @@ fn python_with_castellan() -> Option<String> {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        if std::env::var("KEYMGR_REQUIRE_TOOLS").as_deref() == Ok("1") {
+        if keymgr_core::testenv::tools_required() {
             panic!("{py} cannot import castellan (scripts/setup.sh installs it)");
         }
         eprintln!("skipped: {py} cannot import castellan");

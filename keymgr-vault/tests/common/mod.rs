@@ -8,16 +8,7 @@ use keymgr_vault::VaultConfig;
 /// An environment variable, or `None` after printing why the test skips
 /// (a failure instead when KEYMGR_REQUIRE_TOOLS=1).
 pub fn env(name: &str) -> Option<String> {
-    match std::env::var(name) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            if std::env::var("KEYMGR_REQUIRE_TOOLS").as_deref() == Ok("1") {
-                panic!("{name} is not set: OpenBao was not started (run scripts/test.sh)");
-            }
-            eprintln!("skipped: {name} is not set; start OpenBao with scripts/test.sh");
-            None
-        }
-    }
+    keymgr_core::testenv::server_var(name, "OpenBao")
 }
 
 /// Token config for the dev server, or `None` (skip).

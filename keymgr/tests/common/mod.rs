@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 fn required() -> bool {
-    std::env::var("KEYMGR_REQUIRE_TOOLS").as_deref() == Ok("1")
+    keymgr_core::testenv::tools_required()
 }
 
 /// The variable `name` that the script starting `server` exports, or `None` (skip).
