@@ -13,13 +13,7 @@ async fn ephemeral_flows_on_every_backend() {
     let dir = tempfile::tempdir().unwrap();
     for b in common::backends(dir.path()) {
         eprintln!("== ephemeral flows on {}", b.name);
-        let state = dir.path().join(b.name);
-        std::fs::create_dir_all(&state).unwrap();
-        let toml = b.toml.replace(
-            &examples::config::default_mock_toml(dir.path()),
-            &examples::config::default_mock_toml(&state),
-        );
-        let b = common::Backend { toml, ..b };
+        let (b, state) = common::with_own_state(b, dir.path());
         let extra = "[ephemeral_storage_encryption]\nenabled = true\n";
         let backing = state.join("compute-host-disk0");
         let marker: Vec<u8> = b"INSTANCE-A-SECRET-DATA-".repeat(40);

@@ -11,13 +11,7 @@ async fn share_flows_on_every_backend() {
     let dir = tempfile::tempdir().unwrap();
     for b in common::backends(dir.path()) {
         eprintln!("== share flows on {}", b.name);
-        let state = dir.path().join(b.name);
-        std::fs::create_dir_all(&state).unwrap();
-        let toml = b.toml.replace(
-            &examples::config::default_mock_toml(dir.path()),
-            &examples::config::default_mock_toml(&state),
-        );
-        let b = common::Backend { toml, ..b };
+        let (b, state) = common::with_own_state(b, dir.path());
         let extra = "server_encryption_keys_quota = 2\n";
         let cfg = common::config(&b, &state, extra);
         flows(cfg, || common::config(&b, &state, extra)).await;

@@ -26,19 +26,7 @@ async fn volume_flows_on_every_backend() {
     let dir = tempfile::tempdir().unwrap();
     for b in common::backends(dir.path()) {
         eprintln!("== volume flows on {}", b.name);
-        let state = dir.path().join(b.name);
-        std::fs::create_dir_all(&state).unwrap();
-        let b = if b.name == "mock" {
-            common::Backend {
-                toml: b.toml.replace(
-                    &examples::config::default_mock_toml(dir.path()),
-                    &examples::config::default_mock_toml(&state),
-                ),
-                ..b
-            }
-        } else {
-            b
-        };
+        let (b, state) = common::with_own_state(b, dir.path());
         let svc = VolumeService::new(common::config(&b, &state, "")).unwrap();
         flows(&svc, b.second_project).await;
     }

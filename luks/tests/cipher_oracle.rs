@@ -35,10 +35,10 @@ fn python() -> Option<String> {
     match std::env::var("KEYMGR_PYTHON") {
         Ok(p) if !p.is_empty() => Some(p),
         _ => {
-            if std::env::var("KEYMGR_REQUIRE_TOOLS").as_deref() == Ok("1") {
-                panic!("KEYMGR_PYTHON is not set and KEYMGR_REQUIRE_TOOLS=1");
-            }
-            eprintln!("skipped: KEYMGR_PYTHON not set (run through scripts/test.sh for the Python oracle)");
+            keymgr_core::testenv::skip_or_fail(
+                "Python oracle",
+                "KEYMGR_PYTHON not set (run through scripts/test.sh)",
+            );
             None
         }
     }

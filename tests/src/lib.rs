@@ -26,11 +26,6 @@ fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-/// Whether missing servers fail the tests (`KEYMGR_REQUIRE_TOOLS=1`, set by scripts/test.sh).
-pub fn servers_required() -> bool {
-    var("KEYMGR_REQUIRE_TOOLS").as_deref() == Some("1")
-}
-
 /// Every backend available here: the embedded one always, Vault and
 /// Barbican when the test environment started them. A missing server is
 /// reported on stderr, or is a panic when servers are required.
@@ -125,10 +120,7 @@ pub fn barbican_config(auth: Option<&str>, endpoint: Option<&str>) -> Option<(Co
 
 /// Reports a missing server: a panic under `KEYMGR_REQUIRE_TOOLS=1`, else a skip notice.
 pub fn missing(what: &str) {
-    if servers_required() {
-        panic!("{what} is not running: scripts/test.sh starts it");
-    }
-    eprintln!("skipped for {what}: not started (run scripts/test.sh)");
+    keymgr_core::testenv::skip_or_fail(what, "not running (scripts/test.sh starts it)");
 }
 
 /// A process-wide TRACE log capture (tracing events and `log` records).

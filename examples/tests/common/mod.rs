@@ -1,7 +1,7 @@
 //! Shared test setup: one service configuration per available backend.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use examples::ServiceConfig;
 
@@ -14,15 +14,9 @@ pub struct Backend {
     pub second_project: bool,
 }
 
-fn require() -> bool {
-    std::env::var("KEYMGR_REQUIRE_TOOLS").as_deref() == Ok("1")
-}
-
-fn skip(reason: &str) {
-    if require() {
-        panic!("KEYMGR_REQUIRE_TOOLS=1 but {reason}");
-    }
-    eprintln!("SKIP: {reason}");
+/// Skips with `reason` (a failure under `KEYMGR_REQUIRE_TOOLS=1`).
+pub fn skip(reason: &str) {
+    keymgr_core::testenv::skip_or_fail("examples", reason);
 }
 
 fn run_id() -> String {
@@ -73,6 +67,18 @@ pub fn backends(state_dir: &Path) -> Vec<Backend> {
         skip("Barbican flow: KEYMGR_TEST_KEYSTONE_URL / KEYMGR_TEST_OS_USER_A / ..._PASSWORD_A / ..._PROJECT_A not set");
     }
     out
+}
+
+/// `b` with its own state folder `root/<name>` (created), into which the
+/// mock backend's sealed store moves too.
+pub fn with_own_state(b: Backend, root: &Path) -> (Backend, PathBuf) {
+    let state = root.join(b.name);
+    std::fs::create_dir_all(&state).unwrap();
+    let toml = b.toml.replace(
+        &examples::config::default_mock_toml(root),
+        &examples::config::default_mock_toml(&state),
+    );
+    (Backend { toml, ..b }, state)
 }
 
 /// The service configuration for `b` over `state_dir`, with tiny KDF costs.

@@ -8,29 +8,10 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub fn require_tools() -> bool {
-    std::env::var("KEYMGR_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
-}
-
 /// Finds `name` on PATH (also /usr/sbin, /sbin). None = skip (after printing why),
 /// or panic when tools are required.
 pub fn tool(name: &str) -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    dirs.push("/usr/sbin".into());
-    dirs.push("/sbin".into());
-    for d in dirs {
-        let p = d.join(name);
-        if p.is_file() {
-            return Some(p);
-        }
-    }
-    if require_tools() {
-        panic!("required tool {name} is missing (KEYMGR_REQUIRE_TOOLS=1)");
-    }
-    eprintln!("SKIP: {name} not found on PATH");
-    None
+    keymgr_core::testenv::tool_on_path(name)
 }
 
 /// Writes a secret file with mode 0600.
@@ -160,20 +141,17 @@ pub fn python() -> Option<PathBuf> {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
-    if ok {
-        Some(py)
-    } else if require_tools() {
-        panic!(
-            "{} cannot import cryptography (KEYMGR_REQUIRE_TOOLS=1)",
-            py.display()
+    if !ok {
+        keymgr_core::testenv::skip_or_fail(
+            "Python oracle",
+            &format!(
+                "{} cannot import cryptography (set KEYMGR_PYTHON)",
+                py.display()
+            ),
         );
-    } else {
-        eprintln!(
-            "SKIP: {} cannot import cryptography (set KEYMGR_PYTHON)",
-            py.display()
-        );
-        None
+        return None;
     }
+    Some(py)
 }
 
 const ORACLE: &str = r#"
