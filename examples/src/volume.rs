@@ -660,8 +660,9 @@ impl VolumeService {
         }
     }
 
-    /// Deletes a detached volume without snapshots, and its key.
-    pub async fn delete(&self, id: &str) -> Result<()> {
+    /// The volume `id`, or a conflict unless it is detached and has no snapshots
+    /// (what delete and transfer require).
+    fn detached_without_snapshots(&self, id: &str) -> Result<VolumeRecord> {
         let v = self.get(id)?;
         if v.status != "available" {
             return Err(ServiceError::Conflict(format!(
@@ -673,6 +674,12 @@ impl VolumeService {
         if snaps.iter().any(|s| s.volume_id == id) {
             return Err(ServiceError::Conflict(format!("volume {id} has snapshots")));
         }
+        Ok(v)
+    }
+
+    /// Deletes a detached volume without snapshots, and its key.
+    pub async fn delete(&self, id: &str) -> Result<()> {
+        let v = self.detached_without_snapshots(id)?;
         if let Some(k) = &v.encryption_key_id {
             self.drop_key(k, &Self::consumer("volume", id)).await?;
         }
@@ -727,17 +734,7 @@ impl VolumeService {
     /// Transfers a detached volume to `to`: its key is copied under the
     /// recipient's context and the old one deleted.
     pub async fn transfer(&self, id: &str, to: &Context) -> Result<VolumeRecord> {
-        let mut v = self.get(id)?;
-        if v.status != "available" {
-            return Err(ServiceError::Conflict(format!(
-                "volume {id} is {}",
-                v.status
-            )));
-        }
-        let snaps: Vec<SnapshotRecord> = self.state.list(KIND_SNAPSHOT, Some(&v.project))?;
-        if snaps.iter().any(|s| s.volume_id == id) {
-            return Err(ServiceError::Conflict(format!("volume {id} has snapshots")));
-        }
+        let mut v = self.detached_without_snapshots(id)?;
         if let Some(k) = &v.encryption_key_id {
             let km = &self.cfg.km;
             let old = parse_ref(k)?;
