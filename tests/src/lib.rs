@@ -2,6 +2,7 @@
 //! a log capture for secret-hygiene checks, and a bounded load driver.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use keymgr::{Config, KeyManager};
@@ -198,4 +199,18 @@ pub fn assert_no_secret(text: &str, secret: &[u8], what: &str) {
             "{what} leaked into the logs as {form:?}"
         );
     }
+}
+
+/// A 4 MiB file `v.img` in `dir`, formatted as a small LUKS2 volume (1 MiB
+/// keyslots area, PBKDF2 at test cost) unlocked by `passphrase`.
+pub fn small_luks2_volume(dir: &Path, passphrase: &[u8]) -> PathBuf {
+    let img = dir.join("v.img");
+    std::fs::write(&img, vec![0u8; 4 << 20]).unwrap();
+    let opts = luks::FormatOptions {
+        pbkdf: luks::PbkdfOptions::fast_for_tests(luks::PbkdfType::Pbkdf2),
+        luks2_keyslots_size: Some(1 << 20),
+        ..Default::default()
+    };
+    luks::format(&img, &opts, passphrase).unwrap();
+    img
 }

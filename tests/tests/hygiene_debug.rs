@@ -87,14 +87,7 @@ fn luks_volume_keys_and_unlock_requests_redact_debug() {
     check(&format!("{u:?}"), "Unlock Debug");
     // A wrong passphrase's error does not echo it.
     let dir = tempfile::tempdir().unwrap();
-    let img = dir.path().join("v.img");
-    std::fs::write(&img, vec![0u8; 4 << 20]).unwrap();
-    let opts = luks::FormatOptions {
-        pbkdf: luks::PbkdfOptions::fast_for_tests(luks::PbkdfType::Pbkdf2),
-        luks2_keyslots_size: Some(1 << 20),
-        ..Default::default()
-    };
-    luks::format(&img, &opts, b"right-passphrase-x").unwrap();
+    let img = tests::small_luks2_volume(dir.path(), b"right-passphrase-x");
     let v = luks::Volume::open(&img).unwrap();
     let Err(e) = v.unlock(PASS, None) else {
         panic!("a wrong passphrase must fail");

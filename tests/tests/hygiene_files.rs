@@ -74,14 +74,7 @@ fn new_master_key_file_is_0600() {
 #[test]
 fn luks_header_backup_is_0600() {
     let dir = tempfile::tempdir().unwrap();
-    let img = dir.path().join("v.img");
-    std::fs::write(&img, vec![0u8; 4 << 20]).unwrap();
-    let opts = luks::FormatOptions {
-        pbkdf: luks::PbkdfOptions::fast_for_tests(luks::PbkdfType::Pbkdf2),
-        luks2_keyslots_size: Some(1 << 20),
-        ..Default::default()
-    };
-    luks::format(&img, &opts, b"pass").unwrap();
+    let img = tests::small_luks2_volume(dir.path(), b"pass");
     let b = dir.path().join("hdr.backup");
     luks::Volume::open(&img).unwrap().backup_header(&b).unwrap();
     assert_eq!(mode(&b), 0o600, "header backup mode");
