@@ -19,7 +19,6 @@
 //! ```
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use keymgr_core::{
@@ -47,14 +46,6 @@ impl BlockingKeyManager {
     /// The wrapped async key manager.
     pub fn inner(&self) -> &Arc<dyn KeyManager> {
         &self.inner
-    }
-
-    /// Runs `f` on the wrapped manager to completion.
-    pub fn block_on<T>(
-        &self,
-        f: impl FnOnce(Arc<dyn KeyManager>) -> Pin<Box<dyn Future<Output = T> + Send>>,
-    ) -> T {
-        self.runtime.block_on(f(self.inner.clone()))
     }
 }
 
