@@ -198,39 +198,22 @@ impl Kdf {
                 };
                 let params = argon2::Params::new(memory_kib, time, parallel, Some(out_len))
                     .map_err(|e| Error::Kdf(e.to_string()))?;
-                let mut memory = Argon2Memory::new(params.block_count())?;
+                // Our own working memory, wiped when dropped:
+                // `hash_password_into` frees its memory unwiped, and the last
+                // block of a lane is one hash away from the derived key (the
+                // keyslot's area key). Found by tests/tests/hygiene_zeroize.rs.
+                let blocks = params.block_count();
+                let mut memory = Zeroizing::new(Vec::new());
+                memory.try_reserve_exact(blocks).map_err(|_| {
+                    Error::Kdf(format!("cannot allocate {blocks} KiB of Argon2 memory"))
+                })?;
+                memory.resize(blocks, argon2::Block::new());
                 argon2::Argon2::new(alg, argon2::Version::V0x13, params)
-                    .hash_password_into_with_memory(passphrase, salt, &mut out, &mut memory.0[..])
+                    .hash_password_into_with_memory(passphrase, salt, &mut out, &mut memory[..])
                     .map_err(|e| Error::Kdf(e.to_string()))?;
             }
         }
         Ok(out)
-    }
-}
-
-/// Argon2's working memory, wiped when dropped.
-///
-/// `argon2::Argon2::hash_password_into` frees the memory it allocates
-/// without wiping it, and the last block of a lane is one hash away from
-/// the derived key (the keyslot's area key). Found by
-/// `tests/tests/hygiene_zeroize.rs`.
-struct Argon2Memory(Vec<argon2::Block>);
-
-impl Argon2Memory {
-    fn new(blocks: usize) -> Result<Argon2Memory> {
-        let mut v = Vec::new();
-        v.try_reserve_exact(blocks)
-            .map_err(|_| Error::Kdf(format!("cannot allocate {blocks} KiB of Argon2 memory")))?;
-        v.resize(blocks, argon2::Block::new());
-        Ok(Argon2Memory(v))
-    }
-}
-
-impl Drop for Argon2Memory {
-    fn drop(&mut self) {
-        for block in &mut self.0 {
-            zeroize::Zeroize::zeroize(AsMut::<[u64]>::as_mut(block));
-        }
     }
 }
 
