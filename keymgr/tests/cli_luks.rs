@@ -187,6 +187,7 @@ fn format_rekey_and_data_interoperate_with_cryptsetup() {
             e.s("k2"),
             "--output",
             e.s("back"),
+            "--force",
             "--offset",
             "1234",
             "--length",

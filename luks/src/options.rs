@@ -66,8 +66,91 @@ impl PbkdfOptions {
         }
     }
 
+    /// Checks every option against its allowed range, without deriving or
+    /// benchmarking anything (so a command can refuse bad options first).
+    pub fn check(&self, luks1: bool) -> Result<()> {
+        let kind = self.pbkdf.unwrap_or(if luks1 {
+            PbkdfType::Pbkdf2
+        } else {
+            PbkdfType::Argon2id
+        });
+        if luks1 && kind != PbkdfType::Pbkdf2 {
+            return Err(Error::InvalidOption {
+                option: "--pbkdf",
+                reason: "LUKS1 supports only pbkdf2".into(),
+            });
+        }
+        let range = |option: &'static str, v: u64, min: u64, max: u64, unit: &str| {
+            if v < min || v > max {
+                Err(Error::InvalidOption {
+                    option,
+                    reason: format!("{v} is outside the allowed {min}..={max} {unit}"),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        if let Some(t) = self.iter_time_ms {
+            range("--iter-time", t.into(), 1, u32::MAX.into(), "milliseconds")?;
+        }
+        match kind {
+            PbkdfType::Pbkdf2 => {
+                if self.memory_kib.is_some() || self.parallel.is_some() {
+                    return Err(Error::InvalidOption {
+                        option: if self.memory_kib.is_some() {
+                            "--pbkdf-memory"
+                        } else {
+                            "--pbkdf-parallel"
+                        },
+                        reason: "applies to Argon2 only, not pbkdf2".into(),
+                    });
+                }
+                if let Some(n) = self.force_iterations {
+                    range(
+                        "--pbkdf-force-iterations",
+                        n.into(),
+                        kdf::MIN_PBKDF2_ITERATIONS.into(),
+                        kdf::MAX_PBKDF2_ITERATIONS,
+                        "iterations",
+                    )?;
+                }
+            }
+            PbkdfType::Argon2i | PbkdfType::Argon2id => {
+                if let Some(m) = self.memory_kib {
+                    range(
+                        "--pbkdf-memory",
+                        m.into(),
+                        kdf::MIN_ARGON2_MEMORY_KIB,
+                        kdf::MAX_ARGON2_MEMORY_KIB,
+                        "KiB",
+                    )?;
+                }
+                if let Some(p) = self.parallel {
+                    range(
+                        "--pbkdf-parallel",
+                        p.into(),
+                        1,
+                        kdf::MAX_ARGON2_THREADS,
+                        "threads",
+                    )?;
+                }
+                if let Some(t) = self.force_iterations {
+                    range(
+                        "--pbkdf-force-iterations",
+                        t.into(),
+                        kdf::MIN_ARGON2_TIME.into(),
+                        u32::MAX.into(),
+                        "passes",
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Resolves the options into KDF parameters (benchmarking when no iterations are forced).
     pub fn resolve(&self, luks1: bool, key_len: usize) -> Result<Kdf> {
+        self.check(luks1)?;
         let kind = self.pbkdf.unwrap_or(if luks1 {
             PbkdfType::Pbkdf2
         } else {
@@ -85,8 +168,12 @@ impl PbkdfOptions {
             PbkdfType::Pbkdf2 => {
                 if self.memory_kib.is_some() || self.parallel.is_some() {
                     return Err(Error::InvalidOption {
-                        option: "--pbkdf-memory",
-                        reason: "memory and parallel apply to Argon2 only".into(),
+                        option: if self.memory_kib.is_some() {
+                            "--pbkdf-memory"
+                        } else {
+                            "--pbkdf-parallel"
+                        },
+                        reason: "applies to Argon2 only, not pbkdf2".into(),
                     });
                 }
                 match self.force_iterations {
@@ -164,6 +251,61 @@ pub struct FormatOptions {
     pub key_slot: Option<u32>,
     /// `--volume-key-file` content: use this volume key instead of a random one.
     pub volume_key: Option<Zeroizing<Vec<u8>>>,
+}
+
+impl FormatOptions {
+    /// Checks every option that can be checked without the device (ranges,
+    /// UUID syntax, keyslot number, KDF options), before any benchmark or
+    /// write. [`crate::format`] checks them again with the device.
+    pub fn check(&self) -> Result<()> {
+        let luks1 = self.luks_type == LuksType::Luks1;
+        if let Some(bits) = self.key_size_bits {
+            if bits % 8 != 0 || !(128..=512).contains(&bits) {
+                return Err(Error::InvalidOption {
+                    option: "--key-size",
+                    reason: format!("{bits} is not a multiple of 8 in the allowed 128..=512 bits"),
+                });
+            }
+        }
+        if let Some(s) = self.sector_size {
+            if luks1 && s != 512 {
+                return Err(Error::InvalidOption {
+                    option: "--sector-size",
+                    reason: format!("{s}: LUKS1 uses 512-byte sectors"),
+                });
+            }
+            if !(512..=4096).contains(&s) || !s.is_power_of_two() {
+                return Err(Error::InvalidOption {
+                    option: "--sector-size",
+                    reason: format!("{s} is not one of 512, 1024, 2048, 4096 bytes"),
+                });
+            }
+        }
+        if let Some(slot) = self.key_slot {
+            let max = if luks1 { 7 } else { 31 };
+            if slot > max {
+                return Err(Error::InvalidOption {
+                    option: "--key-slot",
+                    reason: format!("{slot} is outside the allowed 0..={max}"),
+                });
+            }
+        }
+        if let Some(u) = &self.uuid {
+            if uuid::Uuid::parse_str(u).is_err() {
+                return Err(Error::InvalidOption {
+                    option: "--uuid",
+                    reason: format!("{u:?} is not a UUID"),
+                });
+            }
+        }
+        if luks1 && self.label.is_some() {
+            return Err(Error::InvalidOption {
+                option: "--label",
+                reason: "LUKS1 has no label".into(),
+            });
+        }
+        self.pbkdf.check(luks1)
+    }
 }
 
 impl std::fmt::Debug for FormatOptions {

@@ -6,7 +6,6 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use keymgr::luks::{
     self, FormatOptions, HashAlg, KeyslotOptions, LuksType, PbkdfOptions, PbkdfType, Unlock, Volume,
@@ -15,36 +14,52 @@ use keymgr::passphrase::passphrase_for;
 use keymgr::SecretId;
 use zeroize::Zeroizing;
 
-use super::io::{open_private, print_json, read_secret_input};
+use super::confirm::{confirm, signature};
+use super::error::CliError;
+use super::io::{prepare_output, print_json, Output};
+use super::pass::{self, Source};
 
-/// Where the passphrase comes from.
+/// Where the passphrase comes from. Without `--key-file` or `--key-ref` it is
+/// typed on the terminal (no echo), or read as one line of standard input.
 #[derive(Debug, Args)]
 pub struct KeyArgs {
     /// Passphrase file; every byte counts (no newline stripping); `-` for stdin.
-    #[arg(
-        long,
-        value_name = "FILE",
-        conflicts_with = "key_ref",
-        required_unless_present = "key_ref"
-    )]
+    #[arg(short = 'd', long, value_name = "FILE", conflicts_with = "key_ref")]
     key_file: Option<PathBuf>,
+    /// Use only this many bytes of the key file (1..=8388608 bytes).
+    #[arg(short = 'l', long, value_name = "BYTES", requires = "key_file")]
+    keyfile_size: Option<u64>,
+    /// Skip this many bytes at the start of the key file.
+    #[arg(long, value_name = "BYTES", requires = "key_file", default_value_t = 0)]
+    keyfile_offset: u64,
     /// Fetch this secret from the configured key manager and use os-brick's
     /// passphrase rule (passphrase secrets as is, other kinds as lower-case hex).
     #[arg(long, value_name = "ID")]
     key_ref: Option<SecretId>,
 }
 
-/// Where a new passphrase comes from.
+/// Where a new passphrase comes from (typed twice on a terminal without a file or ref).
 #[derive(Debug, Args)]
 pub struct NewKeyArgs {
-    /// New passphrase file; every byte counts.
+    /// New passphrase file; every byte counts; `-` for stdin.
     #[arg(
         long,
+        visible_alias = "new-keyfile",
         value_name = "FILE",
-        conflicts_with = "new_key_ref",
-        required_unless_present = "new_key_ref"
+        conflicts_with = "new_key_ref"
     )]
     new_key_file: Option<PathBuf>,
+    /// Use only this many bytes of the new key file (1..=8388608 bytes).
+    #[arg(long, value_name = "BYTES", requires = "new_key_file")]
+    new_keyfile_size: Option<u64>,
+    /// Skip this many bytes at the start of the new key file.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        requires = "new_key_file",
+        default_value_t = 0
+    )]
+    new_keyfile_offset: u64,
     /// New passphrase from this key manager secret (os-brick rule).
     #[arg(long, value_name = "ID")]
     new_key_ref: Option<SecretId>,
@@ -57,7 +72,7 @@ pub struct PbkdfArgs {
     #[arg(long)]
     pbkdf: Option<String>,
     /// KDF time in milliseconds (benchmarked as cryptsetup does).
-    #[arg(long, value_name = "MS")]
+    #[arg(short = 'i', long, value_name = "MS")]
     iter_time: Option<u32>,
     /// PBKDF2 iterations or Argon2 passes, without benchmark.
     #[arg(long, value_name = "N")]
@@ -99,10 +114,10 @@ pub enum LuksCommand {
         #[arg(long = "type", default_value = "luks2")]
         luks_type: String,
         /// Cipher spec, e.g. aes-xts-plain64 or aes-cbc-essiv:sha256.
-        #[arg(long)]
+        #[arg(short = 'c', long)]
         cipher: Option<String>,
-        /// Volume key size in bits.
-        #[arg(long, value_name = "BITS")]
+        /// Volume key size in bits (128..=512, a multiple of 8).
+        #[arg(short = 's', long, value_name = "BITS")]
         key_size: Option<u32>,
         /// Hash for PBKDF2, AF and the digest (sha1, sha256, sha512).
         #[arg(long)]
@@ -124,8 +139,8 @@ pub enum LuksCommand {
         /// Align the data to this many 512-byte sectors (LUKS1; 2048 = 1 MiB).
         #[arg(long, value_name = "SECTORS")]
         align_payload: Option<u64>,
-        /// Keyslot of the passphrase.
-        #[arg(long)]
+        /// Keyslot of the passphrase (0..=31 LUKS2, 0..=7 LUKS1).
+        #[arg(short = 'S', long)]
         key_slot: Option<u32>,
     },
     /// Show the header (never keys).
@@ -133,14 +148,14 @@ pub enum LuksCommand {
         /// The device.
         device: PathBuf,
     },
-    /// Check a passphrase: exit 0 when it opens, 2 when no keyslot matches, 1 on other errors.
+    /// Check a passphrase: exit 0 when it opens, 2 when no keyslot matches, 4 wrong device, 1 other errors.
     TestPassphrase {
         /// The device.
         device: PathBuf,
         #[command(flatten)]
         key: KeyArgs,
         /// Only try this keyslot.
-        #[arg(long)]
+        #[arg(short = 'S', long)]
         key_slot: Option<u32>,
     },
     /// Add a passphrase in a new keyslot.
@@ -152,7 +167,7 @@ pub enum LuksCommand {
         #[command(flatten)]
         new_key: NewKeyArgs,
         /// Keyslot for the new passphrase.
-        #[arg(long)]
+        #[arg(short = 'S', long)]
         key_slot: Option<u32>,
         #[command(flatten)]
         pbkdf: PbkdfArgs,
@@ -166,15 +181,25 @@ pub enum LuksCommand {
         #[command(flatten)]
         new_key: NewKeyArgs,
         /// Only change this keyslot.
-        #[arg(long)]
+        #[arg(short = 'S', long)]
         key_slot: Option<u32>,
         #[command(flatten)]
         pbkdf: PbkdfArgs,
     },
-    /// Remove the keyslot a passphrase opens.
+    /// Remove the keyslot a passphrase opens (asks before removing the last one).
     RemoveKey {
         /// The device.
         device: PathBuf,
+        #[command(flatten)]
+        key: KeyArgs,
+    },
+    /// Remove keyslot SLOT; unless -q, a passphrase of the volume is asked
+    /// first (and the last keyslot is removed only after confirmation).
+    KillSlot {
+        /// The device.
+        device: PathBuf,
+        /// The keyslot to remove.
+        slot: u32,
         #[command(flatten)]
         key: KeyArgs,
     },
@@ -184,9 +209,12 @@ pub enum LuksCommand {
         device: PathBuf,
         #[command(flatten)]
         key: KeyArgs,
-        /// Output file (`-` for stdout).
-        #[arg(long)]
+        /// Output file, created with mode 0600 (`-` for stdout, never a terminal).
+        #[arg(short = 'o', long)]
         output: PathBuf,
+        /// Replace an existing output file (atomically), or write to an existing device node.
+        #[arg(long)]
+        force: bool,
         /// Start at this plaintext byte.
         #[arg(long, default_value_t = 0)]
         offset: u64,
@@ -211,16 +239,20 @@ pub enum LuksCommand {
     HeaderBackup {
         /// The device.
         device: PathBuf,
-        /// Backup file.
-        #[arg(long)]
+        /// Backup file (a new file; an existing one is replaced only with --force).
+        #[arg(long, visible_alias = "header-backup-file")]
         file: PathBuf,
+        /// Replace an existing backup file (atomically).
+        #[arg(long)]
+        force: bool,
     },
-    /// Restore the header and keyslot areas from FILE.
+    /// Restore the header and keyslot areas from FILE (asks first when the
+    /// backup's UUID differs from the device's or the device holds no LUKS header).
     HeaderRestore {
         /// The device.
         device: PathBuf,
         /// Backup file.
-        #[arg(long)]
+        #[arg(long, visible_alias = "header-backup-file")]
         file: PathBuf,
     },
     /// Activate a dm-crypt mapping through cryptsetup (needs device-mapper).
@@ -241,28 +273,127 @@ pub enum LuksCommand {
     },
 }
 
-/// Resolves a passphrase: a key file's exact bytes, or a secret through os-brick's rule.
-async fn passphrase(
-    file: Option<&Path>,
-    key_ref: Option<&SecretId>,
-    cli: &super::Cli,
-) -> anyhow::Result<Zeroizing<Vec<u8>>> {
-    if let Some(f) = file {
-        return read_secret_input(f);
+/// One passphrase a command needs.
+struct Want<'a> {
+    file: Option<&'a Path>,
+    option: &'static str,
+    size: Option<u64>,
+    offset: u64,
+    key_ref: Option<&'a SecretId>,
+    prompt: String,
+    new: bool,
+}
+
+impl<'a> Want<'a> {
+    fn key(k: &'a KeyArgs, prompt: String, new: bool) -> Want<'a> {
+        Want {
+            file: k.key_file.as_deref(),
+            option: "--key-file",
+            size: k.keyfile_size,
+            offset: k.keyfile_offset,
+            key_ref: k.key_ref.as_ref(),
+            prompt,
+            new,
+        }
     }
-    let id = key_ref.context("give --key-file or --key-ref")?;
-    let env = super::open_env(cli)?;
-    let secret = env.km.get(&env.ctx, id).await?;
-    let pass = passphrase_for(secret.kind(), &secret.payload)?;
-    Ok(Zeroizing::new(pass.as_bytes().to_vec()))
+
+    fn new_key(k: &'a NewKeyArgs, prompt: String) -> Want<'a> {
+        Want {
+            file: k.new_key_file.as_deref(),
+            option: "--new-key-file",
+            size: k.new_keyfile_size,
+            offset: k.new_keyfile_offset,
+            key_ref: k.new_key_ref.as_ref(),
+            prompt,
+            new: true,
+        }
+    }
+
+    /// The source (`None` for a key manager secret).
+    fn source(&self, verify: bool) -> Option<Source<'_>> {
+        if self.key_ref.is_some() {
+            return None;
+        }
+        Some(match self.file {
+            Some(path) => Source::File {
+                path,
+                option: self.option,
+                size: self.size,
+                offset: self.offset,
+            },
+            None => Source::Prompt {
+                prompt: &self.prompt,
+                verify: self.new || verify,
+            },
+        })
+    }
+
+    /// Reads the passphrase (after every check of the command has passed).
+    async fn read(&self, cli: &super::Cli) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+        if let Some(src) = self.source(cli.verify_passphrase) {
+            return Ok(pass::read(&src)?);
+        }
+        let id = self
+            .key_ref
+            .ok_or_else(|| CliError::usage("no passphrase source".into()))?;
+        let env = super::open_env(cli)?;
+        let secret = env.km.get(&env.ctx, id).await?;
+        let p = passphrase_for(secret.kind(), &secret.payload)?;
+        if p.as_bytes().is_empty() {
+            return Err(CliError::usage(format!(
+                "secret {id} is empty: an empty passphrase is refused"
+            ))
+            .into());
+        }
+        Ok(Zeroizing::new(p.as_bytes().to_vec()))
+    }
 }
 
-async fn key(k: &KeyArgs, cli: &super::Cli) -> anyhow::Result<Zeroizing<Vec<u8>>> {
-    passphrase(k.key_file.as_deref(), k.key_ref.as_ref(), cli).await
+/// Checks every passphrase input before anything is unlocked or written:
+/// standard input used at most once (`--input -` counts), key files open,
+/// sizes in range.
+fn check_keys(wants: &[&Want<'_>], stdin_input: bool) -> Result<(), CliError> {
+    let mut sources: Vec<Source<'_>> = wants.iter().filter_map(|w| w.source(false)).collect();
+    if stdin_input {
+        sources.push(Source::File {
+            path: Path::new("-"),
+            option: "--input",
+            size: None,
+            offset: 0,
+        });
+    }
+    pass::check_one_stdin(&sources)?;
+    for s in &sources {
+        if let Source::File {
+            path, option, size, ..
+        } = s
+        {
+            let size_option = if option.starts_with("--new") {
+                "--new-keyfile-size"
+            } else {
+                "--keyfile-size"
+            };
+            if *option != "--input" {
+                pass::check_file(path, option, *size, size_option)?;
+            }
+        }
+    }
+    Ok(())
 }
 
-async fn new_key(k: &NewKeyArgs, cli: &super::Cli) -> anyhow::Result<Zeroizing<Vec<u8>>> {
-    passphrase(k.new_key_file.as_deref(), k.new_key_ref.as_ref(), cli).await
+/// The device must exist and be a file or block device (else exit 4).
+fn check_device(device: &Path) -> Result<(), CliError> {
+    match std::fs::metadata(device) {
+        Ok(m) if m.is_dir() => Err(CliError::device(format!(
+            "Device {} is a folder, not a device.",
+            device.display()
+        ))),
+        Ok(_) => Ok(()),
+        Err(e) => Err(CliError::device(format!(
+            "Device {} does not exist or access denied ({e}).",
+            device.display()
+        ))),
+    }
 }
 
 fn parse_hash(h: &Option<String>) -> anyhow::Result<Option<HashAlg>> {
@@ -285,8 +416,25 @@ fn progress(total: u64) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
+/// The keyslot range of an open volume.
+fn check_slot(vol: &Volume, slot: Option<u32>, option: &str) -> Result<(), CliError> {
+    let max = if vol.version() == 1 { 7 } else { 31 };
+    match slot {
+        Some(s) if s > max => Err(CliError::usage(format!(
+            "{option} {s} is outside the allowed 0..={max} for LUKS{}",
+            vol.version()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn enter_for(device: &Path) -> String {
+    format!("Enter passphrase for {}: ", device.display())
+}
+
 /// Runs one `luks` command and returns the exit code.
 pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode> {
+    let batch = cli.batch_mode;
     match cmd {
         LuksCommand::Format {
             device,
@@ -318,7 +466,20 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
                 key_slot: *key_slot,
                 ..FormatOptions::default()
             };
-            let pass = key(k, cli).await?;
+            opts.check()?;
+            let want = Want::key(k, enter_for(device), true);
+            check_keys(&[&want], false)?;
+            check_device(device)?;
+            if let Some(sig) = signature(device) {
+                confirm(
+                    &format!(
+                        "This will overwrite data on {} irrevocably: it holds a {sig} signature.",
+                        device.display()
+                    ),
+                    batch,
+                )?;
+            }
+            let pass = want.read(cli).await?;
             let info = luks::format(device, &opts, &pass)?;
             if cli.json {
                 print_json(&serde_json::json!({
@@ -335,6 +496,7 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
             }
         }
         LuksCommand::Dump { device } => {
+            check_device(device)?;
             let dump = Volume::open_read_only(device)?.dump();
             match (&dump.json, cli.json) {
                 (Some(json), true) => print_json(json)?,
@@ -352,18 +514,14 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
             key: k,
             key_slot,
         } => {
-            let pass = key(k, cli).await?;
-            return match Volume::open_read_only(device)?.test_passphrase(&pass, *key_slot) {
-                Ok(slot) => {
-                    eprintln!("keyslot {slot} unlocked");
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(luks::Error::NoMatchingKey) => {
-                    eprintln!("keymgr: no key available with this passphrase");
-                    Ok(ExitCode::from(2))
-                }
-                Err(e) => Err(e.into()),
-            };
+            let want = Want::key(k, enter_for(device), false);
+            check_keys(&[&want], false)?;
+            check_device(device)?;
+            let vol = Volume::open_read_only(device)?;
+            check_slot(&vol, *key_slot, "--key-slot")?;
+            let pass = want.read(cli).await?;
+            let slot = vol.test_passphrase(&pass, *key_slot)?;
+            eprintln!("keyslot {slot} unlocked");
         }
         LuksCommand::AddKey {
             device,
@@ -372,18 +530,26 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
             key_slot,
             pbkdf,
         } => {
-            let (pass, new) = (key(k, cli).await?, new_key(n, cli).await?);
+            let old = Want::key(k, "Enter any existing passphrase: ".into(), false);
+            let new = Want::new_key(n, "Enter new passphrase for key slot: ".into());
+            check_keys(&[&old, &new], false)?;
+            check_device(device)?;
             let mut vol = Volume::open(device)?;
+            check_slot(&vol, *key_slot, "--key-slot")?;
             let opts = KeyslotOptions {
                 key_slot: *key_slot,
                 pbkdf: pbkdf.options(None)?,
             };
+            opts.pbkdf.check(vol.version() == 1)?;
+            let pass = old.read(cli).await?;
+            vol.test_passphrase(&pass, None)?;
+            let newpass = new.read(cli).await?;
             let slot = vol.add_key(
                 Unlock::Passphrase {
                     passphrase: &pass,
                     slot: None,
                 },
-                &new,
+                &newpass,
                 &opts,
             )?;
             eprintln!("added keyslot {slot}");
@@ -395,51 +561,120 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
             key_slot,
             pbkdf,
         } => {
-            let (pass, new) = (key(k, cli).await?, new_key(n, cli).await?);
+            let old = Want::key(k, "Enter passphrase to be changed: ".into(), false);
+            let new = Want::new_key(n, "Enter new passphrase: ".into());
+            check_keys(&[&old, &new], false)?;
+            check_device(device)?;
             let mut vol = Volume::open(device)?;
+            check_slot(&vol, *key_slot, "--key-slot")?;
             let opts = KeyslotOptions {
                 key_slot: None,
                 pbkdf: pbkdf.options(None)?,
             };
-            let slot = vol.change_key(&pass, &new, *key_slot, &opts)?;
+            opts.pbkdf.check(vol.version() == 1)?;
+            let pass = old.read(cli).await?;
+            vol.test_passphrase(&pass, *key_slot)?;
+            let newpass = new.read(cli).await?;
+            let slot = vol.change_key(&pass, &newpass, *key_slot, &opts)?;
             eprintln!("passphrase changed, now in keyslot {slot}");
         }
         LuksCommand::RemoveKey { device, key: k } => {
-            let pass = key(k, cli).await?;
-            let slot = Volume::open(device)?.remove_key(&pass)?;
+            let want = Want::key(k, "Enter passphrase to be deleted: ".into(), false);
+            check_keys(&[&want], false)?;
+            check_device(device)?;
+            let mut vol = Volume::open(device)?;
+            let pass = want.read(cli).await?;
+            let slot = vol.test_passphrase(&pass, None)?;
+            if vol.active_keyslots().len() <= 1 {
+                confirm(
+                    &format!("This is the last keyslot ({slot}). Device will become unusable after purging this key."),
+                    batch,
+                )?;
+            }
+            vol.kill_slot(slot)?;
+            eprintln!("removed keyslot {slot}");
+        }
+        LuksCommand::KillSlot {
+            device,
+            slot,
+            key: k,
+        } => {
+            let want = Want::key(k, "Enter any remaining passphrase: ".into(), false);
+            let given = k.key_file.is_some() || k.key_ref.is_some();
+            if given || !batch {
+                check_keys(&[&want], false)?;
+            }
+            check_device(device)?;
+            let mut vol = Volume::open(device)?;
+            check_slot(&vol, Some(*slot), "SLOT")?;
+            let active = vol.active_keyslots();
+            if !active.contains(slot) {
+                return Err(CliError::usage(format!("Keyslot {slot} is not active.")).into());
+            }
+            if active.len() == 1 {
+                confirm(
+                    &format!("This is the last keyslot ({slot}). Device will become unusable after purging this key."),
+                    batch,
+                )?;
+            } else if given || !batch {
+                let pass = want.read(cli).await?;
+                vol.test_passphrase(&pass, None)?;
+            }
+            vol.kill_slot(*slot)?;
             eprintln!("removed keyslot {slot}");
         }
         LuksCommand::Read {
             device,
             key: k,
             output,
+            force,
             offset,
             length,
         } => {
-            let pass = key(k, cli).await?;
-            let data = Volume::open_read_only(device)?.unlock(&pass, None)?;
-            let size = data.size();
+            let want = Want::key(k, enter_for(device), false);
+            check_keys(&[&want], false)?;
+            check_device(device)?;
+            let out = prepare_output(output, "--output", *force, Some(device))?;
+            let vol = Volume::open_read_only(device)?;
+            let size = vol.data_layout()?.size;
             if *offset > size {
-                anyhow::bail!(
+                return Err(CliError::usage(format!(
                     "--offset {offset} is past the end of the data segment ({size} bytes)"
-                );
+                ))
+                .into());
             }
             let len = length.unwrap_or(size - offset);
             if len > size - offset {
-                anyhow::bail!("--offset {offset} --length {len} runs past the end of the data segment ({size} bytes)");
+                return Err(CliError::usage(format!(
+                    "--offset {offset} --length {len} runs past the end of the data segment ({size} bytes)"
+                ))
+                .into());
             }
-            let mut out: Box<dyn Write> = if output.as_os_str() == "-" {
-                Box::new(std::io::stdout().lock())
-            } else {
-                Box::new(open_private(output)?)
-            };
+            let pass = want.read(cli).await?;
+            let data = vol.unlock(&pass, None)?;
             let bar = progress(len);
-            data.export_to(&mut out, *offset, Some(len), &|n| {
+            let show = |n| {
                 if let Some(b) = &bar {
                     b.set_position(n)
                 }
-            })?;
-            out.flush()?;
+            };
+            match out {
+                Output::Stdout => {
+                    let mut w = std::io::stdout().lock();
+                    data.export_to(&mut w, *offset, Some(len), &show)?;
+                    w.flush()?;
+                }
+                Output::Existing(mut f) => {
+                    data.export_to(&mut f, *offset, Some(len), &show)?;
+                    f.flush()?;
+                }
+                Output::New(mut n) => {
+                    let mut f = n.create()?;
+                    data.export_to(&mut f, *offset, Some(len), &show)?;
+                    f.sync_all()?;
+                    n.commit()?;
+                }
+            }
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
@@ -450,27 +685,54 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
             input,
             offset,
         } => {
-            let pass = key(k, cli).await?;
-            let data = Volume::open(device)?.unlock(&pass, None)?;
-            let mut inp: Box<dyn Read> = if input.as_os_str() == "-" {
-                Box::new(std::io::stdin().lock())
-            } else {
-                Box::new(File::open(input).with_context(|| format!("opening {}", input.display()))?)
-            };
-            let total = if input.as_os_str() == "-" {
-                0
-            } else {
-                std::fs::metadata(input)?.len()
-            };
-            if offset.saturating_add(total) > data.size() {
-                anyhow::bail!(
-                    "{} bytes at --offset {offset} do not fit the data segment ({} bytes)",
-                    total,
-                    data.size()
-                );
+            let from_stdin = input.as_os_str() == "-";
+            let want = Want::key(k, enter_for(device), false);
+            check_keys(&[&want], from_stdin)?;
+            check_device(device)?;
+            let mut file = None;
+            let mut total = None;
+            if !from_stdin {
+                let f = File::open(input)
+                    .map_err(|e| CliError::io(format!("--input {}", input.display()), &e))?;
+                let m = f
+                    .metadata()
+                    .map_err(|e| CliError::io(format!("--input {}", input.display()), &e))?;
+                if m.is_file() {
+                    total = Some(m.len());
+                }
+                file = Some(f);
             }
-            let bar = progress(total);
-            let written = data.import_from(&mut inp, *offset, &|n| {
+            let vol = Volume::open(device)?;
+            let size = vol.data_layout()?.size;
+            if *offset > size {
+                return Err(CliError::usage(format!(
+                    "--offset {offset} is past the end of the data segment ({size} bytes)"
+                ))
+                .into());
+            }
+            let room = size - offset;
+            if let Some(t) = total {
+                if t > room {
+                    return Err(CliError::usage(format!(
+                        "--input {} holds {t} bytes; from --offset {offset} the data segment ({size} bytes) has room for {room}",
+                        input.display()
+                    ))
+                    .into());
+                }
+            }
+            let pass = want.read(cli).await?;
+            let data = vol.unlock(&pass, None)?;
+            let stdin = std::io::stdin();
+            let mut lock;
+            let inp: &mut dyn Read = match file.as_mut() {
+                Some(f) => f,
+                None => {
+                    lock = stdin.lock();
+                    &mut lock
+                }
+            };
+            let bar = progress(total.unwrap_or(0));
+            let written = data.import_from(&mut inp.take(room), *offset, &|n| {
                 if let Some(b) = &bar {
                     b.set_position(n)
                 }
@@ -478,20 +740,75 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
+            if written == room {
+                let mut one = [0u8; 1];
+                let more = loop {
+                    match inp.read(&mut one) {
+                        Ok(n) => break n > 0,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(_) => break false,
+                    }
+                };
+                if more {
+                    return Err(CliError::usage(format!(
+                        "--input {} is longer than the {room} bytes from --offset {offset} to the end of the data segment ({size} bytes): wrote {written} bytes (plaintext bytes {offset}..{}), the rest was not written",
+                        input.display(),
+                        offset + written
+                    ))
+                    .into());
+                }
+            }
             eprintln!("wrote {written} bytes");
         }
-        LuksCommand::HeaderBackup { device, file } => {
-            if file.exists() {
-                anyhow::bail!(
-                    "{} exists; refusing to overwrite a header backup",
-                    file.display()
-                );
+        LuksCommand::HeaderBackup {
+            device,
+            file,
+            force,
+        } => {
+            check_device(device)?;
+            let out = prepare_output(file, "--file", *force, Some(device))?;
+            let vol = Volume::open_read_only(device)?;
+            match out {
+                Output::New(mut n) => {
+                    let tmp = n.tmp_path().to_path_buf();
+                    n.mark_created();
+                    vol.backup_header(&tmp)?;
+                    n.commit()?;
+                }
+                _ => {
+                    return Err(CliError::usage(format!(
+                        "--file {} must name a regular file",
+                        file.display()
+                    ))
+                    .into())
+                }
             }
-            Volume::open_read_only(device)?.backup_header(file)?;
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))?;
         }
         LuksCommand::HeaderRestore { device, file } => {
+            check_device(device)?;
+            let backup = Volume::open_read_only(file)
+                .map_err(|e| CliError::usage(format!("--file {}: {e}", file.display())))?;
+            match Volume::open_read_only(device) {
+                Ok(v) if v.uuid() == backup.uuid() => {}
+                Ok(v) => confirm(
+                    &format!(
+                        "Device {} has UUID {}, the backup {} has UUID {}. Replacing the header will destroy its keyslots.",
+                        device.display(),
+                        v.uuid(),
+                        file.display(),
+                        backup.uuid()
+                    ),
+                    batch,
+                )?,
+                Err(_) => confirm(
+                    &format!(
+                        "Device {} does not contain a LUKS header. Replacing the header can destroy data on it.",
+                        device.display()
+                    ),
+                    batch,
+                )?,
+            }
+            drop(backup);
             Volume::restore_header(device, file)?;
         }
         #[cfg(feature = "kernel")]
@@ -500,7 +817,10 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
             name,
             key: k,
         } => {
-            let pass = key(k, cli).await?;
+            let want = Want::key(k, enter_for(device), false);
+            check_keys(&[&want], false)?;
+            check_device(device)?;
+            let pass = want.read(cli).await?;
             luks::kernel::open(device, name, &pass)?;
         }
         #[cfg(feature = "kernel")]

@@ -2,8 +2,11 @@
 
 #[cfg(feature = "barbican")]
 mod acl;
+mod confirm;
+mod error;
 mod io;
 mod luks;
+mod pass;
 mod secret;
 
 use std::path::PathBuf;
@@ -15,7 +18,7 @@ use keymgr::{Config, Context, KeyManager};
 
 /// Keys for storage services: Barbican, Vault/OpenBao or an embedded store.
 #[derive(Debug, Parser)]
-#[command(name = "keymgr", version, about, long_about = None)]
+#[command(name = "keymgr", version, about, long_about = None, after_help = error::EXIT_CODES)]
 pub struct Cli {
     /// TOML configuration file (default: $KEYMGR_CONFIG, then KEYMGR_BACKEND
     /// variables, then the embedded store in the user's data directory).
@@ -27,9 +30,16 @@ pub struct Cli {
     /// User to act as; overrides the config's [context].
     #[arg(long, global = true, env = "KEYMGR_USER")]
     user: Option<String>,
-    /// Print results as JSON.
+    /// Print results as JSON (errors as {"error": {"kind": ..., "message": ...}}).
     #[arg(long, global = true)]
     json: bool,
+    /// Do not ask for confirmation (cryptsetup's -q): needed for destructive
+    /// steps without a terminal.
+    #[arg(short = 'q', long, global = true)]
+    batch_mode: bool,
+    /// Ask twice for every passphrase typed on a terminal (new ones always are).
+    #[arg(short = 'y', long, global = true)]
+    verify_passphrase: bool,
     /// Log to stderr (-v info, -vv debug, -vvv trace). Secrets are never logged.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -44,7 +54,7 @@ enum Command {
     Secret(secret::SecretCommand),
     /// Format, open, re-key, read and write LUKS1/LUKS2 volumes (cryptsetup's options).
     #[command(subcommand)]
-    Luks(luks::LuksCommand),
+    Luks(Box<luks::LuksCommand>),
 }
 
 /// What every command gets: the key manager, the context, output options.
@@ -59,7 +69,24 @@ pub struct Env {
 
 /// Parses arguments, runs the command, prints errors, returns the exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let json_wanted = std::env::args_os().any(|a| a == "--json");
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind as K;
+            if matches!(e.kind(), K::DisplayHelp | K::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            if json_wanted {
+                report_json("usage", &e.kind().to_string());
+            } else {
+                let _ = e.print();
+            }
+            // Wrong parameters are exit 1, as cryptsetup's.
+            return ExitCode::from(1);
+        }
+    };
     init_logging(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -71,13 +98,27 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let json = cli.json;
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("keymgr: error: {e:#}");
-            ExitCode::from(1)
+            let (code, kind) = error::classify(&e);
+            if json {
+                report_json(kind, &format!("{e:#}"));
+            } else {
+                eprintln!("keymgr: error: {e:#}");
+            }
+            ExitCode::from(code)
         }
     }
+}
+
+/// Prints an error as `{"error": {"kind": ..., "message": ...}}` on stdout.
+fn report_json(kind: &str, message: &str) {
+    println!(
+        "{}",
+        serde_json::json!({ "error": { "kind": kind, "message": message } })
+    );
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -133,10 +174,12 @@ fn default_embedded_config() -> anyhow::Result<Config> {
     use anyhow::Context as _;
     let path = keymgr_mock::default_store_path()
         .context("no configuration given and no user data directory for the embedded store")?;
-    eprintln!(
-        "keymgr: no configuration given; using the embedded store at {}",
-        path.display()
-    );
+    if !path.exists() {
+        eprintln!(
+            "keymgr: no configuration given; using the embedded store at {}",
+            path.display()
+        );
+    }
     let mut config = Config::new("mock");
     config.section.insert(
         "path".into(),

@@ -5,8 +5,13 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use keymgr::{Consumer, KeySpec, ListQuery, NewSecret, SecretId, SecretKind, SecretMetadata};
 
-use super::io::{print_json, read_secret_input, write_secret_output};
+use super::error::CliError;
+use super::io::{prepare_output, print_json, read_secret_input, write_output};
 use super::Env;
+
+/// The most payload bytes `secret store` reads (the embedded store's limit;
+/// Barbican's default limit is lower and enforced by the server).
+const MAX_STORE_PAYLOAD: usize = 1 << 20;
 
 #[derive(Debug, Subcommand)]
 pub enum SecretCommand {
@@ -16,7 +21,7 @@ pub enum SecretCommand {
         #[arg(long, default_value = "aes")]
         algorithm: String,
         /// Key length in bits: 128, 192, 256 or 512.
-        #[arg(long, default_value_t = 256)]
+        #[arg(long, visible_alias = "bit-length", default_value_t = 256)]
         bits: u32,
         /// Name.
         #[arg(long)]
@@ -28,9 +33,9 @@ pub enum SecretCommand {
     /// Store your own secret (bring your own key); prints its id.
     Store {
         /// symmetric, passphrase, opaque, private, public or certificate.
-        #[arg(long)]
+        #[arg(long, visible_alias = "secret-type")]
         kind: SecretKind,
-        /// File with the secret bytes, `-` for stdin (every byte counts).
+        /// File with the secret bytes, `-` for stdin (every byte counts; at most 1 MiB).
         #[arg(long, value_name = "FILE", default_value = "-")]
         file: PathBuf,
         /// Name.
@@ -39,8 +44,8 @@ pub enum SecretCommand {
         /// Algorithm, e.g. aes.
         #[arg(long)]
         algorithm: Option<String>,
-        /// Length in bits (default for symmetric: the payload's).
-        #[arg(long)]
+        /// Length in bits (default for symmetric: the payload's; must match it).
+        #[arg(long, visible_alias = "bit-length")]
         bits: Option<u32>,
         /// Mode label.
         #[arg(long)]
@@ -50,9 +55,12 @@ pub enum SecretCommand {
     Get {
         /// Secret id (UUID or href).
         id: SecretId,
-        /// Where to write the bytes (mode 0600); `-` for stdout.
+        /// Where to write the bytes: a new file (mode 0600), or `-` for stdout (not a terminal).
         #[arg(long, short, value_name = "FILE")]
         output: PathBuf,
+        /// Replace an existing output file (atomically).
+        #[arg(long)]
+        force: bool,
     },
     /// Show a secret's metadata (never its bytes).
     Metadata {
@@ -62,7 +70,7 @@ pub enum SecretCommand {
     /// List the project's secrets.
     List {
         /// Only this kind.
-        #[arg(long)]
+        #[arg(long, visible_alias = "secret-type")]
         kind: Option<SecretKind>,
         /// Only this name.
         #[arg(long)]
@@ -197,7 +205,17 @@ pub async fn run(env: &Env, cmd: &SecretCommand) -> anyhow::Result<()> {
             bits,
             mode,
         } => {
-            let bytes = read_secret_input(file)?;
+            let bytes = read_secret_input(file, "--file", MAX_STORE_PAYLOAD)?;
+            if let Some(b) = bits {
+                if *kind == SecretKind::Symmetric && *b as usize != bytes.len() * 8 {
+                    return Err(CliError::usage(format!(
+                        "--bits {b} disagrees with the payload: {} bytes are {} bits",
+                        bytes.len(),
+                        bytes.len() * 8
+                    ))
+                    .into());
+                }
+            }
             let mut new = NewSecret::new(*kind, bytes);
             new.name = name.clone();
             if algorithm.is_some() {
@@ -209,9 +227,10 @@ pub async fn run(env: &Env, cmd: &SecretCommand) -> anyhow::Result<()> {
             new.mode = mode.clone();
             print_id(env, &km.store(ctx, new).await?)
         }
-        SecretCommand::Get { id, output } => {
+        SecretCommand::Get { id, output, force } => {
+            let out = prepare_output(output, "--output", *force, None)?;
             let secret = km.get(ctx, id).await?;
-            write_secret_output(output, secret.payload.expose(), false)?;
+            write_output(out, secret.payload.expose(), output)?;
             if env.json && output.as_os_str() != "-" {
                 print_json(&secret.metadata)?;
             }
@@ -224,6 +243,12 @@ pub async fn run(env: &Env, cmd: &SecretCommand) -> anyhow::Result<()> {
             limit,
             offset,
         } => {
+            if *limit == Some(0) {
+                return Err(CliError::usage(
+                    "--limit 0: allowed 1 or more secrets a page (leave it out for all)".into(),
+                )
+                .into());
+            }
             let query = ListQuery {
                 kind: *kind,
                 name: name.clone(),
