@@ -250,7 +250,6 @@ impl NoEcho {
         if let Some(t) = &saved {
             let mut quiet = t.clone();
             quiet.local_modes.remove(LocalModes::ECHO);
-            quiet.local_modes.insert(LocalModes::ECHONL);
             let _ = tcsetattr(&fd, OptionalActions::Flush, &quiet);
         }
         NoEcho { saved }
@@ -270,11 +269,14 @@ impl Drop for NoEcho {
 }
 
 fn typed(prompt: &str) -> Result<Zeroizing<Vec<u8>>, CliError> {
+    // Echo goes off before the prompt shows, so nothing typed after it is echoed.
+    let _quiet = NoEcho::new();
     let mut err = std::io::stderr();
     let _ = write!(err, "{prompt}");
     let _ = err.flush();
-    let _quiet = NoEcho::new();
-    read_line(MAX_KEY_FILE)
+    let line = read_line(MAX_KEY_FILE);
+    let _ = writeln!(err);
+    line
 }
 
 /// Reads a prompted passphrase: typed without echo (twice when `verify`) on
