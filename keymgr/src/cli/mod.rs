@@ -53,7 +53,7 @@ enum Command {
     #[command(subcommand)]
     Secret(secret::SecretCommand),
     /// Format, open, re-key, read and write LUKS1/LUKS2 volumes (cryptsetup's options).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = error::EXIT_CODES)]
     Luks(Box<luks::LuksCommand>),
 }
 
