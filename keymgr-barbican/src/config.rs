@@ -106,7 +106,7 @@ pub struct BarbicanConfig {
     /// A PEM file of CA certificates to trust besides the system's.
     #[serde(default)]
     pub verify_ssl_path: Option<PathBuf>,
-    /// Seconds one HTTP request may take; default 60.
+    /// Seconds one call may take, retries included (one deadline); default 10.
     #[serde(default = "default_timeout")]
     pub timeout: f64,
     /// Retries of an idempotent call after a connection error, 5xx or 429; default 3.
@@ -207,7 +207,7 @@ fn default_true() -> bool {
     true
 }
 fn default_timeout() -> f64 {
-    60.0
+    10.0
 }
 fn default_http_retries() -> u32 {
     3

@@ -75,7 +75,8 @@ impl Reply {
 /// Sends the request `build` makes (once per attempt), retrying as the
 /// module documentation says, and reads the whole answer. Any HTTP status
 /// is returned as a [`Reply`] once retries are over; only transport
-/// failures become errors here.
+/// failures become errors here. The configured timeout is one deadline for
+/// the whole exchange, retries and waits included; its error names the URL.
 pub(crate) async fn exchange<F>(
     policy: &RetryPolicy,
     what: &str,
@@ -85,10 +86,54 @@ pub(crate) async fn exchange<F>(
 where
     F: Fn() -> reqwest::RequestBuilder,
 {
+    let url = || {
+        build()
+            .build()
+            .map(|r| {
+                let mut u = r.url().clone();
+                u.set_query(None);
+                u.to_string()
+            })
+            .unwrap_or_default()
+    };
+    let deadline = tokio::time::Instant::now() + policy.timeout;
+    let call = exchange_retrying(policy, what, idempotent, deadline, &build);
+    match tokio::time::timeout_at(deadline, call).await {
+        Ok(Err(Error::Timeout { what, after })) => Err(Error::Timeout {
+            what: format!("{what} ({})", url()),
+            after,
+        }),
+        Ok(r) => r,
+        Err(_) => Err(Error::Timeout {
+            what: format!("{what} ({})", url()),
+            after: policy.timeout,
+        }),
+    }
+}
+
+/// The retry loop of [`exchange`]. An idempotent call's attempt may take
+/// its share of the time left (so a hung attempt still leaves time for the
+/// retries); a call that is not repeated may take all of it.
+async fn exchange_retrying<F>(
+    policy: &RetryPolicy,
+    what: &str,
+    idempotent: bool,
+    deadline: tokio::time::Instant,
+    build: &F,
+) -> Result<Reply>
+where
+    F: Fn() -> reqwest::RequestBuilder,
+{
     let mut uncertain = false;
     let mut attempt = 0u32;
     loop {
-        let outcome = match build().send().await {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let share = if idempotent {
+            left.div_f64(f64::from(policy.retries.saturating_sub(attempt)) + 1.0)
+        } else {
+            left
+        };
+        let outcome = match build().timeout(share).send().await {
             Ok(resp) => read(resp).await,
             Err(e) => Err(e),
         };

@@ -401,7 +401,31 @@ impl VaultClient {
     /// match", which the caller resolves by reading the record back); KV v1
     /// writes put the same whole record again; a repeated login only mints
     /// another token.
+    /// The configured timeout is one deadline for the whole call, retries,
+    /// failovers and waits included; its error names the URL.
     async fn send_with_retries(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&str>,
+        access: Access,
+        token: Option<&SecretString>,
+        what: &str,
+    ) -> Result<Answer> {
+        let call = self.send_retrying(method, path, body, access, token, what);
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(r) => r,
+            Err(_) => {
+                let (_, node) = self.node();
+                Err(Error::Timeout {
+                    what: format!("{what} ({node}/v1/{path})"),
+                    after: self.timeout,
+                })
+            }
+        }
+    }
+
+    async fn send_retrying(
         &self,
         method: Method,
         path: &str,

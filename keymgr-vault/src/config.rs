@@ -77,7 +77,7 @@ pub struct VaultConfig {
     /// CA certificate (PEM) for https.
     #[serde(default)]
     pub ssl_ca_crt_file: Option<PathBuf>,
-    /// Per-request timeout in seconds. Default 60.
+    /// Seconds one call may take, retries and failovers included (one deadline). Default 10.
     #[serde(default = "default_timeout")]
     pub timeout: f64,
     /// Accepted for Castellan compatibility; has no effect (the URL scheme decides).
@@ -110,7 +110,7 @@ fn default_version() -> u8 {
     2
 }
 fn default_timeout() -> f64 {
-    60.0
+    10.0
 }
 fn default_retries() -> u32 {
     4
@@ -320,7 +320,7 @@ mod tests {
         let c = parse("");
         assert_eq!(c.nodes().unwrap(), vec!["http://127.0.0.1:8200"]);
         assert_eq!((c.kv_mountpoint.as_str(), c.kv_version), ("secret", 2));
-        assert_eq!(c.timeout().unwrap(), Duration::from_secs(60));
+        assert_eq!(c.timeout().unwrap(), Duration::from_secs(10));
         assert!(c.verify_ssl && c.legacy_records_visible);
     }
 
