@@ -1013,6 +1013,22 @@ fn exit_codes_as_cryptsetup() {
             after: nothing,
         },
         Row {
+            name: "format: LUKS2 --offset 100 names --offset",
+            args: &[
+                "luks",
+                "format",
+                "@plain.img",
+                "-d",
+                "@k1",
+                "--offset",
+                "100",
+            ],
+            stdin: None,
+            code: 1,
+            msg: "--offset: 100 sectors leaves no room",
+            after: |fx, _| assert!(fx.read("plain.img").iter().all(|b| *b == 0)),
+        },
+        Row {
             name: "--json error",
             args: &["--json", "luks", "test-passphrase", "@v.img", "-d", "@k2"],
             stdin: None,

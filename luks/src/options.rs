@@ -298,6 +298,29 @@ impl FormatOptions {
                 });
             }
         }
+        if let (false, Some(o), None) = (luks1, self.offset_sectors, self.luks2_keyslots_size) {
+            // Room for both metadata copies and one keyslot of the key size.
+            let hdr = self.luks2_metadata_size.unwrap_or(16 << 10);
+            let xts = self.cipher.as_deref().is_none_or(|c| c.contains("xts"));
+            let bits = self.key_size_bits.unwrap_or(if xts { 512 } else { 256 });
+            let key_len = u64::from(bits / 8);
+            let area = (key_len * u64::from(crate::af::STRIPES)).div_ceil(4096) * 4096;
+            let min = (2 * hdr + area).div_ceil(512);
+            if o != 0 && o < min {
+                return Err(Error::InvalidOption {
+                    option: "--offset",
+                    reason: format!(
+                        "{o} sectors leaves no room for the metadata and one keyslot: at least {min} sectors of 512 bytes"
+                    ),
+                });
+            }
+            if o % 8 != 0 {
+                return Err(Error::InvalidOption {
+                    option: "--offset",
+                    reason: format!("{o} sectors is not a multiple of 8 sectors (4096 bytes)"),
+                });
+            }
+        }
         if luks1 && self.label.is_some() {
             return Err(Error::InvalidOption {
                 option: "--label",
