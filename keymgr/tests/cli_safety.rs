@@ -1401,3 +1401,206 @@ fn terminal_prompts_without_echo_and_confirms() {
         }
     }
 }
+
+/// `luks dump` prints what `cryptsetup luksDump` prints, line for line, for
+/// LUKS1 and LUKS2 volumes made by cryptsetup and by keymgr.
+#[test]
+fn dump_matches_cryptsetup_luksdump() {
+    if !common::tool("cryptsetup") {
+        return;
+    }
+    let fx = Fx::new();
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "luks1",
+            &["--type", "luks1", "--pbkdf-force-iterations", "1000"],
+        ),
+        (
+            "luks1-cbc",
+            &[
+                "--type",
+                "luks1",
+                "--cipher",
+                "aes-cbc-essiv:sha256",
+                "--key-size",
+                "256",
+                "--pbkdf-force-iterations",
+                "1000",
+            ],
+        ),
+        (
+            "luks2-pbkdf2",
+            &[
+                "--type",
+                "luks2",
+                "--pbkdf",
+                "pbkdf2",
+                "--pbkdf-force-iterations",
+                "1000",
+            ],
+        ),
+        (
+            "luks2-argon2id-label",
+            &[
+                "--type",
+                "luks2",
+                "--pbkdf",
+                "argon2id",
+                "--pbkdf-force-iterations",
+                "4",
+                "--pbkdf-memory",
+                "32",
+                "--pbkdf-parallel",
+                "1",
+                "--label",
+                "data",
+            ],
+        ),
+    ];
+    for (name, opts) in cases {
+        let img = format!("{name}.img");
+        std::fs::copy(fx.p("plain.img"), fx.p(&img)).unwrap();
+        let mut args = vec!["luksFormat", "-q", "--key-file", fx.s("k1")];
+        args.extend(opts.iter().copied());
+        args.push(fx.s(&img));
+        assert!(cryptsetup(&args).status.success(), "{name}");
+        // A second keyslot (priority, digest links) made by keymgr.
+        let out = fx.run(
+            &[
+                "luks",
+                "add-key",
+                &format!("@{img}"),
+                "-d",
+                "@k1",
+                "--new-key-file",
+                "@k2",
+                "--pbkdf",
+                "pbkdf2",
+                "--pbkdf-force-iterations",
+                "1000",
+            ],
+            None,
+        );
+        assert!(out.status.success(), "{name}: {out:?}");
+        let theirs = String::from_utf8(cryptsetup(&["luksDump", fx.s(&img)]).stdout).unwrap();
+        let out = fx.run(&["luks", "dump", &format!("@{img}")], None);
+        let ours = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(ours, theirs, "{name}");
+    }
+    // A LUKS2 volume made by keymgr.
+    let out = fx.run(
+        &[
+            "luks",
+            "format",
+            "@plain.img",
+            "-d",
+            "@k1",
+            "--pbkdf",
+            "argon2i",
+            "--pbkdf-force-iterations",
+            "4",
+            "--pbkdf-memory",
+            "64",
+            "--pbkdf-parallel",
+            "2",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let theirs = String::from_utf8(cryptsetup(&["luksDump", fx.s("plain.img")]).stdout).unwrap();
+    let ours = String::from_utf8(fx.run(&["luks", "dump", "@plain.img"], None).stdout).unwrap();
+    assert_eq!(ours, theirs);
+    assert!(ours.contains("Digests:") && ours.contains("AF stripes: 4000"));
+}
+
+#[test]
+fn vocabularies() {
+    if !common::tool("cryptsetup") {
+        return;
+    }
+    run_table(&[
+        Row {
+            name: "openstack names: --secret-type, --bit-length, --expiration",
+            args: &[
+                "secret",
+                "store",
+                "--secret-type",
+                "symmetric",
+                "--file",
+                "@k1",
+                "--bit-length",
+                "128",
+                "--expiration",
+                "2099-01-01T00:00:00Z",
+                "--name",
+                "a\x1b[31mb\x07",
+            ],
+            stdin: None,
+            code: 0,
+            msg: "",
+            after: |fx, out| {
+                let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                let meta = fx.run(&["secret", "metadata", &id], None);
+                let text = String::from_utf8(meta.stdout).unwrap();
+                assert!(text.contains("2099-01-01"), "{text}");
+                assert!(text.contains("a\\u{1b}[31mb\\u{7}"), "{text}");
+                assert!(!text.contains('\x1b'), "control character printed");
+                let list = fx.run(&["secret", "list"], None);
+                let text = String::from_utf8(list.stdout).unwrap();
+                assert!(
+                    text.contains("a\\u{1b}[31mb\\u{7}") && !text.contains('\x1b'),
+                    "{text}"
+                );
+            },
+        },
+        Row {
+            name: "bad --expiration",
+            args: &["secret", "create", "--expiration", "tomorrow"],
+            stdin: None,
+            code: 1,
+            msg: "RFC 3339",
+            after: nothing,
+        },
+        Row {
+            name: "cryptsetup short options -c -s -S -y -q",
+            args: &[
+                "luks",
+                "format",
+                "-q",
+                "-y",
+                "@plain.img",
+                "-d",
+                "@k1",
+                "-c",
+                "aes-cbc-essiv:sha256",
+                "-s",
+                "256",
+                "-S",
+                "3",
+            ],
+            stdin: None,
+            code: 0,
+            msg: "passphrase in keyslot 3",
+            after: |fx, _| {
+                assert_eq!(fx.slots("plain.img"), vec![3]);
+                assert!(fx.opens("plain.img", "k1"));
+            },
+        },
+        Row {
+            name: "--json on a luks command",
+            args: &["--json", "luks", "format", "@plain.img", "-d", "@k1"],
+            stdin: None,
+            code: 0,
+            msg: "\"keyslot\": 0",
+            after: nothing,
+        },
+        Row {
+            name: "--json on a usage error",
+            args: &["--json", "luks", "read", "@v.img"],
+            stdin: None,
+            code: 1,
+            msg: "{\"error\":{\"kind\":\"usage\"",
+            after: nothing,
+        },
+    ]);
+}

@@ -497,7 +497,8 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
         }
         LuksCommand::Dump { device } => {
             check_device(device)?;
-            let dump = Volume::open_read_only(device)?.dump();
+            let vol = Volume::open_read_only(device)?;
+            let dump = vol.dump();
             match (&dump.json, cli.json) {
                 (Some(json), true) => print_json(json)?,
                 (None, true) => print_json(&serde_json::json!({
@@ -506,7 +507,7 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
                     "hash": dump.hash,
                     "keyslots": dump.keyslots.iter().map(|k| k.id).collect::<Vec<_>>(),
                 }))?,
-                _ => print!("{}", dump.text()),
+                _ => print!("{}", super::dump::text(&vol, device)),
             }
         }
         LuksCommand::TestPassphrase {

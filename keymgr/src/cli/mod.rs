@@ -3,6 +3,7 @@
 #[cfg(feature = "barbican")]
 mod acl;
 mod confirm;
+mod dump;
 mod error;
 mod io;
 mod luks;

@@ -29,6 +29,9 @@ pub enum SecretCommand {
         /// Mode label, e.g. xts.
         #[arg(long)]
         mode: Option<String>,
+        /// Expiration, RFC 3339 (e.g. 2030-01-01T00:00:00Z).
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        expiration: Option<time::OffsetDateTime>,
     },
     /// Store your own secret (bring your own key); prints its id.
     Store {
@@ -50,6 +53,9 @@ pub enum SecretCommand {
         /// Mode label.
         #[arg(long)]
         mode: Option<String>,
+        /// Expiration, RFC 3339 (e.g. 2030-01-01T00:00:00Z).
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        expiration: Option<time::OffsetDateTime>,
     },
     /// Fetch a secret's bytes into a file (or `-` for stdout, not a terminal).
     Get {
@@ -138,6 +144,25 @@ impl ConsumerArgs {
     }
 }
 
+fn parse_time(s: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time such as 2030-01-01T00:00:00Z: {e}"))
+}
+
+/// A name or other user-given text with control characters escaped, so a
+/// listing can never drive the terminal.
+fn shown(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn print_id(env: &Env, id: &SecretId) -> anyhow::Result<()> {
     if env.json {
         print_json(&serde_json::json!({ "id": id }))
@@ -151,7 +176,7 @@ fn print_metadata(env: &Env, m: &SecretMetadata) -> anyhow::Result<()> {
     if env.json {
         return print_json(m);
     }
-    let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
+    let opt = |o: &Option<String>| o.as_deref().map_or_else(|| "-".into(), shown);
     println!("id:          {}", m.id);
     println!("kind:        {}", m.kind);
     println!("name:        {}", opt(&m.name));
@@ -172,7 +197,9 @@ fn print_metadata(env: &Env, m: &SecretMetadata) -> anyhow::Result<()> {
     for c in &m.consumers {
         println!(
             "consumer:    {} {} {}",
-            c.service, c.resource_type, c.resource_id
+            shown(&c.service),
+            shown(&c.resource_type),
+            shown(&c.resource_id)
         );
     }
     Ok(())
@@ -187,13 +214,14 @@ pub async fn run(env: &Env, cmd: &SecretCommand) -> anyhow::Result<()> {
             bits,
             name,
             mode,
+            expiration,
         } => {
             let spec = KeySpec {
                 algorithm: algorithm.clone(),
                 bit_length: *bits,
                 mode: mode.clone(),
                 name: name.clone(),
-                expiration: None,
+                expiration: *expiration,
             };
             print_id(env, &km.create_key(ctx, &spec).await?)
         }
@@ -204,6 +232,7 @@ pub async fn run(env: &Env, cmd: &SecretCommand) -> anyhow::Result<()> {
             algorithm,
             bits,
             mode,
+            expiration,
         } => {
             let bytes = read_secret_input(file, "--file", MAX_STORE_PAYLOAD)?;
             if let Some(b) = bits {
@@ -225,6 +254,7 @@ pub async fn run(env: &Env, cmd: &SecretCommand) -> anyhow::Result<()> {
                 new.bit_length = *bits;
             }
             new.mode = mode.clone();
+            new.expiration = *expiration;
             print_id(env, &km.store(ctx, new).await?)
         }
         SecretCommand::Get { id, output, force } => {
@@ -267,7 +297,7 @@ pub async fn run(env: &Env, cmd: &SecretCommand) -> anyhow::Result<()> {
                     "{}  {:<11}  {}",
                     m.id,
                     m.kind.as_str(),
-                    m.name.as_deref().unwrap_or("-")
+                    m.name.as_deref().map_or_else(|| "-".into(), shown)
                 );
             }
             Ok(())
@@ -291,7 +321,12 @@ pub async fn run(env: &Env, cmd: &SecretCommand) -> anyhow::Result<()> {
                     return print_json(&consumers);
                 }
                 for c in consumers {
-                    println!("{} {} {}", c.service, c.resource_type, c.resource_id);
+                    println!(
+                        "{} {} {}",
+                        shown(&c.service),
+                        shown(&c.resource_type),
+                        shown(&c.resource_id)
+                    );
                 }
                 Ok(())
             }
