@@ -230,8 +230,9 @@ fn run_table(rows: &[Row]) {
     for row in rows {
         let fx = Fx::new();
         let mut args: Vec<&str> = row.args.to_vec();
-        let fast = matches!(args.get(1), Some(&"format" | &"add-key" | &"change-key"));
-        if fast && args[0] == "luks" && !args.contains(&"--pbkdf") {
+        let sub = args.iter().position(|a| *a == "luks").map(|i| args[i + 1]);
+        let fast = matches!(sub, Some("format" | "add-key" | "change-key"));
+        if fast && !args.contains(&"--pbkdf") {
             args.extend(FAST);
         }
         let out = fx.run(&args, row.stdin);
@@ -1593,6 +1594,52 @@ fn vocabularies() {
             code: 0,
             msg: "\"keyslot\": 0",
             after: nothing,
+        },
+        Row {
+            name: "--json on add-key",
+            args: &[
+                "--json",
+                "luks",
+                "add-key",
+                "@v.img",
+                "-d",
+                "@k1",
+                "--new-key-file",
+                "@k2",
+            ],
+            stdin: None,
+            code: 0,
+            msg: "",
+            after: |fx, out| {
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                assert_eq!(v["keyslot"], 1);
+                assert!(fx.opens("v.img", "k2"));
+            },
+        },
+        Row {
+            name: "--json on test-passphrase, write and header-backup",
+            args: &["--json", "luks", "test-passphrase", "@v.img", "-d", "@k1"],
+            stdin: None,
+            code: 0,
+            msg: "",
+            after: |fx, out| {
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                assert_eq!(v["keyslot"], 0);
+                let out = fx.run(
+                    &[
+                        "--json", "luks", "write", "@v.img", "-d", "@k1", "--input", "@data",
+                    ],
+                    None,
+                );
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                assert_eq!(v["written"], 1000);
+                let out = fx.run(
+                    &["--json", "luks", "header-backup", "@v.img", "--file", "@hb"],
+                    None,
+                );
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                assert_eq!(v["uuid"].as_str().unwrap(), fx.uuid("v.img"));
+            },
         },
         Row {
             name: "--json on a usage error",

@@ -428,6 +428,16 @@ fn check_slot(vol: &Volume, slot: Option<u32>, option: &str) -> Result<(), CliEr
     }
 }
 
+/// Reports a finished step: JSON on stdout with `--json`, else `text` on stderr.
+fn report(cli: &super::Cli, value: serde_json::Value, text: String) -> anyhow::Result<()> {
+    if cli.json {
+        print_json(&value)
+    } else {
+        eprintln!("{text}");
+        Ok(())
+    }
+}
+
 fn enter_for(device: &Path) -> String {
     format!("Enter passphrase for {}: ", device.display())
 }
@@ -522,7 +532,11 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
             check_slot(&vol, *key_slot, "--key-slot")?;
             let pass = want.read(cli).await?;
             let slot = vol.test_passphrase(&pass, *key_slot)?;
-            eprintln!("keyslot {slot} unlocked");
+            report(
+                cli,
+                serde_json::json!({ "keyslot": slot }),
+                format!("keyslot {slot} unlocked"),
+            )?;
         }
         LuksCommand::AddKey {
             device,
@@ -553,7 +567,11 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
                 &newpass,
                 &opts,
             )?;
-            eprintln!("added keyslot {slot}");
+            report(
+                cli,
+                serde_json::json!({ "keyslot": slot }),
+                format!("added keyslot {slot}"),
+            )?;
         }
         LuksCommand::ChangeKey {
             device,
@@ -577,7 +595,11 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
             vol.test_passphrase(&pass, *key_slot)?;
             let newpass = new.read(cli).await?;
             let slot = vol.change_key(&pass, &newpass, *key_slot, &opts)?;
-            eprintln!("passphrase changed, now in keyslot {slot}");
+            report(
+                cli,
+                serde_json::json!({ "keyslot": slot }),
+                format!("passphrase changed, now in keyslot {slot}"),
+            )?;
         }
         LuksCommand::RemoveKey { device, key: k } => {
             let want = Want::key(k, "Enter passphrase to be deleted: ".into(), false);
@@ -593,7 +615,11 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
                 )?;
             }
             vol.kill_slot(slot)?;
-            eprintln!("removed keyslot {slot}");
+            report(
+                cli,
+                serde_json::json!({ "removed": slot }),
+                format!("removed keyslot {slot}"),
+            )?;
         }
         LuksCommand::KillSlot {
             device,
@@ -622,7 +648,11 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
                 vol.test_passphrase(&pass, None)?;
             }
             vol.kill_slot(*slot)?;
-            eprintln!("removed keyslot {slot}");
+            report(
+                cli,
+                serde_json::json!({ "removed": slot }),
+                format!("removed keyslot {slot}"),
+            )?;
         }
         LuksCommand::Read {
             device,
@@ -659,6 +689,7 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
                     b.set_position(n)
                 }
             };
+            let to_stdout = matches!(out, Output::Stdout);
             match out {
                 Output::Stdout => {
                     let mut w = std::io::stdout().lock();
@@ -678,6 +709,9 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
             }
             if let Some(b) = bar {
                 b.finish_and_clear();
+            }
+            if cli.json && !to_stdout {
+                print_json(&serde_json::json!({ "read": len, "output": output }))?;
             }
         }
         LuksCommand::Write {
@@ -759,7 +793,11 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
                     .into());
                 }
             }
-            eprintln!("wrote {written} bytes");
+            report(
+                cli,
+                serde_json::json!({ "written": written }),
+                format!("wrote {written} bytes"),
+            )?;
         }
         LuksCommand::HeaderBackup {
             device,
@@ -775,6 +813,9 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
                     n.mark_created();
                     vol.backup_header(&tmp)?;
                     n.commit()?;
+                    if cli.json {
+                        print_json(&serde_json::json!({ "file": file, "uuid": vol.uuid() }))?;
+                    }
                 }
                 _ => {
                     return Err(CliError::usage(format!(
@@ -810,7 +851,10 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
                 )?,
             }
             drop(backup);
-            Volume::restore_header(device, file)?;
+            let restored = Volume::restore_header(device, file)?;
+            if cli.json {
+                print_json(&serde_json::json!({ "uuid": restored.uuid() }))?;
+            }
         }
         #[cfg(feature = "kernel")]
         LuksCommand::Open {

@@ -313,8 +313,20 @@ pub async fn run(env: &Env, cmd: &SecretCommand) -> anyhow::Result<()> {
         #[cfg(feature = "barbican")]
         SecretCommand::Acl(a) => super::acl::run(&env.config, env.json, a).await,
         SecretCommand::Consumer(c) => match c {
-            ConsumerCommand::Add(a) => Ok(km.add_consumer(ctx, &a.id, &a.consumer()).await?),
-            ConsumerCommand::Remove(a) => Ok(km.remove_consumer(ctx, &a.id, &a.consumer()).await?),
+            ConsumerCommand::Add(a) => {
+                km.add_consumer(ctx, &a.id, &a.consumer()).await?;
+                if env.json {
+                    print_json(&serde_json::json!({ "added": a.consumer() }))?;
+                }
+                Ok(())
+            }
+            ConsumerCommand::Remove(a) => {
+                km.remove_consumer(ctx, &a.id, &a.consumer()).await?;
+                if env.json {
+                    print_json(&serde_json::json!({ "removed": a.consumer() }))?;
+                }
+                Ok(())
+            }
             ConsumerCommand::List { id } => {
                 let consumers = km.list_consumers(ctx, id).await?;
                 if env.json {
