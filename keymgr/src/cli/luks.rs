@@ -328,6 +328,15 @@ impl<'a> Want<'a> {
         })
     }
 
+    /// Reads the passphrase now unless it is to be typed (a prompt comes
+    /// after the previous passphrase has been checked, as cryptsetup asks).
+    async fn read_early(&self, cli: &super::Cli) -> anyhow::Result<Option<Zeroizing<Vec<u8>>>> {
+        if self.file.is_some() || self.key_ref.is_some() {
+            return Ok(Some(self.read(cli).await?));
+        }
+        Ok(None)
+    }
+
     /// Reads the passphrase (after every check of the command has passed).
     async fn read(&self, cli: &super::Cli) -> anyhow::Result<Zeroizing<Vec<u8>>> {
         if let Some(src) = self.source(cli.verify_passphrase) {
@@ -557,8 +566,13 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
             };
             opts.pbkdf.check(vol.version() == 1)?;
             let pass = old.read(cli).await?;
+            // A new key from a file or a secret is read before the KDF runs.
+            let early = new.read_early(cli).await?;
             vol.test_passphrase(&pass, None)?;
-            let newpass = new.read(cli).await?;
+            let newpass = match early {
+                Some(p) => p,
+                None => new.read(cli).await?,
+            };
             let slot = vol.add_key(
                 Unlock::Passphrase {
                     passphrase: &pass,
@@ -592,8 +606,12 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
             };
             opts.pbkdf.check(vol.version() == 1)?;
             let pass = old.read(cli).await?;
+            let early = new.read_early(cli).await?;
             vol.test_passphrase(&pass, *key_slot)?;
-            let newpass = new.read(cli).await?;
+            let newpass = match early {
+                Some(p) => p,
+                None => new.read(cli).await?,
+            };
             let slot = vol.change_key(&pass, &newpass, *key_slot, &opts)?;
             report(
                 cli,
