@@ -412,8 +412,16 @@ impl VaultClient {
         token: Option<&SecretString>,
         what: &str,
     ) -> Result<Answer> {
-        let call = self.send_retrying(method, path, body, access, token, what);
-        match tokio::time::timeout(self.timeout, call).await {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let call = self.send_retrying(method, path, body, access, token, what, deadline);
+        match tokio::time::timeout_at(deadline, call).await {
+            Ok(Err(Error::Timeout { what, after })) => {
+                let (_, node) = self.node();
+                Err(Error::Timeout {
+                    what: format!("{what} ({node}/v1/{path})"),
+                    after,
+                })
+            }
             Ok(r) => r,
             Err(_) => {
                 let (_, node) = self.node();
@@ -425,6 +433,10 @@ impl VaultClient {
         }
     }
 
+    /// The retry loop of [`Self::send_with_retries`]. With several nodes an
+    /// attempt may take its node's share of the time left, so a hung node
+    /// still leaves time to fail over to the others.
+    #[allow(clippy::too_many_arguments)]
     async fn send_retrying(
         &self,
         method: Method,
@@ -433,13 +445,17 @@ impl VaultClient {
         access: Access,
         token: Option<&SecretString>,
         what: &str,
+        deadline: tokio::time::Instant,
     ) -> Result<Answer> {
         let mut attempt = 0u32;
         loop {
             let (node_ix, node) = self.node();
             let url = format!("{node}/v1/{path}");
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let tries_left = self.max_retries.saturating_sub(attempt) + 1;
+            let share = left.div_f64(f64::from(tries_left.min(self.nodes.len() as u32).max(1)));
             let result = self
-                .send_following_redirects(&method, url, body, access, token)
+                .send_following_redirects(&method, url, body, access, token, share)
                 .await;
             let (retry_after, last) = match result {
                 Err(e) => {
@@ -528,10 +544,11 @@ impl VaultClient {
         body: Option<&str>,
         access: Access,
         token: Option<&SecretString>,
+        timeout: Duration,
     ) -> std::result::Result<(Answer, HeaderMap), reqwest::Error> {
         let mut redirects = 0;
         loop {
-            let mut req = self.http.request(method.clone(), &url);
+            let mut req = self.http.request(method.clone(), &url).timeout(timeout);
             if let Some(t) = token {
                 let mut value = reqwest::header::HeaderValue::from_str(t.expose_secret())
                     .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static(""));
