@@ -53,9 +53,14 @@ impl CliError {
             message,
         }
     }
-    /// An I/O error on `what` (a file named as the user gave it).
+    /// An I/O error on `what`, a file other than the device, named as the
+    /// user gave it (a missing key file or input is wrong parameters, 1, as
+    /// cryptsetup's; a missing device is 4, see [`CliError::device`]).
     pub fn io(what: String, e: &std::io::Error) -> CliError {
-        let (code, kind) = io_code(e);
+        let (code, kind) = match e.kind() {
+            ErrorKind::NotFound => (1, "not_found"),
+            _ => io_code(e),
+        };
         CliError {
             code,
             kind,
