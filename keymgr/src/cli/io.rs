@@ -92,10 +92,18 @@ impl NewFile {
         } else {
             RenameFlags::NOREPLACE
         };
-        renameat_with(CWD, &self.tmp, CWD, &self.dest, flags).map_err(|e| {
+        let moved = match renameat_with(CWD, &self.tmp, CWD, &self.dest, flags) {
+            // A file system without RENAME_NOREPLACE: a hard link never replaces either.
+            Err(rustix::io::Errno::INVAL) if !self.replace => {
+                std::fs::hard_link(&self.tmp, &self.dest)
+                    .and_then(|_| std::fs::remove_file(&self.tmp))
+            }
+            r => r.map_err(std::io::Error::from),
+        };
+        moved.map_err(|e| {
             CliError::io(
                 format!("moving the output into place as {}", self.dest.display()),
-                &std::io::Error::from(e),
+                &e,
             )
         })?;
         self.created = false;
