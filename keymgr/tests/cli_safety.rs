@@ -100,6 +100,15 @@ impl Fx {
             assert!(out.status.success(), "{out:?}");
         }
         std::fs::hard_link(fx.p("v.img"), fx.p("v-hardlink")).unwrap();
+        std::fs::File::create(fx.p("swap.img"))
+            .unwrap()
+            .set_len(1 << 20)
+            .unwrap();
+        let made = Command::new("mkswap")
+            .arg(fx.p("swap.img"))
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(made || !common::tool("mkswap"), "mkswap failed");
         std::fs::copy(fx.p("v.img"), fx.p("v.orig")).unwrap();
         let dump = String::from_utf8(cryptsetup(&["luksDump", fx.s("v.img")]).stdout).unwrap();
         let offset: u64 = dump
@@ -1168,6 +1177,28 @@ fn confirmation_as_cryptsetup() {
             code: 0,
             msg: "",
             after: |fx, _| assert_eq!(fx.uuid("v.img"), fx.uuid("other.img")),
+        },
+        Row {
+            name: "header-restore onto a device without a LUKS header refused without a terminal",
+            args: &[
+                "luks",
+                "header-restore",
+                "@plain.img",
+                "--file",
+                "@same.bak",
+            ],
+            stdin: None,
+            code: 1,
+            msg: "does not contain a LUKS header",
+            after: |fx, _| assert!(fx.read("plain.img").iter().all(|b| *b == 0)),
+        },
+        Row {
+            name: "format over swap made by mkswap refused without a terminal",
+            args: &["luks", "format", "@swap.img", "-d", "@k1"],
+            stdin: None,
+            code: 1,
+            msg: "swap signature",
+            after: |fx, _| assert!(!cryptsetup(&["isLuks", fx.s("swap.img")]).status.success()),
         },
         Row {
             name: "header-restore of the same UUID needs no confirmation",

@@ -35,9 +35,24 @@ pub fn confirm(warning: &str, batch: bool) -> Result<(), CliError> {
     }
 }
 
-/// The signature a device already carries (LUKS or a known file system or
-/// partition table), if any.
-pub fn signature(device: &Path) -> Option<&'static str> {
+/// The signature a device already carries (LUKS, a known file system or
+/// partition table, or whatever `blkid -p` recognises), if any.
+pub fn signature(device: &Path) -> Option<String> {
+    if let Some(s) = known_signature(device) {
+        return Some(s.to_string());
+    }
+    let out = std::process::Command::new("blkid")
+        .args(["-p", "-o", "value", "-s", "TYPE"])
+        .arg(device)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let ty = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !ty.is_empty()).then(|| ty.escape_debug().to_string())
+}
+
+fn known_signature(device: &Path) -> Option<&'static str> {
     let mut head = vec![0u8; 0x10048];
     let mut f = std::fs::File::open(device).ok()?;
     let mut n = 0;
