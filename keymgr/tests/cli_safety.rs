@@ -1279,6 +1279,7 @@ fn only_k1_ok(fx: &Fx) -> bool {
 /// keymgr on a pseudo-terminal: its stdin, stdout and stderr are the
 /// terminal; `expect` waits for text, `send` types.
 struct Pty {
+    slave_name: String,
     master: std::fs::File,
     seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
     child: std::process::Child,
@@ -1291,10 +1292,11 @@ impl Pty {
         grantpt(&master).unwrap();
         unlockpt(&master).unwrap();
         let name = ptsname(&master, Vec::new()).unwrap();
+        let slave_name = name.to_str().unwrap().to_string();
         let slave = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
-            .open(name.to_str().unwrap())
+            .open(&slave_name)
             .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_keymgr"))
             .arg("--config")
@@ -1319,6 +1321,7 @@ impl Pty {
             }
         });
         Pty {
+            slave_name,
             master,
             seen,
             child,
@@ -1391,6 +1394,32 @@ fn terminal_prompts_without_echo_and_confirms() {
     let (code, text) = t.finish();
     assert_eq!(code, 0, "{text}");
     assert!(!text.contains("first passphrase"), "echoed: {text:?}");
+
+    // Interrupted at the prompt: the terminal gets its echo back.
+    let fx = Fx::new();
+    let t = Pty::spawn(&fx, &["luks", "test-passphrase", "@v.img"]);
+    t.expect("Enter passphrase for ");
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&t.slave_name)
+        .unwrap();
+    let echo = |f: &std::fs::File| {
+        rustix::termios::tcgetattr(f)
+            .unwrap()
+            .local_modes
+            .contains(rustix::termios::LocalModes::ECHO)
+    };
+    assert!(!echo(&slave), "echo on while the passphrase is typed");
+    let pid = t.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let (code, text) = t.finish();
+    assert_eq!(code, 130, "{text}");
+    assert!(echo(&slave), "echo left off after Ctrl-C");
 
     // Confirmation of a format over LUKS: only YES goes on.
     for (answer, code_wanted, k1_opens) in [("YES", 0, false), ("yes", 1, true), ("no", 1, true)] {

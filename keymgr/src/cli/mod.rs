@@ -99,6 +99,14 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // Ctrl-C during a passphrase prompt must not leave the terminal without echo.
+    runtime.spawn(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            pass::restore_terminal();
+            eprintln!();
+            std::process::exit(130);
+        }
+    });
     let json = cli.json;
     match runtime.block_on(run(cli)) {
         Ok(code) => code,

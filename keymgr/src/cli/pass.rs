@@ -237,34 +237,42 @@ fn read_line(max: u64) -> Result<Zeroizing<Vec<u8>>, CliError> {
     Ok(line)
 }
 
-/// Turns terminal echo off for its lifetime.
-struct NoEcho {
-    saved: Option<rustix::termios::Termios>,
+/// The terminal settings to put back if the process is interrupted while
+/// echo is off.
+static SAVED: std::sync::Mutex<Option<rustix::termios::Termios>> = std::sync::Mutex::new(None);
+
+/// Puts the terminal's echo back if a prompt had turned it off (called on
+/// Ctrl-C before exiting).
+pub fn restore_terminal() {
+    let saved = SAVED.lock().ok().and_then(|mut g| g.take());
+    if let Some(t) = saved {
+        let _ =
+            rustix::termios::tcsetattr(std::io::stdin(), rustix::termios::OptionalActions::Now, &t);
+    }
 }
+
+/// Turns terminal echo off for its lifetime.
+struct NoEcho;
 
 impl NoEcho {
     fn new() -> NoEcho {
         use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
         let fd = std::io::stdin();
-        let saved = tcgetattr(&fd).ok();
-        if let Some(t) = &saved {
+        if let Ok(t) = tcgetattr(&fd) {
             let mut quiet = t.clone();
             quiet.local_modes.remove(LocalModes::ECHO);
+            if let Ok(mut g) = SAVED.lock() {
+                *g = Some(t);
+            }
             let _ = tcsetattr(&fd, OptionalActions::Flush, &quiet);
         }
-        NoEcho { saved }
+        NoEcho
     }
 }
 
 impl Drop for NoEcho {
     fn drop(&mut self) {
-        if let Some(t) = &self.saved {
-            let _ = rustix::termios::tcsetattr(
-                std::io::stdin(),
-                rustix::termios::OptionalActions::Now,
-                t,
-            );
-        }
+        restore_terminal();
     }
 }
 
