@@ -1727,3 +1727,121 @@ fn vocabularies() {
         },
     ]);
 }
+
+/// Bad options are refused before any KDF benchmark (which takes seconds
+/// with the default Argon2id), unlock or write, and name the option.
+#[test]
+fn options_fail_before_any_kdf_benchmark() {
+    if !common::tool("cryptsetup") {
+        return;
+    }
+    let fx = Fx::new();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "luks",
+                "format",
+                "@plain.img",
+                "-d",
+                "@k1",
+                "--sector-size",
+                "1000",
+            ],
+            "--sector-size",
+        ),
+        (
+            &["luks", "format", "@plain.img", "-d", "@k1", "-S", "32"],
+            "--key-slot: 32 is outside the allowed 0..=31",
+        ),
+        (
+            &[
+                "luks",
+                "format",
+                "@plain.img",
+                "-d",
+                "@k1",
+                "--type",
+                "luks1",
+                "-S",
+                "8",
+            ],
+            "--key-slot: 8 is outside the allowed 0..=7",
+        ),
+        (
+            &["luks", "format", "@plain.img", "-d", "@k1", "--uuid", "xyz"],
+            "--uuid",
+        ),
+        (
+            &[
+                "luks",
+                "format",
+                "@plain.img",
+                "-d",
+                "@k1",
+                "--pbkdf-parallel",
+                "0",
+            ],
+            "--pbkdf-parallel",
+        ),
+        (
+            &[
+                "luks",
+                "format",
+                "@plain.img",
+                "-d",
+                "@k1",
+                "--pbkdf-memory",
+                "0",
+            ],
+            "--pbkdf-memory",
+        ),
+        (
+            &["luks", "format", "@plain.img", "-d", "@k1", "-s", "100"],
+            "--key-size: 100",
+        ),
+        (
+            &["luks", "format", "@plain.img", "-d", "@missing-key"],
+            "--key-file",
+        ),
+        (
+            &[
+                "luks",
+                "add-key",
+                "@v.img",
+                "-d",
+                "@k1",
+                "--new-key-file",
+                "@missing-key",
+            ],
+            "--new-key-file",
+        ),
+        (
+            &[
+                "luks",
+                "add-key",
+                "@v.img",
+                "-d",
+                "@k1",
+                "--new-key-file",
+                "@k2",
+                "--pbkdf-memory",
+                "1",
+            ],
+            "--pbkdf-memory",
+        ),
+    ];
+    for (args, msg) in cases {
+        let start = std::time::Instant::now();
+        let out = fx.run(args, None);
+        let took = start.elapsed();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(msg), "{args:?}: {err}");
+        assert!(
+            took < std::time::Duration::from_millis(900),
+            "{args:?} took {took:?}"
+        );
+    }
+    assert!(fx.read("plain.img").iter().all(|b| *b == 0));
+    assert!(only_k1_ok(&fx));
+}
