@@ -1631,6 +1631,14 @@ fn vocabularies() {
             },
         },
         Row {
+            name: "control characters in an error message are escaped",
+            args: &["luks", "dump", "@no\x1b[2Jsuch"],
+            stdin: None,
+            code: 4,
+            msg: "no\\u{1b}[2Jsuch",
+            after: |_, out| assert!(!out.stderr.contains(&0x1b)),
+        },
+        Row {
             name: "bad --expiration",
             args: &["secret", "create", "--expiration", "tomorrow"],
             stdin: None,

@@ -112,10 +112,22 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             let (code, kind) = error::classify(&e);
+            // Names in messages come from users and servers: control
+            // characters are shown escaped, never sent to the terminal.
+            let message: String = format!("{e:#}")
+                .chars()
+                .flat_map(|c| {
+                    if c.is_control() {
+                        c.escape_debug().collect::<Vec<_>>()
+                    } else {
+                        vec![c]
+                    }
+                })
+                .collect();
             if json {
-                report_json(kind, &format!("{e:#}"));
+                report_json(kind, &message);
             } else {
-                eprintln!("keymgr: error: {e:#}");
+                eprintln!("keymgr: error: {message}");
             }
             ExitCode::from(code)
         }
