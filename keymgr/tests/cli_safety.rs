@@ -1853,3 +1853,40 @@ fn options_fail_before_any_kdf_benchmark() {
     assert!(fx.read("plain.img").iter().all(|b| *b == 0));
     assert!(only_k1_ok(&fx));
 }
+
+/// With no configuration, the embedded store's location is told when the
+/// store is created, not on every later call.
+#[test]
+fn embedded_store_notice_only_when_created() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join("k"), b"abc").unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_keymgr"))
+            .args(args)
+            .env_remove("KEYMGR_CONFIG")
+            .env_remove("KEYMGR_BACKEND")
+            .env("HOME", home.path())
+            .env("XDG_DATA_HOME", home.path().join("data"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let key = home.path().join("k");
+    let first = run(&[
+        "secret",
+        "store",
+        "--kind",
+        "opaque",
+        "--file",
+        key.to_str().unwrap(),
+    ]);
+    assert!(first.status.success(), "{first:?}");
+    assert!(String::from_utf8_lossy(&first.stderr).contains("using the embedded store at"));
+    let second = run(&["secret", "list"]);
+    assert!(second.status.success(), "{second:?}");
+    assert!(
+        second.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+}
