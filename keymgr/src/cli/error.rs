@@ -6,7 +6,7 @@
 //! | 2    | `permission` | no permission, or no key matches          |
 //! | 3    | `memory`     | out of memory                             |
 //! | 4    | `device`     | wrong device (missing, not a device)      |
-//! | 5    | `busy`       | device busy or already exists             |
+//! | 5    | `busy`       | device busy                               |
 
 use std::io::ErrorKind;
 
@@ -14,7 +14,7 @@ use std::io::ErrorKind;
 pub const EXIT_CODES: &str =
     "Exit codes (as cryptsetup's): 0 success, 1 wrong parameters or other error, \
 2 no permission or no key matches the passphrase, 3 out of memory, 4 wrong device \
-(missing or not a device), 5 device busy or output already exists.";
+(missing or not a device), 5 device busy.";
 
 /// An error the command line reports with its own exit code.
 #[derive(Debug, thiserror::Error)]
@@ -45,11 +45,12 @@ impl CliError {
             message,
         }
     }
-    /// Busy, or already exists (exit 5).
-    pub fn busy(message: String) -> CliError {
+    /// An output that already exists (exit 1, as cryptsetup's for an
+    /// existing header backup file).
+    pub fn exists(message: String) -> CliError {
         CliError {
-            code: 5,
-            kind: "busy",
+            code: 1,
+            kind: "exists",
             message,
         }
     }
@@ -59,6 +60,7 @@ impl CliError {
     pub fn io(what: String, e: &std::io::Error) -> CliError {
         let (code, kind) = match e.kind() {
             ErrorKind::NotFound => (1, "not_found"),
+            ErrorKind::AlreadyExists => (1, "exists"),
             _ => io_code(e),
         };
         CliError {

@@ -203,7 +203,7 @@ pub fn prepare_output(
                 return Err(volume_refused());
             }
             if !force {
-                return Err(CliError::busy(format!(
+                return Err(CliError::exists(format!(
                     "{option} {} already exists; give --force to replace it",
                     path.display()
                 )));
