@@ -1890,3 +1890,47 @@ fn embedded_store_notice_only_when_created() {
         String::from_utf8_lossy(&second.stderr)
     );
 }
+
+/// A volume the user may not write is exit 2 (no permission), as in
+/// cryptsetup; run as an unprivileged user (setpriv) when the tests run as root.
+#[test]
+fn no_permission_is_exit_2() {
+    if !common::tool("cryptsetup") {
+        return;
+    }
+    let fx = Fx::new();
+    std::fs::set_permissions(fx.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for f in ["v.img", "k1", "k2"] {
+        std::fs::set_permissions(fx.p(f), std::fs::Permissions::from_mode(0o444)).unwrap();
+    }
+    let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+    let mut cmd = if root {
+        if !common::tool("setpriv") {
+            return;
+        }
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_keymgr"));
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_keymgr"))
+    };
+    let out = cmd
+        .args([
+            "luks",
+            "add-key",
+            fx.s("v.img"),
+            "-d",
+            fx.s("k1"),
+            "--new-key-file",
+            fx.s("k2"),
+        ])
+        .args(FAST)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("no permission to write"), "{err}");
+    assert!(only_k1_ok(&fx));
+}

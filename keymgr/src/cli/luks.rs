@@ -405,6 +405,27 @@ fn check_device(device: &Path) -> Result<(), CliError> {
     }
 }
 
+/// The device must be writable for a command that changes it (checked
+/// before any unlock: no permission is exit 2).
+fn check_writable(device: &Path) -> Result<(), CliError> {
+    check_device(device)?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(device)
+        .map(drop)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::PermissionDenied => CliError {
+                code: 2,
+                kind: "permission",
+                message: format!(
+                    "Device {}: no permission to write it ({e}).",
+                    device.display()
+                ),
+            },
+            _ => CliError::io(format!("Device {}", device.display()), &e),
+        })
+}
+
 fn parse_hash(h: &Option<String>) -> anyhow::Result<Option<HashAlg>> {
     Ok(h.as_deref()
         .map(|h| HashAlg::parse(h, "--hash"))
@@ -488,7 +509,7 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
             opts.check()?;
             let want = Want::key(k, enter_for(device), true);
             check_keys(&[&want], false)?;
-            check_device(device)?;
+            check_writable(device)?;
             if let Some(sig) = signature(device) {
                 confirm(
                     &format!(
@@ -557,7 +578,7 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
             let old = Want::key(k, "Enter any existing passphrase: ".into(), false);
             let new = Want::new_key(n, "Enter new passphrase for key slot: ".into());
             check_keys(&[&old, &new], false)?;
-            check_device(device)?;
+            check_writable(device)?;
             let mut vol = Volume::open(device)?;
             check_slot(&vol, *key_slot, "--key-slot")?;
             let opts = KeyslotOptions {
@@ -597,7 +618,7 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
             let old = Want::key(k, "Enter passphrase to be changed: ".into(), false);
             let new = Want::new_key(n, "Enter new passphrase: ".into());
             check_keys(&[&old, &new], false)?;
-            check_device(device)?;
+            check_writable(device)?;
             let mut vol = Volume::open(device)?;
             check_slot(&vol, *key_slot, "--key-slot")?;
             let opts = KeyslotOptions {
@@ -622,7 +643,7 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
         LuksCommand::RemoveKey { device, key: k } => {
             let want = Want::key(k, "Enter passphrase to be deleted: ".into(), false);
             check_keys(&[&want], false)?;
-            check_device(device)?;
+            check_writable(device)?;
             let mut vol = Volume::open(device)?;
             let pass = want.read(cli).await?;
             let slot = vol.test_passphrase(&pass, None)?;
@@ -649,7 +670,7 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
             if given || !batch {
                 check_keys(&[&want], false)?;
             }
-            check_device(device)?;
+            check_writable(device)?;
             let mut vol = Volume::open(device)?;
             check_slot(&vol, Some(*slot), "SLOT")?;
             let active = vol.active_keyslots();
@@ -741,7 +762,7 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
             let from_stdin = input.as_os_str() == "-";
             let want = Want::key(k, enter_for(device), false);
             check_keys(&[&want], from_stdin)?;
-            check_device(device)?;
+            check_writable(device)?;
             let mut file = None;
             let mut total = None;
             if !from_stdin {
@@ -845,7 +866,7 @@ pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode
             }
         }
         LuksCommand::HeaderRestore { device, file } => {
-            check_device(device)?;
+            check_writable(device)?;
             let backup = Volume::open_read_only(file)
                 .map_err(|e| CliError::usage(format!("--file {}: {e}", file.display())))?;
             match Volume::open_read_only(device) {
