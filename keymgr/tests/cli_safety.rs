@@ -438,6 +438,22 @@ fn passphrase_input_as_cryptsetup() {
             after: only_k1,
         },
         Row {
+            name: "--keyfile-offset past the end",
+            args: &[
+                "luks",
+                "test-passphrase",
+                "@v.img",
+                "-d",
+                "@k1",
+                "--keyfile-offset",
+                "99",
+            ],
+            stdin: None,
+            code: 1,
+            msg: "--keyfile-offset 99 is past its end (16 bytes)",
+            after: only_k1,
+        },
+        Row {
             name: "--keyfile-size picks a prefix",
             args: &["luks", "test-passphrase", "@v.img", "-d", "@k1", "-l", "5"],
             stdin: None,

@@ -130,9 +130,11 @@ fn skip(r: &mut dyn Read, file: Option<&mut std::fs::File>, n: u64) -> std::io::
         return Ok(0);
     }
     if let Some(f) = file {
-        if f.metadata()?.is_file() {
-            f.seek(SeekFrom::Start(n))?;
-            return Ok(n);
+        let m = f.metadata()?;
+        if m.is_file() {
+            let to = n.min(m.len());
+            f.seek(SeekFrom::Start(to))?;
+            return Ok(to);
         }
     }
     std::io::copy(&mut r.take(n), &mut std::io::sink())
