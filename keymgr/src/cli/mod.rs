@@ -80,7 +80,16 @@ pub fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             if json_wanted {
-                report_json("usage", &e.kind().to_string());
+                // The message without the usage and help lines clap adds.
+                let text = e.to_string();
+                let message: Vec<&str> = text
+                    .lines()
+                    .map(str::trim)
+                    .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more"))
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                let message = message.join(" ");
+                report_json("usage", message.trim_start_matches("error: "));
             } else {
                 let _ = e.print();
             }
