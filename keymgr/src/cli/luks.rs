@@ -408,9 +408,18 @@ fn check_device(device: &Path) -> Result<(), CliError> {
 /// The device must be writable for a command that changes it (checked
 /// before any unlock: no permission is exit 2).
 fn check_writable(device: &Path) -> Result<(), CliError> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     check_device(device)?;
+    // A block device in use (mounted, mapped) refuses O_EXCL: busy, exit 5.
+    let block = std::fs::metadata(device).is_ok_and(|m| m.file_type().is_block_device());
+    let excl = if block {
+        rustix::fs::OFlags::EXCL.bits() as i32
+    } else {
+        0
+    };
     std::fs::OpenOptions::new()
         .write(true)
+        .custom_flags(excl)
         .open(device)
         .map(drop)
         .map_err(|e| match e.kind() {
@@ -421,6 +430,11 @@ fn check_writable(device: &Path) -> Result<(), CliError> {
                     "Device {}: no permission to write it ({e}).",
                     device.display()
                 ),
+            },
+            std::io::ErrorKind::ResourceBusy => CliError {
+                code: 5,
+                kind: "busy",
+                message: format!("Device {} is in use ({e}).", device.display()),
             },
             _ => CliError::io(format!("Device {}", device.display()), &e),
         })
