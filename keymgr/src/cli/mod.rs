@@ -137,7 +137,7 @@ fn default_embedded_config() -> anyhow::Result<Config> {
         "keymgr: no configuration given; using the embedded store at {}",
         path.display()
     );
-    let mut config = Config::new("mock");
+    let mut config = Config::new(keymgr::BackendKind::Mock);
     config.section.insert(
         "path".into(),
         toml::Value::String(path.to_string_lossy().into_owned()),
@@ -155,7 +155,7 @@ fn default_embedded_config() -> anyhow::Result<Config> {
 /// itself enforces isolation by the token), so the project id is left empty.
 pub fn context_for(config: &Config) -> Context {
     let mut ctx = config.context.to_context();
-    if config.backend.eq_ignore_ascii_case("barbican") && config.context.project_id.is_none() {
+    if config.backend == keymgr::BackendKind::Barbican && config.context.project_id.is_none() {
         ctx.project_id = String::new();
     }
     ctx
