@@ -17,8 +17,9 @@ use keymgr::{Config, Context, KeyManager};
 #[derive(Debug, Parser)]
 #[command(name = "keymgr", version, about, long_about = None)]
 pub struct Cli {
-    /// TOML configuration file (default: $KEYMGR_CONFIG, then KEYMGR_BACKEND
-    /// variables, then the embedded store in the user's data directory).
+    /// Configuration file: keymgr TOML, or an oslo.config INI such as
+    /// cinder.conf (default: $KEYMGR_CONFIG, then KEYMGR_BACKEND variables,
+    /// then the embedded store in the user's data directory).
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Project (tenant) to act for; overrides the config's [context].
