@@ -29,7 +29,8 @@
 //!   refused: keymgr scopes to a project.
 //! - `[barbican]`: `barbican_endpoint`, `barbican_api_version`,
 //!   `auth_endpoint`, `retry_delay`, `number_of_retries`, `verify_ssl`,
-//!   `verify_ssl_path`, `barbican_endpoint_type`, `barbican_region_name`,
+//!   `verify_ssl_path` (ignored when `verify_ssl` is false, as Castellan
+//!   does), `barbican_endpoint_type`, `barbican_region_name`,
 //!   `timeout`; `send_service_user_token` takes the service user from
 //!   `[barbican_service_user]` (`auth_type` password, `username`/`user_id`,
 //!   `password`, user and project domain, `project_name`/`project_id`,
@@ -555,6 +556,10 @@ fn barbican(ini: &IniFile, out: &mut toml::Table) -> Result<()> {
     };
     if let Some(a) = &auth {
         out.insert("auth_endpoint".into(), toml::Value::String(a.clone()));
+    }
+    // Castellan ignores verify_ssl_path when verify_ssl is false.
+    if out.get("verify_ssl").and_then(toml::Value::as_bool) == Some(false) {
+        out.remove("verify_ssl_path");
     }
     let send = match ini.get("barbican", "send_service_user_token") {
         Some(v) => typed("barbican", "send_service_user_token", v, Ty::Bool)?

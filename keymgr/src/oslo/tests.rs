@@ -239,6 +239,12 @@ fn dollar_escape_and_session_options() {
     assert_eq!(c.section["password"].as_str(), Some("pa$word"));
     assert_eq!(c.section["timeout"].as_float(), Some(30.0));
     assert!(!c.section.contains_key("cafile"));
+    let c =
+        config_from_ini("[key_manager]\n[barbican]\nverify_ssl = off\nverify_ssl_path = /ca.pem\n")
+            .unwrap();
+    assert!(!c.section.contains_key("verify_ssl_path"));
+    let c = config_from_ini("[key_manager]\n[barbican]\nverify_ssl_path = /ca.pem\n").unwrap();
+    assert_eq!(c.section["verify_ssl_path"].as_str(), Some("/ca.pem"));
 }
 
 mod props {
