@@ -543,7 +543,7 @@ impl ShareService {
         KeyAccess {
             km: self.cfg.km.clone(),
             ctx,
-            secret: *secret,
+            secret: secret.clone(),
         }
     }
 

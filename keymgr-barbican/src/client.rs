@@ -423,6 +423,7 @@ impl BarbicanKeyManager {
     }
 
     async fn secret_json(&self, ctx: &Context, id: &SecretId, what: &str) -> Result<SecretJson> {
+        let id = &id.to_hyphenated_uuid()?;
         let call = Call::new(Method::GET, format!("secrets/{id}"), what);
         let (reply, _) = self.ok(ctx, &call).await?;
         reply.json(what)
@@ -524,6 +525,7 @@ impl BarbicanKeyManager {
 
     /// The secret's read ACL.
     pub async fn get_acl(&self, ctx: &Context, id: &SecretId) -> Result<SecretAcl> {
+        let id = &id.to_hyphenated_uuid()?;
         let what = format!("get ACL of secret {id}");
         let call = Call::new(Method::GET, format!("secrets/{id}/acl"), &what);
         let (reply, _) = self.ok(ctx, &call).await?;
@@ -557,6 +559,7 @@ impl BarbicanKeyManager {
         users: &[String],
         project_access: bool,
     ) -> Result<()> {
+        let id = &id.to_hyphenated_uuid()?;
         let what = format!("set ACL of secret {id}");
         let body =
             serde_json::json!({ "read": { "users": users, "project-access": project_access } });
@@ -573,6 +576,7 @@ impl BarbicanKeyManager {
         users: Option<&[String]>,
         project_access: Option<bool>,
     ) -> Result<()> {
+        let id = &id.to_hyphenated_uuid()?;
         let what = format!("update ACL of secret {id}");
         let mut read = serde_json::Map::new();
         if let Some(u) = users {
@@ -588,6 +592,7 @@ impl BarbicanKeyManager {
 
     /// Removes the secret's ACL: back to project access and no extra users.
     pub async fn delete_acl(&self, ctx: &Context, id: &SecretId) -> Result<()> {
+        let id = &id.to_hyphenated_uuid()?;
         let what = format!("delete ACL of secret {id}");
         let call = Call::new(Method::DELETE, format!("secrets/{id}/acl"), &what);
         self.ok(ctx, &call).await.map(|_| ())
@@ -731,6 +736,12 @@ impl KeyManager for BarbicanKeyManager {
         "barbican"
     }
 
+    /// Barbican's form: a hyphenated lower-case UUID (32 hex digits and
+    /// secret hrefs are accepted and converted).
+    fn parse_id(&self, input: &str) -> Result<SecretId> {
+        SecretId::parse(input)?.to_hyphenated_uuid()
+    }
+
     async fn create_key(&self, ctx: &Context, spec: &KeySpec) -> Result<SecretId> {
         spec.validate()?;
         let what = format!("create_key aes-{}", spec.bit_length);
@@ -836,6 +847,7 @@ impl KeyManager for BarbicanKeyManager {
     }
 
     async fn get(&self, ctx: &Context, id: &SecretId) -> Result<Secret> {
+        let id = &id.to_hyphenated_uuid()?;
         let what = format!("get secret {id}");
         let meta = self.secret_json(ctx, id, &what).await?;
         let accept = meta
@@ -850,6 +862,7 @@ impl KeyManager for BarbicanKeyManager {
     }
 
     async fn metadata(&self, ctx: &Context, id: &SecretId) -> Result<SecretMetadata> {
+        let id = &id.to_hyphenated_uuid()?;
         let what = format!("metadata of secret {id}");
         self.secret_json(ctx, id, &what).await?.into_metadata(&what)
     }
@@ -877,6 +890,7 @@ impl KeyManager for BarbicanKeyManager {
     }
 
     async fn delete(&self, ctx: &Context, id: &SecretId, force: bool) -> Result<()> {
+        let id = &id.to_hyphenated_uuid()?;
         let what = format!("delete secret {id}");
         let root = self.root().await?;
         let mv = self.negotiate(&root).await?;
@@ -916,6 +930,7 @@ impl KeyManager for BarbicanKeyManager {
     }
 
     async fn add_consumer(&self, ctx: &Context, id: &SecretId, consumer: &Consumer) -> Result<()> {
+        let id = &id.to_hyphenated_uuid()?;
         let what = format!("add consumer to secret {id}");
         self.require_consumers(&what).await?;
         let mut call =
@@ -931,6 +946,7 @@ impl KeyManager for BarbicanKeyManager {
         id: &SecretId,
         consumer: &Consumer,
     ) -> Result<()> {
+        let id = &id.to_hyphenated_uuid()?;
         let what = format!("remove consumer from secret {id}");
         self.require_consumers(&what).await?;
         let call =
@@ -944,6 +960,7 @@ impl KeyManager for BarbicanKeyManager {
     }
 
     async fn list_consumers(&self, ctx: &Context, id: &SecretId) -> Result<Vec<Consumer>> {
+        let id = &id.to_hyphenated_uuid()?;
         let what = format!("list consumers of secret {id}");
         self.require_consumers(&what).await?;
         let mut out = Vec::new();

@@ -180,8 +180,8 @@ pub struct Secret {
 
 impl Secret {
     /// The id.
-    pub fn id(&self) -> SecretId {
-        self.metadata.id
+    pub fn id(&self) -> &SecretId {
+        &self.metadata.id
     }
 
     /// The kind.

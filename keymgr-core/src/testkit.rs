@@ -108,6 +108,32 @@ fn expect_err<T: Debug>(res: Result<T>, allowed: &[ErrorKind], what: &str) {
     }
 }
 
+/// A returned id is in the backend's own form: `parse_id` gives it back,
+/// and a UUID id given in the other UUID form reaches the same secret.
+async fn id_forms(km: &dyn KeyManager, a: &Context, id: &SecretId) {
+    let again = km
+        .parse_id(id.as_str())
+        .unwrap_or_else(|e| panic!("parse_id of the returned id {id}: {e}"));
+    assert_eq!(&again, id, "parse_id gives a returned id back unchanged");
+    if let Some(uuid) = id.to_uuid() {
+        let other = if id.as_str().contains('-') {
+            uuid.simple().to_string()
+        } else {
+            uuid.hyphenated().to_string()
+        };
+        let parsed = km
+            .parse_id(&other)
+            .unwrap_or_else(|e| panic!("parse_id of {other}: {e}"));
+        assert_eq!(&parsed, id, "the other UUID form parses to the backend's own");
+        let generic = SecretId::parse(&other).expect("generic parse");
+        let m = km
+            .metadata(a, &generic)
+            .await
+            .unwrap_or_else(|e| panic!("metadata by the other UUID form {other}: {e}"));
+        assert_eq!(&m.id, id, "metadata reports the id in the backend's form");
+    }
+}
+
 async fn create_key_rules(
     km: &dyn KeyManager,
     a: &Context,
@@ -120,11 +146,12 @@ async fn create_key_rules(
             .create_key(a, &spec)
             .await
             .unwrap_or_else(|e| panic!("create_key aes-{bits}: {e}"));
-        created.push(id);
+        created.push(id.clone());
         let s = km
             .get(a, &id)
             .await
             .unwrap_or_else(|e| panic!("get created key: {e}"));
+        id_forms(km, a, &id).await;
         assert_eq!(
             s.payload.len(),
             bits as usize / 8,
@@ -158,7 +185,7 @@ async fn create_key_rules(
         .create_key(a, &KeySpec::aes(256))
         .await
         .expect("create_key");
-    created.extend([k1, k2]);
+    created.extend([k1.clone(), k2.clone()]);
     assert_ne!(k1, k2, "two created keys share an id");
     let (p1, p2) = (km.get(a, &k1).await.unwrap(), km.get(a, &k2).await.unwrap());
     assert_ne!(
@@ -197,7 +224,7 @@ async fn payload_round_trips(
                 .store(a, NewSecret::new(kind, bytes.clone()).named(&name))
                 .await
                 .unwrap_or_else(|e| panic!("store {kind} #{i}: {e}"));
-            created.push(id);
+            created.push(id.clone());
             let s = km
                 .get(a, &id)
                 .await
@@ -208,7 +235,7 @@ async fn payload_round_trips(
                 "payload of {kind} #{i} changed in a round trip"
             );
             assert_eq!(s.kind(), kind, "kind of {kind} #{i}");
-            assert_eq!(s.id(), id, "id of {kind} #{i}");
+            assert_eq!(s.id(), &id, "id of {kind} #{i}");
             assert_eq!(
                 s.metadata.name.as_deref(),
                 Some(name.as_str()),
@@ -266,7 +293,7 @@ async fn listing(km: &dyn KeyManager, a: &Context, run: &str, created: &mut Vec<
             .store(a, NewSecret::new(kind, payload).named(&name))
             .await
             .expect("store for listing");
-        created.push(id);
+        created.push(id.clone());
         ids.insert(id);
     }
     let all: BTreeSet<_> = km
@@ -285,7 +312,7 @@ async fn listing(km: &dyn KeyManager, a: &Context, run: &str, created: &mut Vec<
         .list_all(a, &ListQuery::all().name(&name).page(0, 2))
         .await
         .expect("list_all with page size 2");
-    let paged_ids: BTreeSet<_> = paged.iter().map(|m| m.id).collect();
+    let paged_ids: BTreeSet<_> = paged.iter().map(|m| m.id.clone()).collect();
     assert_eq!(
         paged.len(),
         5,
@@ -348,7 +375,7 @@ async fn isolation(
         )
         .await
         .expect("store for isolation");
-    created.push(id);
+    created.push(id.clone());
     let hidden = [ErrorKind::NotFound, ErrorKind::Forbidden];
     expect_err(km.get(b, &id).await, &hidden, "project B get of A's secret");
     expect_err(

@@ -239,6 +239,12 @@ impl KeyManager for MockKeyManager {
         "mock"
     }
 
+    /// Barbican's form, as the store keeps Barbican's semantics: a
+    /// hyphenated lower-case UUID (32 hex digits are accepted and converted).
+    fn parse_id(&self, input: &str) -> Result<SecretId> {
+        SecretId::parse(input)?.to_hyphenated_uuid()
+    }
+
     async fn create_key(&self, ctx: &Context, spec: &KeySpec) -> Result<SecretId> {
         self.write(|s, t| s.create_key(ctx, spec, t))
     }
@@ -248,10 +254,12 @@ impl KeyManager for MockKeyManager {
     }
 
     async fn get(&self, ctx: &Context, id: &SecretId) -> Result<Secret> {
+        let id = &id.to_hyphenated_uuid()?;
         self.read(|s, t| s.get(ctx, id, t))
     }
 
     async fn metadata(&self, ctx: &Context, id: &SecretId) -> Result<SecretMetadata> {
+        let id = &id.to_hyphenated_uuid()?;
         self.read(|s, t| s.metadata(ctx, id, t))
     }
 
@@ -260,14 +268,17 @@ impl KeyManager for MockKeyManager {
     }
 
     async fn delete(&self, ctx: &Context, id: &SecretId, force: bool) -> Result<()> {
+        let id = &id.to_hyphenated_uuid()?;
         self.write(|s, t| s.delete(ctx, id, force, t))
     }
 
     async fn clone_secret(&self, ctx: &Context, id: &SecretId) -> Result<SecretId> {
+        let id = &id.to_hyphenated_uuid()?;
         self.write(|s, t| s.clone_secret(ctx, id, t))
     }
 
     async fn add_consumer(&self, ctx: &Context, id: &SecretId, consumer: &Consumer) -> Result<()> {
+        let id = &id.to_hyphenated_uuid()?;
         self.write(|s, t| s.add_consumer(ctx, id, consumer, t).map(|_| ()))
     }
 
@@ -277,10 +288,12 @@ impl KeyManager for MockKeyManager {
         id: &SecretId,
         consumer: &Consumer,
     ) -> Result<()> {
+        let id = &id.to_hyphenated_uuid()?;
         self.write(|s, t| s.remove_consumer(ctx, id, consumer, t))
     }
 
     async fn list_consumers(&self, ctx: &Context, id: &SecretId) -> Result<Vec<Consumer>> {
+        let id = &id.to_hyphenated_uuid()?;
         self.read(|s, t| s.list_consumers(ctx, id, t))
     }
 }

@@ -113,7 +113,7 @@ impl Keys {
         let hk = Hkdf::<Sha256>::from_prk(self.prk.as_ref()).expect("a 32-byte PRK is valid");
         let mut info = Vec::with_capacity(INFO_ENTRY.len() + 16);
         info.extend_from_slice(INFO_ENTRY);
-        info.extend_from_slice(id.uuid().as_bytes());
+        info.extend_from_slice(uuid_bytes(id).as_slice());
         let mut key = Zeroizing::new([0u8; 32]);
         hk.expand(&info, key.as_mut())
             .expect("32 bytes is a valid HKDF-SHA256 output length");
@@ -138,7 +138,7 @@ fn entry_aad(salt: &[u8; SALT_LEN], id: &SecretId, project: &[u8]) -> Vec<u8> {
     let mut aad = Vec::with_capacity(INFO_ENTRY.len() + SALT_LEN + 18 + project.len());
     aad.extend_from_slice(INFO_ENTRY);
     aad.extend_from_slice(salt);
-    aad.extend_from_slice(id.uuid().as_bytes());
+    aad.extend_from_slice(uuid_bytes(id).as_slice());
     aad.extend_from_slice(&(project.len() as u16).to_le_bytes());
     aad.extend_from_slice(project);
     aad
@@ -372,7 +372,7 @@ pub(crate) fn encode(
                 reason: format!("secret {id} is too large to store"),
             });
         };
-        out.extend_from_slice(id.uuid().as_bytes());
+        out.extend_from_slice(uuid_bytes(id).as_slice());
         out.extend_from_slice(&plen.to_le_bytes());
         out.extend_from_slice(project);
         out.extend_from_slice(&nonce);
@@ -604,7 +604,7 @@ pub(crate) fn decode(
                 .decrypt(&nonce.into(), aes_gcm::aead::Payload { msg: ct, aad: &aad })
                 .map_err(|_| bad("decryption failed (damaged entry)"))?,
         );
-        let record = decode_record(&pt, id, project_str).ok_or_else(|| bad("malformed record"))?;
+        let record = decode_record(&pt, id.clone(), project_str).ok_or_else(|| bad("malformed record"))?;
         store.next_seq = store.next_seq.max(record.seq.saturating_add(1));
         if store.records.insert(id, record).is_some() {
             return Err(bad("duplicate secret id"));
@@ -617,6 +617,12 @@ pub(crate) fn decode(
         )));
     }
     Ok((store, header))
+}
+
+/// The 16 bytes of an id, which in this store is always a UUID (the store
+/// makes its ids and refuses any other form at its entry points).
+fn uuid_bytes(id: &SecretId) -> [u8; 16] {
+    id.to_uuid().unwrap_or_default().into_bytes()
 }
 
 #[cfg(test)]

@@ -158,12 +158,12 @@ impl Store {
             expiration,
         } = secret;
         self.records.insert(
-            id,
+            id.clone(),
             Record {
                 project,
                 seq,
                 meta: SecretMetadata {
-                    id,
+                    id: id.clone(),
                     kind,
                     name,
                     algorithm,

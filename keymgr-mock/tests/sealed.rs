@@ -526,7 +526,10 @@ fn expired_secrets_are_not_found_and_dropped_at_the_next_write() {
             ErrorKind::NotFound
         );
         let listed = km.list_all(&a, &ListQuery::all()).await.unwrap();
-        assert_eq!(listed.iter().map(|m| m.id).collect::<Vec<_>>(), vec![keep]);
+        assert_eq!(
+            listed.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
+            vec![keep.clone()]
+        );
         km.add_consumer(&a, &keep, &Consumer::new("s", "t", "r"))
             .await
             .unwrap();
