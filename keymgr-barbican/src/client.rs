@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use keymgr_core::{
     Consumer, Context, Error, KeyManager, KeySpec, ListQuery, NewSecret, Page, Payload, Result,
-    Secret, SecretId, SecretKind, SecretMetadata,
+    Secret, SecretId, SecretMetadata,
 };
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::Method;
@@ -666,11 +666,6 @@ fn server_max_microversion(doc: &serde_json::Value) -> u8 {
         .unwrap_or(0)
 }
 
-/// Python's `str.strip()` removes these too (`str.isspace`).
-fn py_space(c: char) -> bool {
-    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
-}
-
 #[derive(Serialize)]
 struct StoreBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -690,23 +685,17 @@ struct StoreBody<'a> {
     expiration: Option<String>,
 }
 
-/// The store request. Binary kinds travel base64-encoded as
-/// `application/octet-stream`; a passphrase as `text/plain`, unless it
-/// starts or ends with white space, which Barbican strips from text
-/// payloads: then it goes as bytes too, so it comes back unchanged.
+/// The store request, as Castellan makes it through python-barbicanclient:
+/// every kind travels base64-encoded as `application/octet-stream`, so that
+/// python-barbicanclient hands its callers bytes (os-brick's
+/// `get_passphrase_from_secret` takes nothing else) and Barbican keeps every
+/// byte (it strips white space from `text/plain` payloads). Private keys,
+/// public keys and certificates go as the PEM Castellan writes.
 fn store_body(s: &NewSecret) -> Result<Zeroizing<Vec<u8>>> {
-    let bytes = s.payload.expose();
-    let as_text = s.kind == SecretKind::Passphrase
-        && std::str::from_utf8(bytes)
-            .is_ok_and(|t| !t.starts_with(py_space) && !t.ends_with(py_space));
-    let encoded: Zeroizing<String>;
-    let (payload, content_type, encoding) = if as_text {
-        let text = std::str::from_utf8(bytes).unwrap_or_default();
-        (text, "text/plain", None)
-    } else {
-        encoded = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(bytes));
-        (encoded.as_str(), "application/octet-stream", Some("base64"))
-    };
+    let stored = keymgr_core::encoding::to_pem(s.kind, &s.payload)?;
+    let encoded = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(stored.expose()));
+    let (payload, content_type, encoding) =
+        (encoded.as_str(), "application/octet-stream", Some("base64"));
     let body = StoreBody {
         name: s.name.as_deref(),
         secret_type: s.kind.as_str(),
@@ -828,7 +817,7 @@ impl KeyManager for BarbicanKeyManager {
     }
 
     async fn store(&self, ctx: &Context, secret: NewSecret) -> Result<SecretId> {
-        secret.validate()?;
+        let secret = secret.into_normalized()?;
         let what = format!("store {} secret", secret.kind);
         let mut call = Call::new(Method::POST, "secrets", &what);
         call.body = Some(store_body(&secret)?);
@@ -857,7 +846,21 @@ impl KeyManager for BarbicanKeyManager {
         let mut call = Call::new(Method::GET, format!("secrets/{id}/payload"), &what);
         call.accept = &accept;
         let (mut reply, _) = self.ok(ctx, &call).await?;
-        let payload = Payload::from(std::mem::take(&mut *reply.body));
+        let mut payload = Payload::from(std::mem::take(&mut *reply.body));
+        if keymgr_core::encoding::pem_label(metadata.kind).is_some() {
+            // Barbican holds PEM; callers get the DER Castellan's objects hold.
+            payload =
+                keymgr_core::encoding::normalize_der(metadata.kind, &payload).map_err(|e| {
+                    Error::Backend {
+                        what: what.clone(),
+                        status: reply.status,
+                        message: format!(
+                            "the stored {} is neither PEM nor DER: {e}",
+                            metadata.kind
+                        ),
+                    }
+                })?;
+        }
         Ok(Secret { metadata, payload })
     }
 
@@ -988,13 +991,14 @@ impl KeyManager for BarbicanKeyManager {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keymgr_core::SecretKind;
 
     fn body_of(s: &NewSecret) -> serde_json::Value {
         serde_json::from_slice(&store_body(s).unwrap()).unwrap()
     }
 
     #[test]
-    fn binary_kinds_go_base64_and_passphrases_as_text() {
+    fn every_kind_goes_base64_as_octet_stream() {
         let b = body_of(&NewSecret::new(SecretKind::Symmetric, vec![0u8, 1, 255]).named("k"));
         assert_eq!(b["payload"], "AAH/");
         assert_eq!(b["payload_content_type"], "application/octet-stream");
@@ -1004,14 +1008,9 @@ mod tests {
         assert_eq!(b["bit_length"], 24);
         assert_eq!(b["name"], "k");
 
-        let b = body_of(&NewSecret::new(SecretKind::Passphrase, b"p\tw".to_vec()));
-        assert_eq!(b["payload"], "p\tw");
-        assert_eq!(b["payload_content_type"], "text/plain");
-        assert!(b.get("payload_content_encoding").is_none());
-        assert!(b.get("name").is_none());
-
-        // Barbican strips text payloads: such passphrases travel as bytes.
-        for p in [" lead", "trail\n", "\u{1f}x"] {
+        // Passphrases too, as Castellan sends them: python-barbicanclient then
+        // returns bytes (os-brick needs them) and Barbican strips nothing.
+        for p in ["p\tw", " lead", "trail\n", "\u{1f}x", "ünï"] {
             let b = body_of(&NewSecret::new(
                 SecretKind::Passphrase,
                 p.as_bytes().to_vec(),
@@ -1020,7 +1019,13 @@ mod tests {
                 b["payload_content_type"], "application/octet-stream",
                 "{p:?}"
             );
+            assert_eq!(b["payload_content_encoding"], "base64");
             assert_eq!(b["secret_type"], "passphrase");
+            use base64::Engine;
+            let back = base64::engine::general_purpose::STANDARD
+                .decode(b["payload"].as_str().unwrap())
+                .unwrap();
+            assert_eq!(back, p.as_bytes());
         }
     }
 

@@ -87,8 +87,12 @@ impl SecretId {
     }
 
     fn require_uuid(&self, expected: &str) -> Result<Uuid, Error> {
-        self.to_uuid()
-            .ok_or_else(|| Error::invalid(format!("secret id {:?}", self.as_str()), format!("expected {expected}")))
+        self.to_uuid().ok_or_else(|| {
+            Error::invalid(
+                format!("secret id {:?}", self.as_str()),
+                format!("expected {expected}"),
+            )
+        })
     }
 
     /// Parses an id as every backend accepts it. See the type's documentation.
@@ -212,7 +216,13 @@ mod tests {
 
     #[test]
     fn keeps_the_backends_text() {
-        for id in ["1", "42", "1b4e28ba2fa111d2883f0016d3cca427", "1B4E28BA-2FA1-11D2-883F-0016D3CCA427", "ü-key"] {
+        for id in [
+            "1",
+            "42",
+            "1b4e28ba2fa111d2883f0016d3cca427",
+            "1B4E28BA-2FA1-11D2-883F-0016D3CCA427",
+            "ü-key",
+        ] {
             assert_eq!(SecretId::parse(id).unwrap().as_str(), id);
             assert_eq!(SecretId::parse(&format!(" {id}\n")).unwrap().as_str(), id);
         }
@@ -227,7 +237,13 @@ mod tests {
             assert_eq!(id.to_hyphenated_uuid().unwrap().as_str(), hy);
             assert_eq!(id.to_simple_uuid().unwrap().as_str(), simple);
         }
-        for not_uuid in ["1", "{1b4e28ba-2fa1-11d2-883f-0016d3cca427}", "1b4e28ba2fa1-11d2-883f-0016d3cca427-", "zb4e28ba-2fa1-11d2-883f-0016d3cca427", "urn:uuid:1b4e28ba-2fa1-11d2-883f-0016d3cca427"] {
+        for not_uuid in [
+            "1",
+            "{1b4e28ba-2fa1-11d2-883f-0016d3cca427}",
+            "1b4e28ba2fa1-11d2-883f-0016d3cca427-",
+            "zb4e28ba-2fa1-11d2-883f-0016d3cca427",
+            "urn:uuid:1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+        ] {
             let id = SecretId::parse(not_uuid).unwrap();
             let e = id.to_simple_uuid().unwrap_err();
             assert_eq!(e.kind(), crate::ErrorKind::InvalidInput);

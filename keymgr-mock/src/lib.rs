@@ -250,6 +250,7 @@ impl KeyManager for MockKeyManager {
     }
 
     async fn store(&self, ctx: &Context, secret: NewSecret) -> Result<SecretId> {
+        let secret = secret.into_normalized()?;
         self.write(|s, t| s.store(ctx, secret, t))
     }
 

@@ -604,7 +604,8 @@ pub(crate) fn decode(
                 .decrypt(&nonce.into(), aes_gcm::aead::Payload { msg: ct, aad: &aad })
                 .map_err(|_| bad("decryption failed (damaged entry)"))?,
         );
-        let record = decode_record(&pt, id.clone(), project_str).ok_or_else(|| bad("malformed record"))?;
+        let record =
+            decode_record(&pt, id.clone(), project_str).ok_or_else(|| bad("malformed record"))?;
         store.next_seq = store.next_seq.max(record.seq.saturating_add(1));
         if store.records.insert(id, record).is_some() {
             return Err(bad("duplicate secret id"));

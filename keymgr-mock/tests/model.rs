@@ -265,7 +265,14 @@ async fn run(ops: Vec<Op>, mut b: Backends) {
                     mode: (kind == SecretKind::Symmetric).then(|| "xts".to_string()),
                     ..NewSecret::new(kind, payload.clone())
                 };
+                // Keys and certificates must be DER or PEM (kept as DER).
+                let normalized = keymgr_core::encoding::normalize_der(
+                    kind,
+                    &keymgr_core::Payload::from(payload.clone()),
+                )
+                .ok();
                 let valid = !payload.is_empty()
+                    && normalized.is_some()
                     && (kind != SecretKind::Passphrase || std::str::from_utf8(payload).is_ok());
                 let got = b.km().store(&ctx(*p), ns.clone()).await;
                 agree(
@@ -289,7 +296,7 @@ async fn run(ops: Vec<Op>, mut b: Backends) {
                             algorithm: ns.algorithm,
                             bit_length: ns.bit_length,
                             mode: ns.mode,
-                            payload: payload.clone(),
+                            payload: normalized.map(|p| p.expose().to_vec()).unwrap_or_default(),
                             consumers: Vec::new(),
                         },
                     );

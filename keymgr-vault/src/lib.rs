@@ -275,7 +275,8 @@ impl VaultKeyManager {
 
     /// Stores a new record under a fresh id; never overwrites.
     async fn create(&self, ctx: &Context, secret: NewSecret) -> Result<SecretId> {
-        secret.validate()?;
+        // Castellan's Vault backend keeps the DER its objects hold (as hex).
+        let secret = secret.into_normalized()?;
         for _ in 0..3 {
             let id = new_id();
             let what = format!("store secret {id} in Vault");

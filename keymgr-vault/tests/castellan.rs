@@ -91,7 +91,11 @@ async fn records_written_here_are_in_castellans_layout() {
     ns.algorithm = Some("AES".into());
     let id = km.store(&ctx, ns).await.unwrap();
     let (st, body) = raw
-        .call(Method::GET, &format!("secret/data/{}", id.to_simple_uuid().unwrap().to_string()), None)
+        .call(
+            Method::GET,
+            &format!("secret/data/{}", id.to_simple_uuid().unwrap().to_string()),
+            None,
+        )
         .await;
     assert_eq!(st, 200);
     let rec = &body["data"]["data"];
@@ -108,7 +112,11 @@ async fn records_written_here_are_in_castellans_layout() {
     );
     assert_eq!(rec["keymgr_project"], "p1");
     // The id is the 32-hex-digit form Castellan uses.
-    assert_eq!(id.as_str().len(), 32, "Vault ids are Castellan's 32 hex digits: {id}");
+    assert_eq!(
+        id.as_str().len(),
+        32,
+        "Vault ids are Castellan's 32 hex digits: {id}"
+    );
 
     // Check-and-set: a second create at the same id is refused by Vault.
     let (st, _) = raw
@@ -124,7 +132,10 @@ async fn records_written_here_are_in_castellans_layout() {
     let (st, _) = raw
         .call(
             Method::GET,
-            &format!("secret/metadata/{}", id.to_simple_uuid().unwrap().to_string()),
+            &format!(
+                "secret/metadata/{}",
+                id.to_simple_uuid().unwrap().to_string()
+            ),
             None,
         )
         .await;
@@ -179,9 +190,15 @@ async fn every_kind_written_here_reads_as_castellan_reads_it_with_a_kv_path() {
                 .unwrap();
             // Castellan's URL: {mount}/data/{kv_path}/{id} (v2), {mount}/{kv_path}/{id} (v1).
             let path = if version == 2 {
-                format!("{mount}/data/castellan/compat/{}", id.to_simple_uuid().unwrap().to_string())
+                format!(
+                    "{mount}/data/castellan/compat/{}",
+                    id.to_simple_uuid().unwrap().to_string()
+                )
             } else {
-                format!("{mount}/castellan/compat/{}", id.to_simple_uuid().unwrap().to_string())
+                format!(
+                    "{mount}/castellan/compat/{}",
+                    id.to_simple_uuid().unwrap().to_string()
+                )
             };
             let (st, body) = raw.call(Method::GET, &path, None).await;
             assert_eq!(st, 200, "{path}");
@@ -227,7 +244,11 @@ async fn castellan_deletes_and_destroyed_versions_are_not_found_and_not_listed()
         .unwrap();
     // Castellan's delete: DELETE of the data path (soft-deletes the latest version).
     let (st, _) = raw
-        .call(Method::DELETE, &format!("secret/data/{}", a.to_simple_uuid().unwrap().to_string()), None)
+        .call(
+            Method::DELETE,
+            &format!("secret/data/{}", a.to_simple_uuid().unwrap().to_string()),
+            None,
+        )
         .await;
     assert_eq!(st, 204);
     // Destroy: the other 404 shape (version destroyed).
@@ -255,7 +276,10 @@ async fn castellan_deletes_and_destroyed_versions_are_not_found_and_not_listed()
     for id in [a.clone(), b.clone()] {
         raw.call(
             Method::DELETE,
-            &format!("secret/metadata/{}", id.to_simple_uuid().unwrap().to_string()),
+            &format!(
+                "secret/metadata/{}",
+                id.to_simple_uuid().unwrap().to_string()
+            ),
             None,
         )
         .await;

@@ -129,7 +129,10 @@ async fn castellan_and_keymgr_read_each_others_keys() {
                 assert_eq!(s.metadata.algorithm.as_deref(), Some("AES"));
                 assert_eq!(s.metadata.bit_length, Some(256));
                 // Castellan's create_key names the key by its id.
-                assert_eq!(s.metadata.name.as_deref(), Some(id.to_simple_uuid().unwrap().to_string().as_str()));
+                assert_eq!(
+                    s.metadata.name.as_deref(),
+                    Some(id.to_simple_uuid().unwrap().to_string().as_str())
+                );
                 assert!(s.metadata.created.is_some());
             }
             km.delete(&Context::new("any", "u"), &id, false)
