@@ -273,7 +273,7 @@ mod tests {
         #[test]
         fn both_forms_round_trip(bytes in proptest::array::uniform16(0u8..)) {
             let id = SecretId::from_uuid(Uuid::from_bytes(bytes));
-            proptest::prop_assert_eq!(SecretId::parse(&id.to_string()).unwrap(), id.clone());
+            proptest::prop_assert_eq!(SecretId::parse(id.as_str()).unwrap(), id.clone());
             let simple = id.to_simple_uuid().unwrap();
             proptest::prop_assert_eq!(SecretId::parse(simple.as_str()).unwrap().to_hyphenated_uuid().unwrap(), id.clone());
             proptest::prop_assert_eq!(SecretId::parse(&simple.as_str().to_uppercase()).unwrap().to_hyphenated_uuid().unwrap(), id);

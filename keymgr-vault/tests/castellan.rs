@@ -73,7 +73,7 @@ async fn castellan_records_read_here_on_kv2_and_kv1() {
                 .await
                 .unwrap();
             assert_eq!((s.kind(), s.payload.expose().to_vec()), (kind, payload));
-            km.delete(&ctx, &s.id(), false).await.unwrap();
+            km.delete(&ctx, s.id(), false).await.unwrap();
         }
         km.delete(&ctx, &id, false).await.unwrap();
     }
@@ -93,7 +93,7 @@ async fn records_written_here_are_in_castellans_layout() {
     let (st, body) = raw
         .call(
             Method::GET,
-            &format!("secret/data/{}", id.to_simple_uuid().unwrap().to_string()),
+            &format!("secret/data/{}", id.to_simple_uuid().unwrap()),
             None,
         )
         .await;
@@ -122,7 +122,7 @@ async fn records_written_here_are_in_castellans_layout() {
     let (st, _) = raw
         .call(
             Method::POST,
-            &format!("secret/data/{}", id.to_simple_uuid().unwrap().to_string()),
+            &format!("secret/data/{}", id.to_simple_uuid().unwrap()),
             Some(serde_json::json!({"options": {"cas": 0}, "data": {"x": 1}})),
         )
         .await;
@@ -132,10 +132,7 @@ async fn records_written_here_are_in_castellans_layout() {
     let (st, _) = raw
         .call(
             Method::GET,
-            &format!(
-                "secret/metadata/{}",
-                id.to_simple_uuid().unwrap().to_string()
-            ),
+            &format!("secret/metadata/{}", id.to_simple_uuid().unwrap()),
             None,
         )
         .await;
@@ -192,13 +189,10 @@ async fn every_kind_written_here_reads_as_castellan_reads_it_with_a_kv_path() {
             let path = if version == 2 {
                 format!(
                     "{mount}/data/castellan/compat/{}",
-                    id.to_simple_uuid().unwrap().to_string()
+                    id.to_simple_uuid().unwrap()
                 )
             } else {
-                format!(
-                    "{mount}/castellan/compat/{}",
-                    id.to_simple_uuid().unwrap().to_string()
-                )
+                format!("{mount}/castellan/compat/{}", id.to_simple_uuid().unwrap())
             };
             let (st, body) = raw.call(Method::GET, &path, None).await;
             assert_eq!(st, 200, "{path}");
@@ -246,7 +240,7 @@ async fn castellan_deletes_and_destroyed_versions_are_not_found_and_not_listed()
     let (st, _) = raw
         .call(
             Method::DELETE,
-            &format!("secret/data/{}", a.to_simple_uuid().unwrap().to_string()),
+            &format!("secret/data/{}", a.to_simple_uuid().unwrap()),
             None,
         )
         .await;
@@ -255,7 +249,7 @@ async fn castellan_deletes_and_destroyed_versions_are_not_found_and_not_listed()
     let (st, _) = raw
         .call(
             Method::POST,
-            &format!("secret/destroy/{}", b.to_simple_uuid().unwrap().to_string()),
+            &format!("secret/destroy/{}", b.to_simple_uuid().unwrap()),
             Some(serde_json::json!({"versions": [1]})),
         )
         .await;
@@ -276,10 +270,7 @@ async fn castellan_deletes_and_destroyed_versions_are_not_found_and_not_listed()
     for id in [a.clone(), b.clone()] {
         raw.call(
             Method::DELETE,
-            &format!(
-                "secret/metadata/{}",
-                id.to_simple_uuid().unwrap().to_string()
-            ),
+            &format!("secret/metadata/{}", id.to_simple_uuid().unwrap()),
             None,
         )
         .await;
