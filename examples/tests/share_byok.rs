@@ -96,7 +96,7 @@ async fn flow(b: &common::Backend) {
             &ctx,
             NewSecret::new(
                 SecretKind::Private,
-                b"-----BEGIN PRIVATE KEY-----x".to_vec(),
+                keymgr_core::testkit::sample_payloads(SecretKind::Private).remove(0),
             ),
         )
         .await
