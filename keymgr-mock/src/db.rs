@@ -806,7 +806,7 @@ impl<'a> Ops<'a> {
             payload,
         };
         let seq = self.next_seq()?;
-        self.insert(&id.to_string(), &project, seq, &entry)?;
+        self.insert(id.as_str(), &project, seq, &entry)?;
         Ok(id)
     }
 

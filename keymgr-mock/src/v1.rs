@@ -290,9 +290,9 @@ fn random<const N: usize>() -> Result<[u8; N], SealedError> {
 /// The 16 bytes of a UUID-shaped id (the version-1 format stores ids so).
 #[cfg(test)]
 fn raw_id(id: &SecretId) -> [u8; 16] {
-    *uuid::Uuid::parse_str(&id.to_string())
+    id.to_uuid()
         .expect("the store's ids are UUIDs")
-        .as_bytes()
+        .into_bytes()
 }
 
 /// The bytes of a version-1 file holding `store`, sealed with `keys`
