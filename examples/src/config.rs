@@ -90,7 +90,10 @@ impl ServiceConfig {
             "creating {}",
             state_dir.display()
         )))?;
-        let kcfg = Config::from_toml_str(toml_text)?;
+        let kcfg = Config::from_toml_str_with_sections(
+            toml_text,
+            &["examples", "ephemeral_storage_encryption"],
+        )?;
         let table: toml::Table = toml_text
             .parse()
             .map_err(|e| ServiceError::BadRequest(format!("config: {e}")))?;

@@ -84,7 +84,7 @@ impl EphemeralService {
             project: ctx.project_id.clone(),
             disk: disk.clone(),
             size_mib: size_mib.max(1),
-            key_id: key_id.map(|k| k.to_string()),
+            key_id: key_id.as_ref().map(|k| k.to_string()),
         };
         self.state.put(KIND_INSTANCE, &id, &inst.project, &inst)?;
         wipe(&disk)?;

@@ -323,7 +323,7 @@ impl ImageService {
                 .clone_secret(&self.cfg.ctx, &parse_ref(k)?)
                 .await?;
             let fmt = match vols.volume_type(&v)?.and_then(|t| t.encryption) {
-                Some(e) if e.provider == "luks1" => "LUKSv1",
+                Some(e) if crate::volume::luks_type_of(&e)? == LuksType::Luks1 => "LUKSv1",
                 _ => "LUKSv2",
             };
             properties.insert("os_encrypt_format".into(), fmt.into());

@@ -92,7 +92,7 @@ enum VolumeCmd {
         /// Encrypted type.
         #[arg(long)]
         encrypted: bool,
-        /// luks1 or luks2.
+        /// As Cinder names it: luks (LUKS1), luks2, plain, or an os-brick encryptor class.
         #[arg(long, default_value = "luks2")]
         provider: String,
         /// Cipher.

@@ -479,7 +479,7 @@ impl ShareService {
     /// visible to this project and be of a kind usable as a key. Nothing is
     /// written. Errors are 400-style and name the ref.
     pub async fn validate_key_ref(&self, r: &str) -> Result<SecretId> {
-        let id = SecretId::parse(r).map_err(|e| {
+        let id = self.cfg.km.parse_id(r).map_err(|e| {
             ServiceError::BadRequest(format!(
                 "encryption_key_ref {r:?} is not a secret reference: {e}"
             ))
@@ -543,7 +543,7 @@ impl ShareService {
         KeyAccess {
             km: self.cfg.km.clone(),
             ctx,
-            secret: *secret,
+            secret: secret.clone(),
         }
     }
 
@@ -587,7 +587,10 @@ impl ShareService {
                         stype.name
                     )));
                 }
-                Some((mode, r.clone(), self.validate_key_ref(r).await?))
+                // Recorded in the key manager's own form (a Vault id as its
+                // 32 hex digits, whatever form the caller gave).
+                let secret = self.validate_key_ref(r).await?;
+                Some((mode, secret.to_string(), secret))
             }
         };
         let id = new_id();

@@ -1,7 +1,11 @@
 //! A Cinder-like volume service with bring-your-own-key encryption.
 //!
-//! Encrypted volume types name the LUKS provider (`luks1`/`luks2`), the
-//! cipher and the key size. A volume's key is the caller's key cloned (so the
+//! Encrypted volume types name the provider as Cinder stores it and
+//! os-brick reads it (`luks` = LUKS1, `luks2`, `plain`, or os-brick's
+//! encryptor class paths; see [`luks::Provider`]), the cipher and the key
+//! size. Plain dm-crypt needs the kernel's device-mapper, and this service
+//! attaches volumes in userspace: a plain type can be created (Cinder's types
+//! are shared with Nova), but a volume of it is refused with the reason. A volume's key is the caller's key cloned (so the
 //! volume owns its copy) or a new key; the LUKS passphrase follows
 //! os-brick's rule. Copies (snapshot -> volume, volume -> volume) are
 //! re-keyed to a key of their own; legacy mangled-passphrase volumes are
@@ -12,7 +16,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use keymgr::{Consumer, Context, ErrorKind, KeySpec, NewSecret, SecretId};
-use luks::{LuksType, UnlockedVolume};
+use luks::{LuksType, Provider, UnlockedVolume};
 
 use crate::config::ServiceConfig;
 use crate::device::{self, DeviceSpec};
@@ -31,7 +35,7 @@ const MIB: u64 = 1 << 20;
 /// A volume type's encryption spec.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Encryption {
-    /// `luks1` or `luks2`.
+    /// The provider as given (`luks`, `luks2`, `plain` or an os-brick class path).
     pub provider: String,
     /// `aes-xts-plain64`.
     pub cipher: String,
@@ -193,10 +197,9 @@ impl VolumeService {
     /// Creates a volume type (`encryption` None: plain).
     pub fn create_type(&self, name: &str, encryption: Option<Encryption>) -> Result<VolumeType> {
         if let Some(e) = &encryption {
-            if e.provider.parse::<LuksType>().is_err() || e.provider == "luks" {
+            if let Err(err) = e.provider.parse::<Provider>() {
                 return Err(ServiceError::BadRequest(format!(
-                    "volume type {name}: provider {:?} (luks1 or luks2)",
-                    e.provider
+                    "volume type {name}: {err}"
                 )));
             }
             if e.cipher != "aes-xts-plain64" {
@@ -270,7 +273,7 @@ impl VolumeService {
 
     fn device_spec(&self, e: &Encryption) -> Result<DeviceSpec> {
         Ok(DeviceSpec {
-            luks_type: e.provider.parse()?,
+            luks_type: luks_type_of(e)?,
             cipher: e.cipher.clone(),
             key_size: e.key_size,
             pbkdf: self.cfg.pbkdf.clone(),
@@ -411,6 +414,8 @@ impl VolumeService {
                 Some(new_key)
             }
             (Some(e), None) => {
+                // Checked before any key is made, so a refusal leaves none behind.
+                let spec = self.device_spec(e)?;
                 let key = match &req.encryption_key_id {
                     Some(r) => self.clone_caller_key(r).await?,
                     None => km.create_key(self.ctx(), &KeySpec::aes(e.key_size)).await?,
@@ -420,12 +425,7 @@ impl VolumeService {
                 } else {
                     device::passphrase_of(km.as_ref(), self.ctx(), &key).await?
                 };
-                if let Err(err) = device::format(
-                    &path,
-                    size_mib * MIB,
-                    &self.device_spec(e)?,
-                    pass.as_bytes(),
-                ) {
+                if let Err(err) = device::format(&path, size_mib * MIB, &spec, pass.as_bytes()) {
                     let _ = km.delete(self.ctx(), &key, true).await;
                     let _ = std::fs::remove_file(&path);
                     return Err(err);
@@ -753,5 +753,18 @@ impl VolumeService {
     /// The type record of a volume.
     pub fn volume_type(&self, v: &VolumeRecord) -> Result<Option<VolumeType>> {
         self.type_of(&v.type_id)
+    }
+}
+
+/// The LUKS version of an encryption spec; plain dm-crypt is refused, as
+/// this service attaches volumes in userspace.
+pub fn luks_type_of(e: &Encryption) -> Result<LuksType> {
+    match e.provider.parse::<Provider>()?.luks_type() {
+        Some(t) => Ok(t),
+        None => Err(ServiceError::BadRequest(format!(
+            "provider {:?} is plain dm-crypt (os-brick's CryptsetupEncryptor), which needs the \
+             kernel's device-mapper; this service attaches volumes in userspace (luks or luks2)",
+            e.provider
+        ))),
     }
 }

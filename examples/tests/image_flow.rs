@@ -198,7 +198,7 @@ async fn flows(images: &ImageService, vols: &VolumeService, qemu: bool) {
         .unwrap();
     let w = images.delete(&img.id).await.unwrap();
     assert!(w.iter().any(|w| w.contains("consumer")), "{w:?}");
-    assert!(key_exists(images, &key.to_string()).await);
+    assert!(key_exists(images, key.as_str()).await);
     images
         .cfg
         .km
@@ -287,7 +287,7 @@ async fn flows(images: &ImageService, vols: &VolumeService, qemu: bool) {
     vols.detach(&v2.id).unwrap();
     vols.delete(&v2.id).await.unwrap();
     images.delete(&legacy.id).await.unwrap();
-    assert!(!key_exists(images, &legacy_key.to_string()).await);
+    assert!(!key_exists(images, legacy_key.as_str()).await);
     images.delete(&img.id).await.unwrap();
 
     // a plain image into an encrypted volume is encrypted on the way

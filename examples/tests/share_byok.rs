@@ -96,7 +96,7 @@ async fn flow(b: &common::Backend) {
             &ctx,
             NewSecret::new(
                 SecretKind::Private,
-                b"-----BEGIN PRIVATE KEY-----x".to_vec(),
+                keymgr_core::testkit::sample_payloads(SecretKind::Private).remove(0),
             ),
         )
         .await
@@ -180,7 +180,7 @@ async fn flow(b: &common::Backend) {
     let mut per_share = Vec::new();
     for (k, label) in [(&k_sym, "sym"), (&k_pass, "pass"), (&k_opaque, "opaque")] {
         let s = svc
-            .create(&req(label, "per-share", "n1", Some(&k.to_string())))
+            .create(&req(label, "per-share", "n1", Some(k.as_str())))
             .await
             .unwrap_or_else(|e| panic!("{n}: share with {label} key: {e}"));
         assert_eq!(s.status, "available");

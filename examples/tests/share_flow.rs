@@ -53,7 +53,16 @@ async fn flows(cfg: ServiceConfig, restart: impl Fn() -> ServiceConfig) {
         .store(&ctx, NewSecret::new(SecretKind::Opaque, vec![9u8; 40]))
         .await
         .unwrap();
-    let priv_key = km.store(&ctx, NewSecret::new(SecretKind::Private, b"-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n".to_vec())).await.unwrap();
+    let priv_key = km
+        .store(
+            &ctx,
+            NewSecret::new(
+                SecretKind::Private,
+                keymgr_core::testkit::sample_payloads(SecretKind::Private).remove(0),
+            ),
+        )
+        .await
+        .unwrap();
 
     // refusals, before anything is written
     let req = |t: &str, r: Option<String>, net: &str| CreateShare {

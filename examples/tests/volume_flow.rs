@@ -43,6 +43,66 @@ async fn flows(svc: &VolumeService, second_project: bool) {
         Err(ServiceError::BadRequest(_))
     ));
 
+    // Providers mean what os-brick makes of them: `luks` and the legacy
+    // LuksEncryptor class paths are LUKS1 (`luksFormat --type luks1`).
+    svc.create_type("cinder-luks", enc("luks", 256)).unwrap();
+    svc.create_type(
+        "legacy-class",
+        enc("nova.volume.encryptors.luks.LuksEncryptor", 256),
+    )
+    .unwrap();
+    svc.create_type(
+        "brick-luks2",
+        enc("os_brick.encryptors.luks.Luks2Encryptor", 512),
+    )
+    .unwrap();
+    for (t, version) in [("cinder-luks", 1), ("legacy-class", 1), ("brick-luks2", 2)] {
+        let v = svc
+            .create(&CreateVolume {
+                size_mib: 2,
+                volume_type: Some(t.into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let path = svc.cfg.device_path(&format!("volume-{}", v.id));
+        assert_eq!(
+            luks::Volume::open(&path).unwrap().version(),
+            version,
+            "type {t}"
+        );
+        svc.delete(&v.id).await.unwrap();
+    }
+    // Plain dm-crypt (CryptsetupEncryptor) types exist, but this service
+    // attaches in userspace: a volume of one is refused with the reason.
+    svc.create_type("dm-plain", enc("CryptsetupEncryptor", 256))
+        .unwrap();
+    let keys_before = km
+        .list_all(&ctx, &keymgr::ListQuery::all())
+        .await
+        .unwrap()
+        .len();
+    match svc
+        .create(&CreateVolume {
+            size_mib: 2,
+            volume_type: Some("dm-plain".into()),
+            ..Default::default()
+        })
+        .await
+    {
+        Err(ServiceError::BadRequest(m)) => assert!(m.contains("device-mapper"), "{m}"),
+        other => panic!("a plain dm-crypt volume: {other:?}"),
+    }
+    let keys_after = km
+        .list_all(&ctx, &keymgr::ListQuery::all())
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(
+        keys_before, keys_after,
+        "a refused volume leaves no key behind"
+    );
+
     // BYOK: the caller's key is cloned; the caller may delete theirs
     let caller = km.create_key(&ctx, &KeySpec::aes(256)).await.unwrap();
     let v1 = svc

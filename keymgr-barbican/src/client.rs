@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use keymgr_core::{
     Consumer, Context, Error, KeyManager, KeySpec, ListQuery, NewSecret, Page, Payload, Result,
-    Secret, SecretId, SecretKind, SecretMetadata,
+    Secret, SecretId, SecretMetadata,
 };
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::Method;
@@ -423,6 +423,7 @@ impl BarbicanKeyManager {
     }
 
     async fn secret_json(&self, ctx: &Context, id: &SecretId, what: &str) -> Result<SecretJson> {
+        let id = &id.to_hyphenated_uuid()?;
         let call = Call::new(Method::GET, format!("secrets/{id}"), what);
         let (reply, _) = self.ok(ctx, &call).await?;
         reply.json(what)
@@ -524,6 +525,7 @@ impl BarbicanKeyManager {
 
     /// The secret's read ACL.
     pub async fn get_acl(&self, ctx: &Context, id: &SecretId) -> Result<SecretAcl> {
+        let id = &id.to_hyphenated_uuid()?;
         let what = format!("get ACL of secret {id}");
         let call = Call::new(Method::GET, format!("secrets/{id}/acl"), &what);
         let (reply, _) = self.ok(ctx, &call).await?;
@@ -557,6 +559,7 @@ impl BarbicanKeyManager {
         users: &[String],
         project_access: bool,
     ) -> Result<()> {
+        let id = &id.to_hyphenated_uuid()?;
         let what = format!("set ACL of secret {id}");
         let body =
             serde_json::json!({ "read": { "users": users, "project-access": project_access } });
@@ -573,6 +576,7 @@ impl BarbicanKeyManager {
         users: Option<&[String]>,
         project_access: Option<bool>,
     ) -> Result<()> {
+        let id = &id.to_hyphenated_uuid()?;
         let what = format!("update ACL of secret {id}");
         let mut read = serde_json::Map::new();
         if let Some(u) = users {
@@ -588,6 +592,7 @@ impl BarbicanKeyManager {
 
     /// Removes the secret's ACL: back to project access and no extra users.
     pub async fn delete_acl(&self, ctx: &Context, id: &SecretId) -> Result<()> {
+        let id = &id.to_hyphenated_uuid()?;
         let what = format!("delete ACL of secret {id}");
         let call = Call::new(Method::DELETE, format!("secrets/{id}/acl"), &what);
         self.ok(ctx, &call).await.map(|_| ())
@@ -661,11 +666,6 @@ fn server_max_microversion(doc: &serde_json::Value) -> u8 {
         .unwrap_or(0)
 }
 
-/// Python's `str.strip()` removes these too (`str.isspace`).
-fn py_space(c: char) -> bool {
-    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
-}
-
 #[derive(Serialize)]
 struct StoreBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -685,23 +685,17 @@ struct StoreBody<'a> {
     expiration: Option<String>,
 }
 
-/// The store request. Binary kinds travel base64-encoded as
-/// `application/octet-stream`; a passphrase as `text/plain`, unless it
-/// starts or ends with white space, which Barbican strips from text
-/// payloads: then it goes as bytes too, so it comes back unchanged.
+/// The store request, as Castellan makes it through python-barbicanclient:
+/// every kind travels base64-encoded as `application/octet-stream`, so that
+/// python-barbicanclient hands its callers bytes (os-brick's
+/// `get_passphrase_from_secret` takes nothing else) and Barbican keeps every
+/// byte (it strips white space from `text/plain` payloads). Private keys,
+/// public keys and certificates go as the PEM Castellan writes.
 fn store_body(s: &NewSecret) -> Result<Zeroizing<Vec<u8>>> {
-    let bytes = s.payload.expose();
-    let as_text = s.kind == SecretKind::Passphrase
-        && std::str::from_utf8(bytes)
-            .is_ok_and(|t| !t.starts_with(py_space) && !t.ends_with(py_space));
-    let encoded: Zeroizing<String>;
-    let (payload, content_type, encoding) = if as_text {
-        let text = std::str::from_utf8(bytes).unwrap_or_default();
-        (text, "text/plain", None)
-    } else {
-        encoded = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(bytes));
-        (encoded.as_str(), "application/octet-stream", Some("base64"))
-    };
+    let stored = keymgr_core::encoding::to_pem(s.kind, &s.payload)?;
+    let encoded = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(stored.expose()));
+    let (payload, content_type, encoding) =
+        (encoded.as_str(), "application/octet-stream", Some("base64"));
     let body = StoreBody {
         name: s.name.as_deref(),
         secret_type: s.kind.as_str(),
@@ -729,6 +723,12 @@ fn last_segment(href: &str) -> Option<String> {
 impl KeyManager for BarbicanKeyManager {
     fn backend_name(&self) -> &'static str {
         "barbican"
+    }
+
+    /// Barbican's form: a hyphenated lower-case UUID (32 hex digits and
+    /// secret hrefs are accepted and converted).
+    fn parse_id(&self, input: &str) -> Result<SecretId> {
+        SecretId::parse(input)?.to_hyphenated_uuid()
     }
 
     async fn create_key(&self, ctx: &Context, spec: &KeySpec) -> Result<SecretId> {
@@ -817,7 +817,7 @@ impl KeyManager for BarbicanKeyManager {
     }
 
     async fn store(&self, ctx: &Context, secret: NewSecret) -> Result<SecretId> {
-        secret.validate()?;
+        let secret = secret.into_normalized()?;
         let what = format!("store {} secret", secret.kind);
         let mut call = Call::new(Method::POST, "secrets", &what);
         call.body = Some(store_body(&secret)?);
@@ -836,6 +836,7 @@ impl KeyManager for BarbicanKeyManager {
     }
 
     async fn get(&self, ctx: &Context, id: &SecretId) -> Result<Secret> {
+        let id = &id.to_hyphenated_uuid()?;
         let what = format!("get secret {id}");
         let meta = self.secret_json(ctx, id, &what).await?;
         let accept = meta
@@ -845,11 +846,26 @@ impl KeyManager for BarbicanKeyManager {
         let mut call = Call::new(Method::GET, format!("secrets/{id}/payload"), &what);
         call.accept = &accept;
         let (mut reply, _) = self.ok(ctx, &call).await?;
-        let payload = Payload::from(std::mem::take(&mut *reply.body));
+        let mut payload = Payload::from(std::mem::take(&mut *reply.body));
+        if keymgr_core::encoding::pem_label(metadata.kind).is_some() {
+            // Barbican holds PEM; callers get the DER Castellan's objects hold.
+            payload =
+                keymgr_core::encoding::normalize_der(metadata.kind, &payload).map_err(|e| {
+                    Error::Backend {
+                        what: what.clone(),
+                        status: reply.status,
+                        message: format!(
+                            "the stored {} is neither PEM nor DER: {e}",
+                            metadata.kind
+                        ),
+                    }
+                })?;
+        }
         Ok(Secret { metadata, payload })
     }
 
     async fn metadata(&self, ctx: &Context, id: &SecretId) -> Result<SecretMetadata> {
+        let id = &id.to_hyphenated_uuid()?;
         let what = format!("metadata of secret {id}");
         self.secret_json(ctx, id, &what).await?.into_metadata(&what)
     }
@@ -877,6 +893,7 @@ impl KeyManager for BarbicanKeyManager {
     }
 
     async fn delete(&self, ctx: &Context, id: &SecretId, force: bool) -> Result<()> {
+        let id = &id.to_hyphenated_uuid()?;
         let what = format!("delete secret {id}");
         let root = self.root().await?;
         let mv = self.negotiate(&root).await?;
@@ -916,6 +933,7 @@ impl KeyManager for BarbicanKeyManager {
     }
 
     async fn add_consumer(&self, ctx: &Context, id: &SecretId, consumer: &Consumer) -> Result<()> {
+        let id = &id.to_hyphenated_uuid()?;
         let what = format!("add consumer to secret {id}");
         self.require_consumers(&what).await?;
         let mut call =
@@ -931,6 +949,7 @@ impl KeyManager for BarbicanKeyManager {
         id: &SecretId,
         consumer: &Consumer,
     ) -> Result<()> {
+        let id = &id.to_hyphenated_uuid()?;
         let what = format!("remove consumer from secret {id}");
         self.require_consumers(&what).await?;
         let call =
@@ -944,6 +963,7 @@ impl KeyManager for BarbicanKeyManager {
     }
 
     async fn list_consumers(&self, ctx: &Context, id: &SecretId) -> Result<Vec<Consumer>> {
+        let id = &id.to_hyphenated_uuid()?;
         let what = format!("list consumers of secret {id}");
         self.require_consumers(&what).await?;
         let mut out = Vec::new();
@@ -971,13 +991,14 @@ impl KeyManager for BarbicanKeyManager {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keymgr_core::SecretKind;
 
     fn body_of(s: &NewSecret) -> serde_json::Value {
         serde_json::from_slice(&store_body(s).unwrap()).unwrap()
     }
 
     #[test]
-    fn binary_kinds_go_base64_and_passphrases_as_text() {
+    fn every_kind_goes_base64_as_octet_stream() {
         let b = body_of(&NewSecret::new(SecretKind::Symmetric, vec![0u8, 1, 255]).named("k"));
         assert_eq!(b["payload"], "AAH/");
         assert_eq!(b["payload_content_type"], "application/octet-stream");
@@ -987,14 +1008,9 @@ mod tests {
         assert_eq!(b["bit_length"], 24);
         assert_eq!(b["name"], "k");
 
-        let b = body_of(&NewSecret::new(SecretKind::Passphrase, b"p\tw".to_vec()));
-        assert_eq!(b["payload"], "p\tw");
-        assert_eq!(b["payload_content_type"], "text/plain");
-        assert!(b.get("payload_content_encoding").is_none());
-        assert!(b.get("name").is_none());
-
-        // Barbican strips text payloads: such passphrases travel as bytes.
-        for p in [" lead", "trail\n", "\u{1f}x"] {
+        // Passphrases too, as Castellan sends them: python-barbicanclient then
+        // returns bytes (os-brick needs them) and Barbican strips nothing.
+        for p in ["p\tw", " lead", "trail\n", "\u{1f}x", "ünï"] {
             let b = body_of(&NewSecret::new(
                 SecretKind::Passphrase,
                 p.as_bytes().to_vec(),
@@ -1003,7 +1019,13 @@ mod tests {
                 b["payload_content_type"], "application/octet-stream",
                 "{p:?}"
             );
+            assert_eq!(b["payload_content_encoding"], "base64");
             assert_eq!(b["secret_type"], "passphrase");
+            use base64::Engine;
+            let back = base64::engine::general_purpose::STANDARD
+                .decode(b["payload"].as_str().unwrap())
+                .unwrap();
+            assert_eq!(back, p.as_bytes());
         }
     }
 

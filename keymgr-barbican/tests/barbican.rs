@@ -77,7 +77,10 @@ async fn listing_returns_every_secret_beyond_100() {
         .await
         .unwrap();
     assert_eq!(all.len(), 105, "every secret, once");
-    assert_eq!(all.iter().map(|m| m.id).collect::<BTreeSet<_>>(), ids);
+    assert_eq!(
+        all.iter().map(|m| m.id.clone()).collect::<BTreeSet<_>>(),
+        ids
+    );
 
     // Barbican's own page size is 10 when none is asked for.
     let first = km.list(&ctx, &ListQuery::all().name(&name)).await.unwrap();

@@ -77,7 +77,7 @@ async fn barbican_restart_mid_loop_loses_and_duplicates_nothing() {
                 continue;
             }
         };
-        alive.insert(id, payload.clone());
+        alive.insert(id.clone(), payload.clone());
         let got = km
             .get(&ctx, &id)
             .await
@@ -118,8 +118,8 @@ async fn barbican_restart_mid_loop_loses_and_duplicates_nothing() {
         .list_all(&ctx, &ListQuery::all().name(&name))
         .await
         .unwrap();
-    let ids: Vec<_> = listed.iter().map(|m| m.id).collect();
-    let unique_ids: BTreeSet<_> = ids.iter().copied().collect();
+    let ids: Vec<_> = listed.iter().map(|m| m.id.clone()).collect();
+    let unique_ids: BTreeSet<_> = ids.iter().cloned().collect();
     assert_eq!(ids.len(), unique_ids.len(), "a secret listed twice");
     for (id, payload) in &alive {
         assert!(unique_ids.contains(id), "secret {id} lost");

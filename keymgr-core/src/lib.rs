@@ -20,6 +20,7 @@
 //! ```
 
 mod context;
+pub mod encoding;
 mod error;
 mod id;
 mod kind;

@@ -19,6 +19,14 @@ pub trait KeyManager: Send + Sync + Debug {
     /// A short name of the backend (`mock`, `barbican`, `vault`).
     fn backend_name(&self) -> &'static str;
 
+    /// Parses an id the way this backend writes ids: its own form out of
+    /// any form it accepts (for a Vault backend, the 32 hex digits of a
+    /// hyphenated UUID). The default is [`SecretId::parse`], for backends
+    /// whose ids are free text.
+    fn parse_id(&self, input: &str) -> Result<SecretId> {
+        SecretId::parse(input)
+    }
+
     /// Generates and stores a new symmetric key; `spec` is validated with
     /// [`KeySpec::validate`].
     async fn create_key(&self, ctx: &Context, spec: &KeySpec) -> Result<SecretId>;

@@ -140,6 +140,16 @@ impl NewSecret {
         Ok(())
     }
 
+    /// [`NewSecret::validate`]s the secret and puts a private key, public
+    /// key or certificate into the DER form Castellan's objects hold (PEM,
+    /// PKCS#1 and SEC1 are converted; see [`crate::encoding`]). Every
+    /// backend stores what this returns.
+    pub fn into_normalized(mut self) -> crate::Result<Self> {
+        self.validate()?;
+        self.payload = crate::encoding::normalize_der(self.kind, &self.payload)?;
+        Ok(self)
+    }
+
     /// A copy of a fetched secret for storing again (used by clone):
     /// same kind, payload, name, algorithm, bit length and mode.
     pub fn from_secret(secret: &Secret) -> Self {
@@ -180,8 +190,8 @@ pub struct Secret {
 
 impl Secret {
     /// The id.
-    pub fn id(&self) -> SecretId {
-        self.metadata.id
+    pub fn id(&self) -> &SecretId {
+        &self.metadata.id
     }
 
     /// The kind.

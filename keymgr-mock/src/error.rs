@@ -1,13 +1,15 @@
-//! Errors of the sealed file.
+//! Errors of the store file.
 
 use std::path::PathBuf;
 
 /// Why a sealed store could not be opened, read or written.
 ///
-/// Whatever the error, the file on disk was left as it was. Converted into
+/// Whatever the error, the write that failed left nothing behind: the
+/// store is as it was before the call. Converted into
 /// [`keymgr_core::Error`] by the [`keymgr_core::KeyManager`] methods:
-/// [`SealedError::WrongKey`] becomes `Unauthenticated`, I/O errors become
-/// `Unavailable`, and everything else (corrupt, truncated, unsupported
+/// [`SealedError::WrongKey`] becomes `Unauthenticated`; I/O and database
+/// errors and a store busy for longer than the timeout become
+/// `Unavailable`; and everything else (corrupt, truncated, unsupported
 /// files, bad key files or parameters) becomes `Config`, since only the
 /// operator can fix it (restore the file, give the right key).
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +27,7 @@ pub enum SealedError {
         source: std::io::Error,
     },
     /// The file does not start with the sealed store's magic bytes.
-    #[error("{} is not a keymgr sealed store (bad magic bytes)", path.display())]
+    #[error("{} is not a keymgr store (neither a keymgr SQLite store nor a version-1 sealed file)", path.display())]
     NotASealedStore {
         /// The file.
         path: PathBuf,
@@ -49,7 +51,7 @@ pub enum SealedError {
         reason: String,
     },
     /// The file is a sealed store of a version this code does not read.
-    #[error("sealed store {} has format version {version}; this build reads version {}", path.display(), crate::sealed::VERSION)]
+    #[error("store {} has format version {version}; this build reads version {} (and migrates version 1)", path.display(), crate::crypto::VERSION)]
     UnsupportedVersion {
         /// The file.
         path: PathBuf,
@@ -87,12 +89,30 @@ pub enum SealedError {
         reason: String,
     },
     /// The file is larger than this backend reads.
-    #[error("sealed store {} is {len} bytes, larger than the {} this backend reads", path.display(), crate::sealed::MAX_FILE_LEN)]
+    #[error("sealed store {} is {len} bytes, larger than the {} this backend reads", path.display(), crate::v1::MAX_FILE_LEN)]
     TooLarge {
         /// The file.
         path: PathBuf,
         /// Its length.
         len: u64,
+    },
+    /// Other writers held the store for longer than the busy timeout.
+    #[error("store {} is busy: another writer held it for more than {waited:?}", path.display())]
+    Busy {
+        /// The file.
+        path: PathBuf,
+        /// How long this call waited.
+        waited: std::time::Duration,
+    },
+    /// SQLite failed (other than damage or a busy store).
+    #[error("store {}: {action}: {reason}", path.display())]
+    Database {
+        /// The file.
+        path: PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// SQLite's message.
+        reason: String,
     },
     /// The operating system's random source failed.
     #[error("the operating system's random source failed: {reason}")]
@@ -113,6 +133,12 @@ impl From<SealedError> for keymgr_core::Error {
                 what: format!("sealed store {}", path.display()),
                 reason: e.to_string(),
             },
+            SealedError::Busy { path, .. } | SealedError::Database { path, .. } => {
+                keymgr_core::Error::Unavailable {
+                    what: format!("store {}", path.display()),
+                    reason: e.to_string(),
+                }
+            }
             SealedError::Random { .. } => keymgr_core::Error::Unavailable {
                 what: "sealed store".into(),
                 reason: e.to_string(),

@@ -40,7 +40,7 @@ pub(crate) struct Store {
     pub next_seq: u64,
 }
 
-fn project_of(ctx: &Context) -> Result<&str> {
+pub(crate) fn project_of(ctx: &Context) -> Result<&str> {
     let p = ctx.project_id.as_str();
     if p.is_empty() {
         return Err(Error::invalid(
@@ -57,7 +57,7 @@ fn project_of(ctx: &Context) -> Result<&str> {
     Ok(p)
 }
 
-fn check_field(what: &str, value: Option<&str>) -> Result<()> {
+pub(crate) fn check_field(what: &str, value: Option<&str>) -> Result<()> {
     match value {
         Some(v) if v.len() > MAX_FIELD_LEN => Err(Error::invalid(
             what,
@@ -67,7 +67,7 @@ fn check_field(what: &str, value: Option<&str>) -> Result<()> {
     }
 }
 
-fn check_consumer(c: &Consumer) -> Result<()> {
+pub(crate) fn check_consumer(c: &Consumer) -> Result<()> {
     for (what, v) in [
         ("consumer service", &c.service),
         ("consumer resource type", &c.resource_type),
@@ -81,8 +81,48 @@ fn check_consumer(c: &Consumer) -> Result<()> {
     Ok(())
 }
 
-fn is_expired(meta: &SecretMetadata, now: OffsetDateTime) -> bool {
+pub(crate) fn is_expired(meta: &SecretMetadata, now: OffsetDateTime) -> bool {
     meta.expiration.is_some_and(|e| e <= now)
+}
+
+/// Checks a new secret for the caller's project (what every store
+/// refuses, and this backend's size limits); returns the project id.
+pub(crate) fn validate_new(ctx: &Context, secret: &NewSecret) -> Result<String> {
+    let project = project_of(ctx)?.to_string();
+    secret.validate()?;
+    if secret.payload.len() > MAX_PAYLOAD_LEN {
+        return Err(Error::invalid(
+            "secret payload",
+            format!(
+                "{} bytes, larger than the {MAX_PAYLOAD_LEN} this backend accepts",
+                secret.payload.len()
+            ),
+        ));
+    }
+    check_field("secret name", secret.name.as_deref())?;
+    check_field("secret algorithm", secret.algorithm.as_deref())?;
+    check_field("secret mode", secret.mode.as_deref())?;
+    Ok(project)
+}
+
+/// A new symmetric key as `spec` describes it, from the OS random source.
+pub(crate) fn new_key(ctx: &Context, spec: &KeySpec) -> Result<NewSecret> {
+    project_of(ctx)?;
+    spec.validate()?;
+    let mut bytes = zeroize::Zeroizing::new(vec![0u8; spec.byte_len()]);
+    getrandom::fill(&mut bytes).map_err(|e| Error::Unavailable {
+        what: "create_key".into(),
+        reason: format!("the operating system's random source failed: {e}"),
+    })?;
+    Ok(NewSecret {
+        kind: SecretKind::Symmetric,
+        payload: Payload::from(bytes),
+        name: spec.name.clone(),
+        algorithm: Some(spec.algorithm.to_ascii_lowercase()),
+        bit_length: Some(spec.bit_length),
+        mode: spec.mode.clone(),
+        expiration: spec.expiration,
+    })
 }
 
 impl Store {
@@ -128,20 +168,7 @@ impl Store {
         secret: NewSecret,
         now: OffsetDateTime,
     ) -> Result<SecretId> {
-        let project = project_of(ctx)?.to_string();
-        secret.validate()?;
-        if secret.payload.len() > MAX_PAYLOAD_LEN {
-            return Err(Error::invalid(
-                "secret payload",
-                format!(
-                    "{} bytes, larger than the {MAX_PAYLOAD_LEN} this backend accepts",
-                    secret.payload.len()
-                ),
-            ));
-        }
-        check_field("secret name", secret.name.as_deref())?;
-        check_field("secret algorithm", secret.algorithm.as_deref())?;
-        check_field("secret mode", secret.mode.as_deref())?;
+        let project = validate_new(ctx, &secret)?;
         let mut id = SecretId::new_random();
         while self.records.contains_key(&id) {
             id = SecretId::new_random();
@@ -158,12 +185,12 @@ impl Store {
             expiration,
         } = secret;
         self.records.insert(
-            id,
+            id.clone(),
             Record {
                 project,
                 seq,
                 meta: SecretMetadata {
-                    id,
+                    id: id.clone(),
                     kind,
                     name,
                     algorithm,
@@ -186,22 +213,7 @@ impl Store {
         spec: &KeySpec,
         now: OffsetDateTime,
     ) -> Result<SecretId> {
-        project_of(ctx)?;
-        spec.validate()?;
-        let mut bytes = zeroize::Zeroizing::new(vec![0u8; spec.byte_len()]);
-        getrandom::fill(&mut bytes).map_err(|e| Error::Unavailable {
-            what: "create_key".into(),
-            reason: format!("the operating system's random source failed: {e}"),
-        })?;
-        let secret = NewSecret {
-            kind: SecretKind::Symmetric,
-            payload: Payload::from(bytes),
-            name: spec.name.clone(),
-            algorithm: Some(spec.algorithm.to_ascii_lowercase()),
-            bit_length: Some(spec.bit_length),
-            mode: spec.mode.clone(),
-            expiration: spec.expiration,
-        };
+        let secret = new_key(ctx, spec)?;
         self.store(ctx, secret, now)
     }
 

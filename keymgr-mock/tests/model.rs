@@ -166,7 +166,7 @@ impl Model {
         e.seq = self.next_seq;
         self.next_seq += 1;
         assert!(
-            self.entries.insert(id, e).is_none(),
+            self.entries.insert(id.clone(), e).is_none(),
             "backend reused id {id}"
         );
     }
@@ -245,7 +245,7 @@ async fn run(ops: Vec<Op>, mut b: Backends) {
     let mut ids: Vec<SecretId> = Vec::new();
     let pick = |ids: &Vec<SecretId>, r: &IdRef| -> SecretId {
         match r {
-            IdRef::Known(n) if !ids.is_empty() => ids[n % ids.len()],
+            IdRef::Known(n) if !ids.is_empty() => ids[n % ids.len()].clone(),
             _ => SecretId::new_random(),
         }
     };
@@ -265,7 +265,14 @@ async fn run(ops: Vec<Op>, mut b: Backends) {
                     mode: (kind == SecretKind::Symmetric).then(|| "xts".to_string()),
                     ..NewSecret::new(kind, payload.clone())
                 };
+                // Keys and certificates must be DER or PEM (kept as DER).
+                let normalized = keymgr_core::encoding::normalize_der(
+                    kind,
+                    &keymgr_core::Payload::from(payload.clone()),
+                )
+                .ok();
                 let valid = !payload.is_empty()
+                    && normalized.is_some()
                     && (kind != SecretKind::Passphrase || std::str::from_utf8(payload).is_ok());
                 let got = b.km().store(&ctx(*p), ns.clone()).await;
                 agree(
@@ -278,7 +285,7 @@ async fn run(ops: Vec<Op>, mut b: Backends) {
                     },
                 );
                 if let Ok(id) = got {
-                    ids.push(id);
+                    ids.push(id.clone());
                     model.insert(
                         id,
                         Entry {
@@ -289,7 +296,7 @@ async fn run(ops: Vec<Op>, mut b: Backends) {
                             algorithm: ns.algorithm,
                             bit_length: ns.bit_length,
                             mode: ns.mode,
-                            payload: payload.clone(),
+                            payload: normalized.map(|p| p.expose().to_vec()).unwrap_or_default(),
                             consumers: Vec::new(),
                         },
                     );
@@ -317,7 +324,7 @@ async fn run(ops: Vec<Op>, mut b: Backends) {
                     // backend to them.
                     let s = b.km().get(&ctx(*p), &id).await.unwrap();
                     assert_eq!(s.payload.len() as u32 * 8, bits);
-                    ids.push(id);
+                    ids.push(id.clone());
                     model.insert(
                         id,
                         Entry {
@@ -417,7 +424,7 @@ async fn run(ops: Vec<Op>, mut b: Backends) {
                 if let (Ok(new), Ok(mut e)) = (got, want) {
                     assert_ne!(new, id);
                     e.consumers.clear();
-                    ids.push(new);
+                    ids.push(new.clone());
                     model.insert(new, e);
                 }
             }
@@ -449,11 +456,11 @@ async fn run(ops: Vec<Op>, mut b: Backends) {
                     .iter()
                     .skip(*offset)
                     .take(lim)
-                    .map(|(id, _)| **id)
+                    .map(|(id, _)| (*id).clone())
                     .collect();
                 let end = offset + want.len();
                 let page = b.km().list(&ctx(*p), &q).await.unwrap();
-                let got: Vec<SecretId> = page.secrets.iter().map(|m| m.id).collect();
+                let got: Vec<SecretId> = page.secrets.iter().map(|m| m.id.clone()).collect();
                 assert_eq!(got, want, "{op:?}");
                 assert_eq!(page.total, Some(hits.len()), "{op:?} total");
                 assert_eq!(

@@ -131,16 +131,18 @@ impl VaultKeyManager {
         &self.client
     }
 
-    /// The KV path of a record, as Castellan builds it.
+    /// The KV path of a record, as Castellan builds it: the id's 32 hex
+    /// digits (a hyphenated UUID is converted; any other id is used as given).
     pub fn record_path(&self, id: &SecretId) -> String {
+        let name = record_name(id);
         match self.kv_version {
-            1 => format!("{}/{}{}", self.mount, self.prefix, id.simple()),
-            _ => format!("{}/data/{}{}", self.mount, self.prefix, id.simple()),
+            1 => format!("{}/{}{}", self.mount, self.prefix, name),
+            _ => format!("{}/data/{}{}", self.mount, self.prefix, name),
         }
     }
 
     fn metadata_path(&self, id: &SecretId) -> String {
-        format!("{}/metadata/{}{}", self.mount, self.prefix, id.simple())
+        format!("{}/metadata/{}{}", self.mount, self.prefix, record_name(id))
     }
 
     fn list_path(&self) -> String {
@@ -230,7 +232,7 @@ impl VaultKeyManager {
             // KV v2 answers a deleted or destroyed version with null data.
             _ => return Err(Error::not_found(what)),
         };
-        let rec = Record::from_json(*id, data)?;
+        let rec = Record::from_json(id.clone(), data)?;
         let visible = match &rec.project {
             Some(p) => *p == ctx.project_id,
             None => self.legacy_visible,
@@ -273,11 +275,12 @@ impl VaultKeyManager {
 
     /// Stores a new record under a fresh id; never overwrites.
     async fn create(&self, ctx: &Context, secret: NewSecret) -> Result<SecretId> {
-        secret.validate()?;
+        // Castellan's Vault backend keeps the DER its objects hold (as hex).
+        let secret = secret.into_normalized()?;
         for _ in 0..3 {
-            let id = SecretId::new_random();
+            let id = new_id();
             let what = format!("store secret {id} in Vault");
-            let rec = Record::new(id, &ctx.project_id, secret.clone());
+            let rec = Record::new(id.clone(), &ctx.project_id, secret.clone());
             let cas = (self.kv_version == 2).then_some(0);
             let ans = self.write(&rec, cas, &what).await?;
             if ans.status.is_success() {
@@ -306,9 +309,9 @@ impl VaultKeyManager {
     /// repeated briefly while it is not found, since a raft standby may not
     /// have applied that write yet.
     async fn landed(&self, ctx: &Context, rec: &Record, what: &str) -> Result<bool> {
-        let id = rec.metadata.id;
+        let id = &rec.metadata.id;
         for attempt in 0..5u64 {
-            match self.read(ctx, &id, what).await {
+            match self.read(ctx, id, what).await {
                 Ok((got, _)) => {
                     return Ok(got.payload.expose() == rec.payload.expose()
                         && got.metadata.created == rec.metadata.created
@@ -437,7 +440,7 @@ impl VaultKeyManager {
                 keys.iter()
                     .filter_map(Value::as_str)
                     .filter(|k| k.len() == 32)
-                    .filter_map(|k| SecretId::parse(k).ok())
+                    .filter_map(|k| SecretId::parse(k).ok()?.to_simple_uuid().ok())
                     .collect()
             })
             .unwrap_or_default())
@@ -448,6 +451,12 @@ impl VaultKeyManager {
 impl KeyManager for VaultKeyManager {
     fn backend_name(&self) -> &'static str {
         "vault"
+    }
+
+    /// Castellan's Vault form: 32 lower-case hex digits (a hyphenated UUID
+    /// is converted).
+    fn parse_id(&self, input: &str) -> Result<SecretId> {
+        SecretId::parse(input)?.to_simple_uuid()
     }
 
     async fn create_key(&self, ctx: &Context, spec: &KeySpec) -> Result<SecretId> {
@@ -477,6 +486,7 @@ impl KeyManager for VaultKeyManager {
     }
 
     async fn get(&self, ctx: &Context, id: &SecretId) -> Result<Secret> {
+        let id = &id.to_simple_uuid()?;
         Ok(self
             .read(ctx, id, &format!("get secret {id}"))
             .await?
@@ -485,6 +495,7 @@ impl KeyManager for VaultKeyManager {
     }
 
     async fn metadata(&self, ctx: &Context, id: &SecretId) -> Result<SecretMetadata> {
+        let id = &id.to_simple_uuid()?;
         Ok(self
             .read(ctx, id, &format!("metadata of secret {id}"))
             .await?
@@ -509,7 +520,7 @@ impl KeyManager for VaultKeyManager {
             .try_collect()
             .await?;
         found.retain(|m| query.matches(m));
-        found.sort_by_key(|m| (m.created, m.id));
+        found.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
         let total = found.len();
         let limit = query.limit.unwrap_or(DEFAULT_PAGE).max(1);
         let secrets: Vec<_> = found.into_iter().skip(query.offset).take(limit).collect();
@@ -522,6 +533,7 @@ impl KeyManager for VaultKeyManager {
     }
 
     async fn delete(&self, ctx: &Context, id: &SecretId, force: bool) -> Result<()> {
+        let id = &id.to_simple_uuid()?;
         let what = format!("delete secret {id}");
         let (rec, _) = self.read(ctx, id, &what).await?;
         if !force && !rec.metadata.consumers.is_empty() {
@@ -549,6 +561,7 @@ impl KeyManager for VaultKeyManager {
     }
 
     async fn add_consumer(&self, ctx: &Context, id: &SecretId, consumer: &Consumer) -> Result<()> {
+        let id = &id.to_simple_uuid()?;
         let what = format!("add consumer to secret {id}");
         self.update_consumers(ctx, id, &what, |cs| {
             if cs.contains(consumer) {
@@ -566,6 +579,7 @@ impl KeyManager for VaultKeyManager {
         id: &SecretId,
         consumer: &Consumer,
     ) -> Result<()> {
+        let id = &id.to_simple_uuid()?;
         let what = format!("remove consumer from secret {id}");
         self.update_consumers(ctx, id, &what, |cs| {
             let before = cs.len();
@@ -582,6 +596,7 @@ impl KeyManager for VaultKeyManager {
     }
 
     async fn list_consumers(&self, ctx: &Context, id: &SecretId) -> Result<Vec<Consumer>> {
+        let id = &id.to_simple_uuid()?;
         Ok(self
             .read(ctx, id, &format!("consumers of secret {id}"))
             .await?
@@ -589,6 +604,19 @@ impl KeyManager for VaultKeyManager {
             .metadata
             .consumers)
     }
+}
+
+/// A fresh id in Castellan's Vault form (`uuid4().hex`).
+fn new_id() -> SecretId {
+    SecretId::parse(&uuid::Uuid::new_v4().simple().to_string())
+        .expect("32 hex digits are a valid id")
+}
+
+/// The record name of an id: its 32 hex digits when it is a UUID.
+fn record_name(id: &SecretId) -> String {
+    id.to_simple_uuid()
+        .map(|s| s.to_string())
+        .unwrap_or_else(|_| id.to_string())
 }
 
 /// A Castellan-layout record body for `payload` (hex) as Castellan's

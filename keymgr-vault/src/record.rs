@@ -185,12 +185,12 @@ mod tests {
         let id = SecretId::new_random();
         let mut ns = NewSecret::new(SecretKind::Passphrase, b"pw".to_vec()).named("n");
         ns.mode = Some("xts".into());
-        let mut rec = Record::new(id, "proj", ns);
+        let mut rec = Record::new(id.clone(), "proj", ns);
         rec.metadata.consumers.push(Consumer::new("a", "b", "c"));
         let v: Value = serde_json::from_str(&rec.to_json()).unwrap();
         assert_eq!(v["value"], "7077");
         assert_eq!(v["type"], "passphrase");
-        let back = Record::from_json(id, v).unwrap();
+        let back = Record::from_json(id.clone(), v).unwrap();
         assert_eq!(back.metadata, rec.metadata);
         assert_eq!(back.project.as_deref(), Some("proj"));
         for bad in [
@@ -201,7 +201,7 @@ mod tests {
             json!({"type": "opaque"}),
             json!({"type": "opaque", "value": "00", "keymgr_consumers": [1]}),
         ] {
-            assert!(Record::from_json(id, bad).is_err());
+            assert!(Record::from_json(id.clone(), bad).is_err());
         }
     }
 
@@ -218,8 +218,8 @@ mod tests {
             let id = SecretId::new_random();
             let v = json!({"type": ty, "value": value, "bit_length": bits,
                            "created": created, "name": name, "keymgr_expiration": created});
-            if let Ok(r) = Record::from_json(id, v) {
-                proptest::prop_assert_eq!(r.metadata.id, id);
+            if let Ok(r) = Record::from_json(id.clone(), v) {
+                proptest::prop_assert_eq!(&r.metadata.id, &id);
             }
             if let Ok(v) = serde_json::from_str::<Value>(&raw) {
                 let _ = Record::from_json(id, v);

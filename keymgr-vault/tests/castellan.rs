@@ -73,7 +73,7 @@ async fn castellan_records_read_here_on_kv2_and_kv1() {
                 .await
                 .unwrap();
             assert_eq!((s.kind(), s.payload.expose().to_vec()), (kind, payload));
-            km.delete(&ctx, &s.id(), false).await.unwrap();
+            km.delete(&ctx, s.id(), false).await.unwrap();
         }
         km.delete(&ctx, &id, false).await.unwrap();
     }
@@ -91,7 +91,11 @@ async fn records_written_here_are_in_castellans_layout() {
     ns.algorithm = Some("AES".into());
     let id = km.store(&ctx, ns).await.unwrap();
     let (st, body) = raw
-        .call(Method::GET, &format!("secret/data/{}", id.simple()), None)
+        .call(
+            Method::GET,
+            &format!("secret/data/{}", id.to_simple_uuid().unwrap()),
+            None,
+        )
         .await;
     assert_eq!(st, 200);
     let rec = &body["data"]["data"];
@@ -108,13 +112,17 @@ async fn records_written_here_are_in_castellans_layout() {
     );
     assert_eq!(rec["keymgr_project"], "p1");
     // The id is the 32-hex-digit form Castellan uses.
-    assert_eq!(id.simple().len(), 32);
+    assert_eq!(
+        id.as_str().len(),
+        32,
+        "Vault ids are Castellan's 32 hex digits: {id}"
+    );
 
     // Check-and-set: a second create at the same id is refused by Vault.
     let (st, _) = raw
         .call(
             Method::POST,
-            &format!("secret/data/{}", id.simple()),
+            &format!("secret/data/{}", id.to_simple_uuid().unwrap()),
             Some(serde_json::json!({"options": {"cas": 0}, "data": {"x": 1}})),
         )
         .await;
@@ -124,7 +132,7 @@ async fn records_written_here_are_in_castellans_layout() {
     let (st, _) = raw
         .call(
             Method::GET,
-            &format!("secret/metadata/{}", id.simple()),
+            &format!("secret/metadata/{}", id.to_simple_uuid().unwrap()),
             None,
         )
         .await;
@@ -179,9 +187,12 @@ async fn every_kind_written_here_reads_as_castellan_reads_it_with_a_kv_path() {
                 .unwrap();
             // Castellan's URL: {mount}/data/{kv_path}/{id} (v2), {mount}/{kv_path}/{id} (v1).
             let path = if version == 2 {
-                format!("{mount}/data/castellan/compat/{}", id.simple())
+                format!(
+                    "{mount}/data/castellan/compat/{}",
+                    id.to_simple_uuid().unwrap()
+                )
             } else {
-                format!("{mount}/castellan/compat/{}", id.simple())
+                format!("{mount}/castellan/compat/{}", id.to_simple_uuid().unwrap())
             };
             let (st, body) = raw.call(Method::GET, &path, None).await;
             assert_eq!(st, 200, "{path}");
@@ -197,7 +208,7 @@ async fn every_kind_written_here_reads_as_castellan_reads_it_with_a_kv_path() {
                 .as_array()
                 .unwrap()
                 .iter()
-                .any(|k| k == &serde_json::json!(id.simple())));
+                .any(|k| k == &serde_json::json!(id.to_simple_uuid().unwrap().to_string())));
             km.delete(&ctx, &id, true).await.unwrap();
         }
     }
@@ -227,19 +238,23 @@ async fn castellan_deletes_and_destroyed_versions_are_not_found_and_not_listed()
         .unwrap();
     // Castellan's delete: DELETE of the data path (soft-deletes the latest version).
     let (st, _) = raw
-        .call(Method::DELETE, &format!("secret/data/{}", a.simple()), None)
+        .call(
+            Method::DELETE,
+            &format!("secret/data/{}", a.to_simple_uuid().unwrap()),
+            None,
+        )
         .await;
     assert_eq!(st, 204);
     // Destroy: the other 404 shape (version destroyed).
     let (st, _) = raw
         .call(
             Method::POST,
-            &format!("secret/destroy/{}", b.simple()),
+            &format!("secret/destroy/{}", b.to_simple_uuid().unwrap()),
             Some(serde_json::json!({"versions": [1]})),
         )
         .await;
     assert_eq!(st, 204);
-    for id in [a, b] {
+    for id in [a.clone(), b.clone()] {
         let e = km.get(&ctx, &id).await.unwrap_err();
         assert_eq!(e.kind(), keymgr_core::ErrorKind::NotFound, "{e}");
     }
@@ -252,10 +267,10 @@ async fn castellan_deletes_and_destroyed_versions_are_not_found_and_not_listed()
         "deleted records are not listed: {listed:?}"
     );
     // Our delete of what Castellan soft-deleted still removes every version.
-    for id in [a, b] {
+    for id in [a.clone(), b.clone()] {
         raw.call(
             Method::DELETE,
-            &format!("secret/metadata/{}", id.simple()),
+            &format!("secret/metadata/{}", id.to_simple_uuid().unwrap()),
             None,
         )
         .await;

@@ -27,7 +27,7 @@ async fn bad_token_is_unauthenticated_and_missing_is_not_found() {
     let (st, _) = raw
         .call(
             Method::DELETE,
-            &format!("secret/data/{}", id.simple()),
+            &format!("secret/data/{}", id.to_simple_uuid().unwrap()),
             None,
         )
         .await;

@@ -44,7 +44,7 @@ async fn a_create_whose_answer_was_lost_is_neither_lost_nor_duplicated() {
         .collect();
     assert_eq!(posts.len(), 2, "the write was sent twice: {posts:?}");
     assert_eq!(posts[0].path, posts[1].path, "both attempts used one id");
-    assert!(posts[0].path.ends_with(&id.simple()));
+    assert!(posts[0].path.ends_with(id.as_str()));
     assert_eq!(
         km.get(&ctx, &id).await.unwrap().payload.expose(),
         b"exactly once"
@@ -59,7 +59,7 @@ async fn a_create_whose_answer_was_lost_is_neither_lost_nor_duplicated() {
     // The same for a consumer removal whose answer was lost.
     let c = Consumer::new("cinder", "volume", "v1");
     km.add_consumer(&ctx, &id, &c).await.unwrap();
-    proxy.inject("POST", &id.simple(), Fault::DropAnswer, 1);
+    proxy.inject("POST", id.as_str(), Fault::DropAnswer, 1);
     km.remove_consumer(&ctx, &id, &c)
         .await
         .expect("a removal that landed is done");
@@ -79,7 +79,7 @@ async fn throttling_and_transient_errors_are_retried() {
         .await
         .unwrap();
 
-    proxy.inject("GET", &id.simple(), Fault::Status(429, Some(1)), 1);
+    proxy.inject("GET", id.as_str(), Fault::Status(429, Some(1)), 1);
     let t0 = Instant::now();
     km.get(&ctx, &id).await.expect("get after a 429");
     assert!(
@@ -88,9 +88,9 @@ async fn throttling_and_transient_errors_are_retried() {
         t0.elapsed()
     );
 
-    proxy.inject("GET", &id.simple(), Fault::Status(412, None), 2);
-    proxy.inject("GET", &id.simple(), Fault::Status(500, None), 1);
-    proxy.inject("GET", &id.simple(), Fault::Status(502, None), 1);
+    proxy.inject("GET", id.as_str(), Fault::Status(412, None), 2);
+    proxy.inject("GET", id.as_str(), Fault::Status(500, None), 1);
+    proxy.inject("GET", id.as_str(), Fault::Status(502, None), 1);
     assert_eq!(km.get(&ctx, &id).await.unwrap().payload.expose(), &[9u8; 4]);
     assert_eq!(km.client().stats().retries, 5);
 
@@ -98,7 +98,7 @@ async fn throttling_and_transient_errors_are_retried() {
     let mut cfg = VaultConfig::with_token(&proxy.url, &token);
     cfg.max_retries = 1;
     let km1 = VaultKeyManager::new(cfg).unwrap();
-    proxy.inject("GET", &id.simple(), Fault::Status(500, None), 2);
+    proxy.inject("GET", id.as_str(), Fault::Status(500, None), 2);
     let e = km1.get(&ctx, &id).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
     assert!(
@@ -106,7 +106,7 @@ async fn throttling_and_transient_errors_are_retried() {
         "{e}"
     );
     // 400 is the caller's mistake: not retried, the server's message kept.
-    proxy.inject("GET", &id.simple(), Fault::Status(400, None), 1);
+    proxy.inject("GET", id.as_str(), Fault::Status(400, None), 1);
     let e = km1.get(&ctx, &id).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
     assert!(e.to_string().contains("injected fault"), "{e}");
@@ -338,7 +338,7 @@ async fn a_success_whose_body_is_broken_is_retried_then_unavailable_never_not_fo
     // Once: retried, the real answer wins.
     proxy.inject(
         "GET",
-        &id.simple(),
+        id.as_str(),
         Fault::Body(200, "<html>proxy</html>"),
         1,
     );
@@ -353,14 +353,14 @@ async fn a_success_whose_body_is_broken_is_retried_then_unavailable_never_not_fo
     let mut cfg = VaultConfig::with_token(&proxy.url, &token);
     cfg.max_retries = 1;
     let km1 = VaultKeyManager::new(cfg).unwrap();
-    proxy.inject("GET", &id.simple(), Fault::Body(200, "not json"), 2);
+    proxy.inject("GET", id.as_str(), Fault::Body(200, "not json"), 2);
     let e = km1.get(&ctx, &id).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
     proxy.inject("GET", "list=true", Fault::Body(200, "not json"), 2);
     let e = km1.list(&ctx, &ListQuery::all()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
     // JSON without the expected shape is no better.
-    proxy.inject("GET", &id.simple(), Fault::Body(200, "{}"), 1);
+    proxy.inject("GET", id.as_str(), Fault::Body(200, "{}"), 1);
     let e = km1.get(&ctx, &id).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
     km.delete(&ctx, &id, false).await.unwrap();

@@ -1,51 +1,36 @@
 //! Building the configured backend.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 
-use keymgr_core::{Error, KeyManager, Result};
+use keymgr_core::{KeyManager, Result};
 
+use crate::fixed_key::MigrationKeyManager;
 use crate::Config;
 
-/// The backends this facade knows, whether or not compiled in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BackendKind {
-    /// The embedded store (`keymgr-mock`).
-    Mock,
-    /// OpenStack Barbican (`keymgr-barbican`).
-    Barbican,
-    /// HashiCorp Vault or OpenBao (`keymgr-vault`).
-    Vault,
-}
+pub use crate::kind::BackendKind;
 
-impl FromStr for BackendKind {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "mock" | "embedded" => Ok(BackendKind::Mock),
-            "barbican" => Ok(BackendKind::Barbican),
-            "vault" | "openbao" => Ok(BackendKind::Vault),
-            _ => Err(Error::config(format!(
-                "unknown backend {s:?}: expected mock, barbican or vault"
-            ))),
-        }
-    }
-}
-
-/// Builds the backend `config` names.
+/// Builds the backend `config` names, wrapped in Castellan's migration key
+/// manager ([`MigrationKeyManager`]) when `fixed_key` is configured.
 ///
 /// A backend whose feature is not compiled in is a `Config` error saying
-/// which feature to enable.
+/// which feature to enable. An embedded store without `path` keeps its
+/// secrets in memory only; that is logged as a warning, never chosen
+/// silently in place of a configured file.
 pub fn build(config: &Config) -> Result<Arc<dyn KeyManager>> {
-    match config.backend.parse::<BackendKind>()? {
+    let km = match config.backend {
         BackendKind::Mock => build_mock(config),
         BackendKind::Barbican => build_barbican(config),
         BackendKind::Vault => build_vault(config),
-    }
+    }?;
+    Ok(match &config.fixed_key {
+        Some(key) => Arc::new(MigrationKeyManager::new(km, key.clone())),
+        None => km,
+    })
 }
 
-/// Reads a TOML file and builds its backend.
+/// Reads a configuration file (TOML or oslo.config INI, see
+/// [`Config::from_file`]) and builds its backend.
 pub fn from_config_file(path: &Path) -> Result<Arc<dyn KeyManager>> {
     build(&Config::from_file(path)?)
 }
@@ -57,8 +42,9 @@ pub fn from_env() -> Result<Option<Arc<dyn KeyManager>>> {
 }
 
 #[cfg(not(all(feature = "mock", feature = "barbican", feature = "vault")))]
-fn not_compiled(name: &str) -> Error {
-    Error::config(format!(
+fn not_compiled(kind: BackendKind) -> keymgr_core::Error {
+    let name = kind.name();
+    keymgr_core::Error::config(format!(
         "backend {name:?} is not compiled into this build: enable the keymgr feature \"{name}\""
     ))
 }
@@ -66,12 +52,17 @@ fn not_compiled(name: &str) -> Error {
 #[cfg(feature = "mock")]
 fn build_mock(config: &Config) -> Result<Arc<dyn KeyManager>> {
     let cfg: keymgr_mock::MockConfig = config.section_as()?;
+    if cfg.path.is_none() {
+        tracing::warn!(
+            "the embedded store has no `path` in [mock]: secrets are kept in memory and lost when the process ends"
+        );
+    }
     Ok(Arc::new(keymgr_mock::MockKeyManager::from_config(&cfg)?))
 }
 
 #[cfg(not(feature = "mock"))]
 fn build_mock(_: &Config) -> Result<Arc<dyn KeyManager>> {
-    Err(not_compiled("mock"))
+    Err(not_compiled(BackendKind::Mock))
 }
 
 #[cfg(feature = "barbican")]
@@ -82,7 +73,7 @@ fn build_barbican(config: &Config) -> Result<Arc<dyn KeyManager>> {
 
 #[cfg(not(feature = "barbican"))]
 fn build_barbican(_: &Config) -> Result<Arc<dyn KeyManager>> {
-    Err(not_compiled("barbican"))
+    Err(not_compiled(BackendKind::Barbican))
 }
 
 #[cfg(feature = "vault")]
@@ -93,5 +84,5 @@ fn build_vault(config: &Config) -> Result<Arc<dyn KeyManager>> {
 
 #[cfg(not(feature = "vault"))]
 fn build_vault(_: &Config) -> Result<Arc<dyn KeyManager>> {
-    Err(not_compiled("vault"))
+    Err(not_compiled(BackendKind::Vault))
 }

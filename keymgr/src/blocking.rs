@@ -7,7 +7,7 @@
 //! # #[cfg(feature = "mock")]
 //! # fn demo() -> keymgr::Result<()> {
 //! use keymgr::{blocking::BlockingKeyManager, Config, Context, KeySpec};
-//! let km = BlockingKeyManager::new(keymgr::build(&Config::new("mock"))?)?;
+//! let km = BlockingKeyManager::new(keymgr::build(&Config::new(keymgr::BackendKind::Mock))?)?;
 //! let ctx = Context::new("p", "u");
 //! let id = km.create_key(&ctx, &KeySpec::aes(256))?;
 //! assert_eq!(km.get(&ctx, &id)?.payload.expose().len(), 32);

@@ -18,14 +18,21 @@
 //!
 //! Backends are compiled in by feature: `mock` (default), `barbican`,
 //! `vault`. Nothing outside the backend crates knows which one is in use.
+//! The configuration is a keymgr TOML file, `KEYMGR_*` variables, or the
+//! oslo.config INI file of an OpenStack service ([`oslo`]).
 
 mod backends;
 pub mod blocking;
 mod config;
+pub mod fixed_key;
+mod kind;
+pub mod oslo;
 
 pub use backends::{build, from_config_file, from_env, BackendKind};
 pub use config::{Config, ContextConfig};
+pub use fixed_key::{FixedKey, MigrationKeyManager, FIXED_KEY_ID};
 pub use keymgr_core::*;
+pub use kind::{CASTELLAN_BARBICAN_CLASS, CASTELLAN_VAULT_CLASS};
 
 /// The `luks` crate, re-exported for services that format and open volumes.
 pub use luks;

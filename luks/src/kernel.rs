@@ -178,6 +178,52 @@ pub fn create_plain(
     run(&args, Some(key))
 }
 
+/// Options of [`create_plain_passphrase`]: the volume type's cipher and key
+/// size, passed on only when given, as os-brick does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlainPassphraseOptions {
+    /// `--cipher`, when the volume type names one.
+    pub cipher: Option<String>,
+    /// `--key-size` in bits, when the volume type names one.
+    pub key_size_bits: Option<u32>,
+}
+
+/// os-brick's `CryptsetupEncryptor` (provider `plain`), as Nova's LVM
+/// ephemeral encryption does it too: `cryptsetup create --key-file=-
+/// [--cipher C] [--key-size N] NAME DEVICE` with the key's os-brick
+/// passphrase (`keymgr::passphrase::passphrase_for`, the hex string) on stdin, so
+/// cryptsetup derives the same dm-crypt key from it as for a Python service.
+pub fn create_plain_passphrase(
+    name: &str,
+    device: impl AsRef<Path>,
+    passphrase: &[u8],
+    opts: &PlainPassphraseOptions,
+) -> Result<()> {
+    run(
+        &plain_passphrase_args(name, device.as_ref(), opts)?,
+        Some(passphrase),
+    )
+}
+
+/// The arguments of [`create_plain_passphrase`], in os-brick's order.
+fn plain_passphrase_args(
+    name: &str,
+    device: &Path,
+    opts: &PlainPassphraseOptions,
+) -> Result<Vec<String>> {
+    check_name(name)?;
+    let mut args = vec!["create".to_string(), "--key-file=-".into()];
+    if let Some(c) = &opts.cipher {
+        args.extend(["--cipher".into(), c.clone()]);
+    }
+    if let Some(k) = opts.key_size_bits {
+        args.extend(["--key-size".into(), k.to_string()]);
+    }
+    args.push(name.to_string());
+    args.push(device.display().to_string());
+    Ok(args)
+}
+
 /// `cryptsetup close NAME`.
 pub fn close(name: &str) -> Result<()> {
     check_name(name)?;
@@ -210,6 +256,32 @@ mod tests {
         assert!(check_name("-x").is_err());
         assert!(check_name("a/b").is_err());
         assert!(check_name("vol-1").is_ok());
+    }
+
+    #[test]
+    fn plain_passphrase_is_os_bricks_command() {
+        let opts = PlainPassphraseOptions {
+            cipher: Some("aes-xts-plain64".into()),
+            key_size_bits: Some(256),
+        };
+        assert_eq!(
+            plain_passphrase_args("crypt-v1", Path::new("/dev/sdx"), &opts).unwrap(),
+            [
+                "create",
+                "--key-file=-",
+                "--cipher",
+                "aes-xts-plain64",
+                "--key-size",
+                "256",
+                "crypt-v1",
+                "/dev/sdx"
+            ]
+        );
+        assert_eq!(
+            plain_passphrase_args("v", Path::new("/d"), &PlainPassphraseOptions::default())
+                .unwrap(),
+            ["create", "--key-file=-", "v", "/d"]
+        );
     }
 
     #[test]

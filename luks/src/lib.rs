@@ -35,6 +35,7 @@ pub mod keyslot;
 pub mod luks1;
 pub mod luks2;
 pub mod options;
+pub mod provider;
 pub mod stream;
 pub mod volume;
 
@@ -44,4 +45,5 @@ pub use hash::HashAlg;
 pub use io::{DataLayout, UnlockedVolume, VolumeStream};
 pub use kdf::{Argon2Variant, Kdf, PbkdfType};
 pub use options::{FormatOptions, KeyslotOptions, LuksType, PbkdfOptions};
+pub use provider::Provider;
 pub use volume::{format, format_file, Unlock, Volume, VolumeInfo, VolumeKey};

@@ -91,7 +91,7 @@ pub async fn run_matrix(
             let cell = format!("{name}: {} on {op}", fault.name());
             let tag = format!(
                 "faults-{}-{}",
-                &keymgr::SecretId::new_random().simple()[..12],
+                &keymgr::SecretId::new_random().as_str()[..8],
                 op
             );
             let payload: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(37) ^ 0x5a).collect();

@@ -32,7 +32,7 @@ fn var(name: &str) -> Option<String> {
 /// reported on stderr, or is a panic when servers are required.
 pub fn backends(state_dir: &std::path::Path) -> Vec<Backend> {
     let mut out = Vec::new();
-    let mut mock = Config::new("mock");
+    let mut mock = Config::new(keymgr::BackendKind::Mock);
     mock.section.insert(
         "path".into(),
         toml::Value::String(state_dir.join("store.sealed").to_string_lossy().into()),
@@ -82,7 +82,7 @@ pub fn openstack_urls() -> Option<(String, String)> {
 pub fn vault_config(addr: Option<&str>) -> Option<(Config, String)> {
     let real = var("KEYMGR_TEST_VAULT_ADDR")?;
     let token = var("KEYMGR_TEST_VAULT_TOKEN")?;
-    let mut c = Config::new("vault");
+    let mut c = Config::new(keymgr::BackendKind::Vault);
     c.section.insert(
         "vault_url".into(),
         toml::Value::String(addr.map(str::to_string).unwrap_or(real)),
@@ -100,7 +100,7 @@ pub fn barbican_config(auth: Option<&str>, endpoint: Option<&str>) -> Option<(Co
     let user = var("KEYMGR_TEST_OS_USER_A")?;
     let pw = var("KEYMGR_TEST_OS_PASSWORD_A")?;
     let project = var("KEYMGR_TEST_OS_PROJECT_A")?;
-    let mut c = Config::new("barbican");
+    let mut c = Config::new(keymgr::BackendKind::Barbican);
     for (k, v) in [
         ("auth_endpoint", auth.map(str::to_string).unwrap_or(url)),
         ("auth_type", "password".into()),

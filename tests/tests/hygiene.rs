@@ -28,8 +28,7 @@ async fn trace_logs_of_every_operation_hold_no_secret() {
             ),
             (
                 SecretKind::Private,
-                b"-----BEGIN PRIVATE KEY-----\nprivatekeymaterial42\n-----END PRIVATE KEY-----\n"
-                    .to_vec(),
+                keymgr_core::testkit::sample_payloads(SecretKind::Private).remove(0),
             ),
         ] {
             let id = km

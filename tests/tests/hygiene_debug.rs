@@ -73,7 +73,7 @@ async fn secrets_read_back_redact_debug() {
 }
 
 fn keymgr_mock_backend() -> std::sync::Arc<dyn keymgr::KeyManager> {
-    keymgr::build(&Config::new("mock")).unwrap()
+    keymgr::build(&Config::new(keymgr::BackendKind::Mock)).unwrap()
 }
 
 #[test]

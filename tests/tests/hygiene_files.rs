@@ -27,7 +27,7 @@ async fn sealed_store_and_key_file_are_0600() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store.sealed");
     let key = dir.path().join("store.key");
-    let mut c = Config::new("mock");
+    let mut c = Config::new(keymgr::BackendKind::Mock);
     c.section.insert(
         "path".into(),
         toml::Value::String(store.to_string_lossy().into()),

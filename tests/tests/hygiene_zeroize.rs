@@ -705,9 +705,12 @@ fn mock_sealed_store_with_passphrase_wipes_argon2_memory() {
         s.assert_clean("sealed store created with a passphrase");
         id.unwrap()
     };
-    // The salt is the header's bytes 24..40 (see keymgr_mock's "File format").
-    let header = std::fs::read(&store).unwrap();
-    let salt = &header[24..40];
+    // The salt is bytes 15..31 of the store's `meta` header (see keymgr_mock's "File format").
+    let header: Vec<u8> = rusqlite::Connection::open(&store)
+        .unwrap()
+        .query_row("SELECT v FROM meta WHERE k = 'header'", [], |r| r.get(0))
+        .unwrap();
+    let salt = &header[15..31];
     let last = argon2id_last_block(&pass[..], salt, params.memory_kib, params.iterations, 32);
     let mut s = Session::new();
     s.register("master passphrase", &pass[..]);

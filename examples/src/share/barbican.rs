@@ -259,7 +259,7 @@ impl AccessGranter for BarbicanGranter {
         Ok(KeyAccess {
             km,
             ctx: Context::new("", ""),
-            secret: *secret,
+            secret: secret.clone(),
         })
     }
 

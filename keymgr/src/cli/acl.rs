@@ -56,7 +56,7 @@ fn print_acl(json: bool, acl: &SecretAcl) -> anyhow::Result<()> {
 
 /// Runs one `acl` command (the backend must be Barbican).
 pub async fn run(config: &Config, json: bool, cmd: &AclCommand) -> anyhow::Result<()> {
-    if !config.backend.eq_ignore_ascii_case("barbican") {
+    if config.backend != keymgr::BackendKind::Barbican {
         anyhow::bail!(
             "ACLs are a Barbican feature; the configured backend is {:?}",
             config.backend

@@ -21,8 +21,9 @@ use keymgr::{Config, Context, KeyManager};
 #[derive(Debug, Parser)]
 #[command(name = "keymgr", version, about, long_about = None, after_help = error::EXIT_CODES)]
 pub struct Cli {
-    /// TOML configuration file (default: $KEYMGR_CONFIG, then KEYMGR_BACKEND
-    /// variables, then the embedded store in the user's data directory).
+    /// Configuration file: keymgr TOML, or an oslo.config INI such as
+    /// cinder.conf (default: $KEYMGR_CONFIG, then KEYMGR_BACKEND variables,
+    /// then the embedded store in the user's data directory).
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Project (tenant) to act for; overrides the config's [context].
@@ -210,7 +211,7 @@ fn default_embedded_config() -> anyhow::Result<Config> {
             path.display()
         );
     }
-    let mut config = Config::new("mock");
+    let mut config = Config::new(keymgr::BackendKind::Mock);
     config.section.insert(
         "path".into(),
         toml::Value::String(path.to_string_lossy().into_owned()),
@@ -228,7 +229,7 @@ fn default_embedded_config() -> anyhow::Result<Config> {
 /// itself enforces isolation by the token), so the project id is left empty.
 pub fn context_for(config: &Config) -> Context {
     let mut ctx = config.context.to_context();
-    if config.backend.eq_ignore_ascii_case("barbican") && config.context.project_id.is_none() {
+    if config.backend == keymgr::BackendKind::Barbican && config.context.project_id.is_none() {
         ctx.project_id = String::new();
     }
     ctx

@@ -98,7 +98,7 @@ fn main() {
         let start = Instant::now();
         let mut tasks = Vec::new();
         for _ in 0..64 {
-            let (km, ctx) = (km.clone(), ctx.clone());
+            let (km, ctx, id) = (km.clone(), ctx.clone(), id.clone());
             let (done, errors) = (done.clone(), errors.clone());
             tasks.push(tokio::spawn(async move {
                 while Instant::now() < deadline {

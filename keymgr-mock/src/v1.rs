@@ -1,6 +1,22 @@
-//! The sealed file format: parsing and writing, no file system calls.
+//! The version-1 sealed-file format (one file, `KMGRSEAL`), read only to
+//! migrate it: parsing and authentication, no file system calls.
 //!
-//! The layout is documented in the crate docs ("File format").
+//! ```text
+//! header (132 bytes, integers little-endian)
+//!   0  magic "KMGRSEAL"
+//!   8  u16 format version (1)
+//!  10  u8  kdf: 1 = key file, 2 = Argon2id passphrase
+//!  11  u8  reserved (0)
+//!  12  u32 argon2 memory KiB, u32 iterations, u32 parallelism (0 for a key file)
+//!  24  16 bytes salt
+//!  40  u64 generation, 48 u64 next creation sequence number
+//!  56  u32 entry count, 60 u64 file length
+//!  68  32 bytes key check value: HKDF-Expand(prk, "keymgr-mock/v1/check")
+//! 100  32 bytes SHA-256 of bytes 0..100
+//! entries: 16 bytes id, u16 project length, project, 12 bytes nonce,
+//!   u32 ciphertext length, AES-256-GCM ciphertext
+//! trailer: HMAC-SHA256(HKDF-Expand(prk, "keymgr-mock/v1/mac"), every byte before it)
+//! ```
 
 use std::path::Path;
 
@@ -12,6 +28,9 @@ use keymgr_core::{Consumer, OffsetDateTime, Payload, SecretId, SecretKind, Secre
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use crate::codec::Reader;
+#[cfg(test)]
+use crate::codec::{put_opt, put_str};
 use crate::master::{Argon2Params, MasterKey, Source, MASTER_KEY_LEN};
 use crate::store::{Record, Store};
 use crate::SealedError;
@@ -52,6 +71,7 @@ pub(crate) enum Kdf {
 pub(crate) struct Header {
     pub kdf: Kdf,
     pub salt: [u8; SALT_LEN],
+    #[cfg_attr(not(test), allow(dead_code))]
     pub generation: u64,
     pub next_seq: u64,
     pub count: u32,
@@ -104,16 +124,21 @@ impl Keys {
         })
     }
 
+    /// The HKDF pseudo-random key of this file (salt and master key).
+    pub fn prk(&self) -> &[u8; 32] {
+        &self.prk
+    }
+
     /// Whether these keys belong to a file with this kdf and salt.
     pub fn matches(&self, kdf: Kdf, salt: &[u8; SALT_LEN]) -> bool {
         self.kdf == kdf && &self.salt == salt
     }
 
-    fn entry_cipher(&self, id: &SecretId) -> Aes256Gcm {
+    fn entry_cipher(&self, id: &[u8; 16]) -> Aes256Gcm {
         let hk = Hkdf::<Sha256>::from_prk(self.prk.as_ref()).expect("a 32-byte PRK is valid");
         let mut info = Vec::with_capacity(INFO_ENTRY.len() + 16);
         info.extend_from_slice(INFO_ENTRY);
-        info.extend_from_slice(id.uuid().as_bytes());
+        info.extend_from_slice(id);
         let mut key = Zeroizing::new([0u8; 32]);
         hk.expand(&info, key.as_mut())
             .expect("32 bytes is a valid HKDF-SHA256 output length");
@@ -134,84 +159,17 @@ pub(crate) enum DeriveError {
     Params(String),
 }
 
-fn entry_aad(salt: &[u8; SALT_LEN], id: &SecretId, project: &[u8]) -> Vec<u8> {
+fn entry_aad(salt: &[u8; SALT_LEN], id: &[u8; 16], project: &[u8]) -> Vec<u8> {
     let mut aad = Vec::with_capacity(INFO_ENTRY.len() + SALT_LEN + 18 + project.len());
     aad.extend_from_slice(INFO_ENTRY);
     aad.extend_from_slice(salt);
-    aad.extend_from_slice(id.uuid().as_bytes());
+    aad.extend_from_slice(id);
     aad.extend_from_slice(&(project.len() as u16).to_le_bytes());
     aad.extend_from_slice(project);
     aad
 }
 
-/// A bounds-checked cursor over untrusted bytes.
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0 }
-    }
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let end = self.pos.checked_add(n)?;
-        let s = self.buf.get(self.pos..end)?;
-        self.pos = end;
-        Some(s)
-    }
-    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
-        self.take(N)?.try_into().ok()
-    }
-    fn u8(&mut self) -> Option<u8> {
-        Some(self.array::<1>()?[0])
-    }
-    fn u16(&mut self) -> Option<u16> {
-        Some(u16::from_le_bytes(self.array()?))
-    }
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.array()?))
-    }
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.array()?))
-    }
-    fn i128(&mut self) -> Option<i128> {
-        Some(i128::from_le_bytes(self.array()?))
-    }
-    fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
-    }
-    fn bytes32(&mut self) -> Option<&'a [u8]> {
-        let n = self.u32()? as usize;
-        self.take(n)
-    }
-    fn string(&mut self) -> Option<String> {
-        String::from_utf8(self.bytes32()?.to_vec()).ok()
-    }
-    fn opt<T>(&mut self, f: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
-        match self.u8()? {
-            0 => Some(None),
-            1 => f(self).map(Some),
-            _ => None,
-        }
-    }
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn put_opt<T>(out: &mut Vec<u8>, v: Option<T>, f: impl FnOnce(&mut Vec<u8>, T)) {
-    match v {
-        None => out.push(0),
-        Some(v) => {
-            out.push(1);
-            f(out, v);
-        }
-    }
-}
-
+#[cfg(test)]
 fn kind_code(kind: SecretKind) -> u8 {
     SecretKind::ALL
         .iter()
@@ -220,6 +178,7 @@ fn kind_code(kind: SecretKind) -> u8 {
 }
 
 /// The plaintext of an entry.
+#[cfg(test)]
 fn encode_record(r: &Record) -> Zeroizing<Vec<u8>> {
     let m = &r.meta;
     // Exact size, so the buffer never reallocates (which would leave an
@@ -319,6 +278,7 @@ fn decode_record(pt: &[u8], id: SecretId, project: String) -> Option<Record> {
     })
 }
 
+#[cfg(test)]
 fn random<const N: usize>() -> Result<[u8; N], SealedError> {
     let mut b = [0u8; N];
     getrandom::fill(&mut b).map_err(|e| SealedError::Random {
@@ -327,12 +287,17 @@ fn random<const N: usize>() -> Result<[u8; N], SealedError> {
     Ok(b)
 }
 
-/// A fresh random salt.
-pub(crate) fn new_salt() -> Result<[u8; SALT_LEN], SealedError> {
-    random()
+/// The 16 bytes of a UUID-shaped id (the version-1 format stores ids so).
+#[cfg(test)]
+fn raw_id(id: &SecretId) -> [u8; 16] {
+    id.to_uuid()
+        .expect("the store's ids are UUIDs")
+        .into_bytes()
 }
 
-/// The bytes of a file holding `store`, sealed with `keys`.
+/// The bytes of a version-1 file holding `store`, sealed with `keys`
+/// (tests only: nothing writes this format any more).
+#[cfg(test)]
 pub(crate) fn encode(
     path: &Path,
     store: &Store,
@@ -352,9 +317,10 @@ pub(crate) fn encode(
         };
         let nonce: [u8; NONCE_LEN] = random()?;
         let pt = encode_record(r);
-        let aad = entry_aad(&keys.salt, id, project);
+        let raw = raw_id(id);
+        let aad = entry_aad(&keys.salt, &raw, project);
         let ct = keys
-            .entry_cipher(id)
+            .entry_cipher(&raw)
             .encrypt(
                 &nonce.into(),
                 aes_gcm::aead::Payload {
@@ -372,7 +338,7 @@ pub(crate) fn encode(
                 reason: format!("secret {id} is too large to store"),
             });
         };
-        out.extend_from_slice(id.uuid().as_bytes());
+        out.extend_from_slice(&raw);
         out.extend_from_slice(&plen.to_le_bytes());
         out.extend_from_slice(project);
         out.extend_from_slice(&nonce);
@@ -584,7 +550,8 @@ pub(crate) fn decode(
     for i in 0..header.count {
         let bad = |what: &str| corrupt(format!("entry {i}: {what}"));
         let id_bytes = r.array::<16>().ok_or_else(|| bad("truncated id"))?;
-        let id = SecretId::from_uuid(uuid::Uuid::from_bytes(id_bytes));
+        let id_text = uuid::Uuid::from_bytes(id_bytes).hyphenated().to_string();
+        let id = SecretId::parse(&id_text).map_err(|_| bad("malformed id"))?;
         let plen = r.u16().ok_or_else(|| bad("truncated project length"))? as usize;
         let project = r.take(plen).ok_or_else(|| bad("truncated project"))?;
         let project_str = std::str::from_utf8(project)
@@ -598,15 +565,16 @@ pub(crate) fn decode(
         if ct.len() < TAG_LEN {
             return Err(bad("ciphertext shorter than its tag"));
         }
-        let aad = entry_aad(&header.salt, &id, project);
+        let aad = entry_aad(&header.salt, &id_bytes, project);
         let pt = Zeroizing::new(
-            k.entry_cipher(&id)
+            k.entry_cipher(&id_bytes)
                 .decrypt(&nonce.into(), aes_gcm::aead::Payload { msg: ct, aad: &aad })
                 .map_err(|_| bad("decryption failed (damaged entry)"))?,
         );
+        let key = SecretId::parse(&id_text).map_err(|_| bad("malformed id"))?;
         let record = decode_record(&pt, id, project_str).ok_or_else(|| bad("malformed record"))?;
         store.next_seq = store.next_seq.max(record.seq.saturating_add(1));
-        if store.records.insert(id, record).is_some() {
+        if store.records.insert(key, record).is_some() {
             return Err(bad("duplicate secret id"));
         }
     }
