@@ -34,7 +34,7 @@ for n in $CLI_SIZES; do
   t0=$(date +%s%N)
   for _ in $(seq "$N"); do "$KEYMGR" --config "$cfg" secret create >/dev/null 2>&1; done
   t1=$(date +%s%N)
-  for _ in $(seq "$N"); do "$KEYMGR" --config "$cfg" secret get "$id" >/dev/null 2>&1; done
+  for _ in $(seq "$N"); do "$KEYMGR" --config "$cfg" secret get "$id" --output - >/dev/null 2>&1; done
   t2=$(date +%s%N)
   awk -v n="$n" -v c=$(( (t1 - t0) / N )) -v g=$(( (t2 - t1) / N )) \
     'BEGIN { printf "| %d | %.2f | %.2f |\n", n, c / 1e6, g / 1e6 }'
