@@ -178,10 +178,7 @@ kv_version = 2
 #[cfg(feature = "vault")]
 #[test]
 fn cinder_conf_drives_the_cli_against_openbao() {
-    let (Some(addr), Some(token)) = (
-        common::env("KEYMGR_TEST_VAULT_ADDR", "OpenBao"),
-        common::env("KEYMGR_TEST_VAULT_TOKEN", "OpenBao"),
-    ) else {
+    let Some((addr, token)) = common::openbao() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -328,10 +325,7 @@ fn fixed_key_from_a_cinder_conf_beside_openbao() {
     if !common::tool("cryptsetup") {
         return;
     }
-    let (Some(addr), Some(token)) = (
-        common::env("KEYMGR_TEST_VAULT_ADDR", "OpenBao"),
-        common::env("KEYMGR_TEST_VAULT_TOKEN", "OpenBao"),
-    ) else {
+    let Some((addr, token)) = common::openbao() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

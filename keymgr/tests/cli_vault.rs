@@ -7,10 +7,7 @@ use std::process::Command;
 
 #[test]
 fn cli_round_trip_through_vault_config_file() {
-    let (Some(addr), Some(token)) = (
-        common::env("KEYMGR_TEST_VAULT_ADDR", "OpenBao"),
-        common::env("KEYMGR_TEST_VAULT_TOKEN", "OpenBao"),
-    ) else {
+    let Some((addr, token)) = common::openbao() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -168,10 +168,7 @@ fn alias_sections_and_prefixes_are_refused_not_ignored() {
 #[cfg(feature = "vault")]
 #[test]
 fn every_vault_alias_round_trips_across_two_processes() {
-    let (Some(addr), Some(token)) = (
-        common::env("KEYMGR_TEST_VAULT_ADDR", "OpenBao"),
-        common::env("KEYMGR_TEST_VAULT_TOKEN", "OpenBao"),
-    ) else {
+    let Some((addr, token)) = common::openbao() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

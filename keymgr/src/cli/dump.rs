@@ -10,18 +10,7 @@ use base64::Engine as _;
 use keymgr::luks::Volume;
 use serde_json::Value;
 
-/// `s` with control characters escaped.
-fn shown(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_control() {
-            out.extend(c.escape_debug());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+use super::shown;
 
 /// Hex bytes, each followed by a space, `per_line` a line, continuation
 /// lines starting with `indent`.

@@ -246,6 +246,20 @@ fn open_env(cli: &Cli) -> anyhow::Result<Env> {
     })
 }
 
+/// A name or other user-given text with control characters escaped, so
+/// that printing it can never drive the terminal.
+fn shown(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use super::shown;
 use clap::{Args, Subcommand};
 use keymgr::{Consumer, KeySpec, ListQuery, NewSecret, SecretId, SecretKind, SecretMetadata};
 
@@ -147,20 +148,6 @@ impl ConsumerArgs {
 fn parse_time(s: &str) -> Result<time::OffsetDateTime, String> {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .map_err(|e| format!("{s:?} is not an RFC 3339 time such as 2030-01-01T00:00:00Z: {e}"))
-}
-
-/// A name or other user-given text with control characters escaped, so a
-/// listing can never drive the terminal.
-fn shown(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_control() {
-            out.extend(c.escape_debug());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 fn print_id(env: &Env, id: &SecretId) -> anyhow::Result<()> {

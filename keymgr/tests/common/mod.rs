@@ -35,3 +35,11 @@ pub fn tool(name: &str) -> bool {
     }
     found
 }
+
+/// The test OpenBao's address and root token, or `None` (skip).
+pub fn openbao() -> Option<(String, String)> {
+    Some((
+        env("KEYMGR_TEST_VAULT_ADDR", "OpenBao")?,
+        env("KEYMGR_TEST_VAULT_TOKEN", "OpenBao")?,
+    ))
+}
