@@ -455,33 +455,31 @@ impl Db {
 
     /// Runs `f` in a read transaction (one consistent snapshot).
     pub fn read<T>(&mut self, f: impl FnOnce(&Ops<'_>) -> Result<T>) -> Result<T> {
-        self.check_file()?;
-        let Db {
-            conn,
-            path,
-            keys,
-            busy,
-            ..
-        } = self;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Deferred)
-            .map_err(sql_err(path, "begin read", *busy))?;
-        let ops = Ops {
-            tx: &tx,
-            keys,
-            path,
-            busy: *busy,
-            now: OffsetDateTime::now_utc(),
-        };
-        let out = f(&ops)?;
-        tx.commit().map_err(sql_err(path, "end read", *busy))?;
-        Ok(out)
+        self.transact(TransactionBehavior::Deferred, ("begin read", "end read"), f)
     }
 
     /// Runs `f` in a write transaction (taken at once, so it never has to
     /// upgrade a read lock), after dropping expired secrets; commits only
     /// when `f` succeeds.
     pub fn write<T>(&mut self, f: impl FnOnce(&Ops<'_>) -> Result<T>) -> Result<T> {
+        self.transact(
+            TransactionBehavior::Immediate,
+            ("begin write", "commit"),
+            |ops| {
+                ops.purge_expired()?;
+                f(ops)
+            },
+        )
+    }
+
+    /// Runs `f` in one transaction of `behavior` (errors name the `begin`
+    /// and `end` actions); commits only when `f` succeeds.
+    fn transact<T>(
+        &mut self,
+        behavior: TransactionBehavior,
+        (begin, end): (&'static str, &'static str),
+        f: impl FnOnce(&Ops<'_>) -> Result<T>,
+    ) -> Result<T> {
         self.check_file()?;
         let Db {
             conn,
@@ -491,8 +489,8 @@ impl Db {
             ..
         } = self;
         let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql_err(path, "begin write", *busy))?;
+            .transaction_with_behavior(behavior)
+            .map_err(sql_err(path, begin, *busy))?;
         let ops = Ops {
             tx: &tx,
             keys,
@@ -500,9 +498,8 @@ impl Db {
             busy: *busy,
             now: OffsetDateTime::now_utc(),
         };
-        ops.purge_expired()?;
         let out = f(&ops)?;
-        tx.commit().map_err(sql_err(path, "commit", *busy))?;
+        tx.commit().map_err(sql_err(path, end, *busy))?;
         Ok(out)
     }
 }
