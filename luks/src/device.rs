@@ -76,3 +76,12 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+/// `v` rounded up to a multiple of `a` (`a` = 0 leaves it unchanged).
+pub(crate) fn round_up(v: u64, a: u64) -> u64 {
+    if a == 0 {
+        v
+    } else {
+        v.div_ceil(a) * a
+    }
+}

@@ -6,7 +6,7 @@
 use crate::cipher::SectorCipher;
 use crate::device;
 use crate::error::{Error, Result};
-use crate::volume::VolumeKey;
+use crate::volume_key::VolumeKey;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 

@@ -19,6 +19,30 @@
 //! data.read_at(&mut buf, 1000)?;
 //! # Ok::<(), luks::Error>(())
 //! ```
+//!
+//! # Where things are
+//!
+//! One concept per file, named as cryptsetup names it (`lib/luks1/`, `lib/luks2/`):
+//!
+//! | File | Holds |
+//! |------|-------|
+//! | `volume.rs` | [`Volume`]: opening, accessors, unlocking (every keyslot in priority order, digest check) |
+//! | `keyslot_ops.rs` | `add_key`, `change_key`, `remove_key`, `kill_slot` ([`Unlock`]) |
+//! | `format.rs` | `luksFormat`: shared checks, then the LUKS1 or the LUKS2 layout |
+//! | `backup.rs`, `dump.rs` | `luksHeaderBackup` / `luksHeaderRestore`, `luksDump` |
+//! | `volume_key.rs` | [`VolumeKey`] (zeroized, never printed) |
+//! | `io.rs`, `stream.rs` | [`UnlockedVolume`] (`read_at` / `write_at` / stream), bulk parallel streaming |
+//! | `kernel.rs` | dm-crypt activation through `cryptsetup` (feature `kernel`) |
+//! | `header.rs` | reading a header: LUKS1 or LUKS2 |
+//! | `luks1.rs` | the LUKS1 header; its keyslots: parameters, opening, writing |
+//! | `luks2/binary.rs`, `luks2/json.rs` | the LUKS2 binary header; the JSON metadata and its validation |
+//! | `luks2/disk.rs` | the two LUKS2 header copies: read, choose, repair, write |
+//! | `luks2/keyslot.rs` | LUKS2 keyslots: parameters, area allocation, opening, writing |
+//! | `luks2/token.rs` | LUKS2 tokens |
+//! | `keyslot.rs`, `af.rs`, `kdf.rs`, `hash.rs` | keyslot material (KDF, AF split, area encryption), shared by both versions |
+//! | `cipher/` | sector ciphers (XTS, CBC; AWS-LC or pure Rust) |
+//! | `device.rs`, `random.rs` | positional device I/O and wiping; OS randomness |
+//! | `error.rs`, `options.rs`, `provider.rs` | [`Error`]; [`FormatOptions`] / [`KeyslotOptions`]; Cinder providers |
 
 pub mod af;
 pub mod backup;
@@ -26,24 +50,32 @@ pub mod cipher;
 pub mod device;
 pub mod dump;
 pub mod error;
+pub mod format;
 pub mod hash;
+pub mod header;
 pub mod io;
 pub mod kdf;
 #[cfg(feature = "kernel")]
 pub mod kernel;
 pub mod keyslot;
+pub mod keyslot_ops;
 pub mod luks1;
 pub mod luks2;
 pub mod options;
 pub mod provider;
+mod random;
 pub mod stream;
 pub mod volume;
+pub mod volume_key;
 
 pub use dump::{Dump, KeyslotDump};
 pub use error::{Error, Problem, Result};
+pub use format::{format, format_file, VolumeInfo};
 pub use hash::HashAlg;
 pub use io::{DataLayout, UnlockedVolume, VolumeStream};
 pub use kdf::{Argon2Variant, Kdf, PbkdfType};
+pub use keyslot_ops::Unlock;
 pub use options::{FormatOptions, KeyslotOptions, LuksType, PbkdfOptions};
 pub use provider::Provider;
-pub use volume::{format, format_file, Unlock, Volume, VolumeInfo, VolumeKey};
+pub use volume::Volume;
+pub use volume_key::VolumeKey;

@@ -1,8 +1,17 @@
-//! The LUKS1 on-disk header (592 bytes, big-endian) and its validation.
+//! LUKS1: the on-disk header (592 bytes, big-endian) and its validation, and its
+//! keyslots (parameters, opening, writing).
 
 use crate::af::STRIPES;
+use crate::device;
 use crate::error::{Error, Problem, Result};
 use crate::hash::HashAlg;
+use crate::kdf::Kdf;
+use crate::keyslot::{self, SlotParams};
+use crate::options::KeyslotOptions;
+use crate::random::random;
+use crate::volume_key::VolumeKey;
+use std::fs::File;
+use zeroize::Zeroizing;
 
 /// Magic of a LUKS header (both versions).
 pub const MAGIC: [u8; 6] = *b"LUKS\xba\xbe";
@@ -278,6 +287,84 @@ impl Header {
         }
         Ok(b)
     }
+}
+
+/// Writes `h` (validated) at offset 0 and syncs.
+pub(crate) fn write_header(file: &File, h: &Header) -> Result<()> {
+    h.validate()?;
+    device::write_at(file, &h.to_bytes()?, 0)?;
+    device::sync(file)
+}
+
+/// Where and how keyslot `i`'s material is stored.
+pub(crate) fn slot_params(h: &Header, i: usize) -> SlotParams<'_> {
+    let s = &h.keyslots[i];
+    SlotParams {
+        offset: s.key_material_offset as u64 * 512,
+        key_len: h.key_bytes as usize,
+        stripes: s.stripes,
+        af_hash: h.hash,
+        kdf: Kdf::Pbkdf2 {
+            hash: h.hash,
+            iterations: s.iterations,
+        },
+        salt: &s.salt,
+        cipher: (&h.cipher_name, &h.cipher_mode),
+        area_key_len: h.key_bytes as usize,
+        field: "keyslot",
+    }
+}
+
+/// Decrypts keyslot `slot` with `passphrase` into a candidate volume key (not yet checked
+/// against the digest).
+pub(crate) fn open_keyslot(
+    file: &File,
+    h: &Header,
+    slot: u32,
+    passphrase: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    if !h.keyslots[slot as usize].active {
+        return Err(Error::SlotInactive(slot));
+    }
+    keyslot::open(file, &slot_params(h, slot as usize), passphrase)
+}
+
+/// Writes keyslot `slot` of `h` for `vk` with `passphrase`: material first (synced),
+/// then the header.
+pub(crate) fn write_keyslot(
+    file: &File,
+    h: &mut Header,
+    slot: u32,
+    vk: &VolumeKey,
+    passphrase: &[u8],
+    opts: &KeyslotOptions,
+) -> Result<()> {
+    let key_len = vk.as_bytes().len();
+    let mut pb = opts.pbkdf.clone();
+    pb.hash = Some(h.hash);
+    let kdf = pb.resolve(true, key_len)?;
+    let Kdf::Pbkdf2 { iterations, .. } = kdf else {
+        unreachable_kdf()?
+    };
+    let mut nh = h.clone();
+    let s = &mut nh.keyslots[slot as usize];
+    s.active = true;
+    s.iterations = iterations;
+    s.salt.copy_from_slice(&random(32)?);
+    let p = slot_params(&nh, slot as usize);
+    let material = keyslot::seal(&p, vk.as_bytes(), passphrase)?;
+    device::write_at(file, &material, p.offset)?;
+    device::sync(file)?;
+    write_header(file, &nh)?;
+    *h = nh;
+    Ok(())
+}
+
+fn unreachable_kdf<T>() -> Result<T> {
+    Err(Error::InvalidOption {
+        option: "--pbkdf",
+        reason: "LUKS1 supports only pbkdf2".into(),
+    })
 }
 
 #[cfg(test)]
