@@ -1,6 +1,7 @@
 //! The LUKS2 JSON metadata: a typed, validated view that keeps every unknown
 //! field (at every level) so a rewrite preserves what it does not understand.
 
+pub use super::token::Token;
 use crate::af::STRIPES;
 use crate::error::{Error, Problem, Result};
 use crate::hash::HashAlg;
@@ -85,17 +86,6 @@ pub struct DigestEntry {
     raw: Map<String, Value>,
 }
 
-/// A token: kept as its JSON object; only `type` and `keyslots` are checked.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Token {
-    /// The token type (e.g. `luks2-keyring`, `systemd-tpm2`).
-    pub token_type: String,
-    /// Keyslots the token is assigned to.
-    pub keyslots: Vec<u32>,
-    /// The whole token object.
-    pub json: Map<String, Value>,
-}
-
 /// The `config` object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -128,7 +118,7 @@ pub struct Metadata {
 
 // ---------- strict accessors ----------
 
-fn obj<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>> {
+pub(super) fn obj<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>> {
     v.as_object()
         .ok_or_else(|| Error::field(path, Problem::WrongType("object")))
 }
@@ -138,7 +128,7 @@ fn get<'a>(m: &'a Map<String, Value>, key: &str, path: &str) -> Result<&'a Value
         .ok_or_else(|| Error::field(format!("{path}.{key}"), Problem::Missing))
 }
 
-fn get_str<'a>(m: &'a Map<String, Value>, key: &str, path: &str) -> Result<&'a str> {
+pub(super) fn get_str<'a>(m: &'a Map<String, Value>, key: &str, path: &str) -> Result<&'a str> {
     get(m, key, path)?
         .as_str()
         .ok_or_else(|| Error::field(format!("{path}.{key}"), Problem::WrongType("string")))
@@ -212,7 +202,7 @@ fn id(k: &str, path: &str, max: u32) -> Result<u32> {
     Ok(v as u32)
 }
 
-fn id_list(m: &Map<String, Value>, key: &str, path: &str, max: u32) -> Result<Vec<u32>> {
+pub(super) fn id_list(m: &Map<String, Value>, key: &str, path: &str, max: u32) -> Result<Vec<u32>> {
     let f = format!("{path}.{key}");
     let arr = get(m, key, path)?
         .as_array()
@@ -621,18 +611,6 @@ impl DigestEntry {
     }
 }
 
-impl Token {
-    /// Parses a token object (must have a string `type` and a `keyslots` array).
-    pub fn parse(v: &Value, path: &str) -> Result<Token> {
-        let m = obj(v, path)?;
-        Ok(Token {
-            token_type: get_str(m, "type", path)?.to_string(),
-            keyslots: id_list(m, "keyslots", path, MAX_KEYSLOTS)?,
-            json: m.clone(),
-        })
-    }
-}
-
 impl Config {
     fn parse(v: &Value) -> Result<Config> {
         let path = "config";
@@ -917,18 +895,7 @@ impl Metadata {
         let tk: Map<String, Value> = self
             .tokens
             .iter()
-            .map(|(k, t)| {
-                let mut o = t.json.clone();
-                o.insert("type".into(), t.token_type.clone().into());
-                o.insert(
-                    "keyslots".into(),
-                    t.keyslots
-                        .iter()
-                        .map(|k| Value::from(k.to_string()))
-                        .collect(),
-                );
-                (k.to_string(), Value::Object(o))
-            })
+            .map(|(k, t)| (k.to_string(), t.to_value()))
             .collect();
         let sg: Map<String, Value> = self
             .segments

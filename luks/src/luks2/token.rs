@@ -4,9 +4,46 @@
 use crate::error::{Error, Result};
 use crate::header::Hdr;
 use crate::luks2::disk::write_luks2;
-use crate::luks2::json::{self, Token};
+use crate::luks2::json::{self, get_str, id_list, obj, MAX_KEYSLOTS};
 use crate::volume::Volume;
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+/// A token: kept as its JSON object; only `type` and `keyslots` are checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Token {
+    /// The token type (e.g. `luks2-keyring`, `systemd-tpm2`).
+    pub token_type: String,
+    /// Keyslots the token is assigned to.
+    pub keyslots: Vec<u32>,
+    /// The whole token object.
+    pub json: Map<String, Value>,
+}
+
+impl Token {
+    /// Parses a token object (must have a string `type` and a `keyslots` array).
+    pub fn parse(v: &Value, path: &str) -> Result<Token> {
+        let m = obj(v, path)?;
+        Ok(Token {
+            token_type: get_str(m, "type", path)?.to_string(),
+            keyslots: id_list(m, "keyslots", path, MAX_KEYSLOTS)?,
+            json: m.clone(),
+        })
+    }
+
+    /// The token object as written in the metadata (unknown fields kept).
+    pub fn to_value(&self) -> Value {
+        let mut o = self.json.clone();
+        o.insert("type".into(), self.token_type.clone().into());
+        o.insert(
+            "keyslots".into(),
+            self.keyslots
+                .iter()
+                .map(|k| Value::from(k.to_string()))
+                .collect(),
+        );
+        Value::Object(o)
+    }
+}
 
 impl Volume {
     /// LUKS2 tokens by id.
@@ -17,7 +54,7 @@ impl Volume {
                 .md
                 .tokens
                 .iter()
-                .map(|(i, t)| (*i, json_token(t)))
+                .map(|(i, t)| (*i, t.to_value()))
                 .collect()),
         }
     }
@@ -63,17 +100,4 @@ impl Volume {
         **l = nl;
         Ok(())
     }
-}
-
-fn json_token(t: &Token) -> Value {
-    let mut o = t.json.clone();
-    o.insert("type".into(), t.token_type.clone().into());
-    o.insert(
-        "keyslots".into(),
-        t.keyslots
-            .iter()
-            .map(|k| Value::from(k.to_string()))
-            .collect(),
-    );
-    Value::Object(o)
 }
