@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
 /// Largest buffer used by one step of a read or write.
-pub const CHUNK: usize = 1 << 20;
+pub(crate) const CHUNK: usize = 1 << 20;
 
 /// Where the data segment lies and how it is encrypted: what a streaming engine needs.
 #[derive(Debug, Clone, PartialEq, Eq)]

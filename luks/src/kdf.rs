@@ -7,21 +7,21 @@ use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 /// Largest Argon2 memory cost accepted, in KiB (4 GiB, as cryptsetup).
-pub const MAX_ARGON2_MEMORY_KIB: u64 = 4 * 1024 * 1024;
+pub(crate) const MAX_ARGON2_MEMORY_KIB: u64 = 4 * 1024 * 1024;
 /// Largest Argon2 parallelism accepted (as cryptsetup).
-pub const MAX_ARGON2_THREADS: u64 = 4;
+pub(crate) const MAX_ARGON2_THREADS: u64 = 4;
 /// Smallest Argon2 memory cost accepted, in KiB (as cryptsetup).
-pub const MIN_ARGON2_MEMORY_KIB: u64 = 32;
+pub(crate) const MIN_ARGON2_MEMORY_KIB: u64 = 32;
 /// Largest PBKDF2 iteration count accepted.
-pub const MAX_PBKDF2_ITERATIONS: u64 = u32::MAX as u64;
+pub(crate) const MAX_PBKDF2_ITERATIONS: u64 = u32::MAX as u64;
 /// cryptsetup's minimum PBKDF2 iteration count for benchmarked keyslots.
-pub const MIN_PBKDF2_ITERATIONS: u32 = 1000;
+pub(crate) const MIN_PBKDF2_ITERATIONS: u32 = 1000;
 /// cryptsetup's minimum Argon2 time cost for benchmarked keyslots.
-pub const MIN_ARGON2_TIME: u32 = 4;
+pub(crate) const MIN_ARGON2_TIME: u32 = 4;
 /// cryptsetup's default Argon2 memory cost (1 GiB), reduced to half the RAM when smaller.
-pub const DEFAULT_ARGON2_MEMORY_KIB: u32 = 1024 * 1024;
+pub(crate) const DEFAULT_ARGON2_MEMORY_KIB: u32 = 1024 * 1024;
 /// cryptsetup's default iteration time in milliseconds.
-pub const DEFAULT_ITER_TIME_MS: u32 = 2000;
+pub(crate) const DEFAULT_ITER_TIME_MS: u32 = 2000;
 
 /// Argon2 variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,14 +226,14 @@ fn half_ram_kib() -> Option<u64> {
 }
 
 /// Default Argon2 parallelism: min(4, CPUs), as cryptsetup.
-pub fn default_parallel() -> u32 {
+pub(crate) fn default_parallel() -> u32 {
     std::thread::available_parallelism()
         .map(|n| n.get().min(4) as u32)
         .unwrap_or(1)
 }
 
 /// Default Argon2 memory in KiB: 1 GiB, capped at half the RAM, at least 32 KiB.
-pub fn default_memory_kib() -> u32 {
+pub(crate) fn default_memory_kib() -> u32 {
     let cap = half_ram_kib().unwrap_or(u64::MAX);
     (DEFAULT_ARGON2_MEMORY_KIB as u64)
         .min(cap)

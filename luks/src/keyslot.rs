@@ -11,7 +11,7 @@ use std::fs::File;
 use zeroize::Zeroizing;
 
 /// Splits a LUKS cipher spec such as `aes-xts-plain64` into (`aes`, `xts-plain64`).
-pub fn split_spec(spec: &str) -> Result<(&str, &str)> {
+pub(crate) fn split_spec(spec: &str) -> Result<(&str, &str)> {
     match spec.split_once('-') {
         Some((c, m)) if !c.is_empty() && !m.is_empty() => Ok((c, m)),
         _ => Err(Error::InvalidOption {
@@ -23,7 +23,12 @@ pub fn split_spec(spec: &str) -> Result<(&str, &str)> {
 
 /// Builds a sector cipher, refusing `cipher_null` (a keyslot or segment
 /// without encryption is never acted upon).
-pub fn make_cipher(cipher: &str, mode: &str, key: &[u8], field: &str) -> Result<SectorCipher> {
+pub(crate) fn make_cipher(
+    cipher: &str,
+    mode: &str,
+    key: &[u8],
+    field: &str,
+) -> Result<SectorCipher> {
     if cipher == "cipher_null" {
         return Err(Error::field(
             field,
@@ -34,12 +39,12 @@ pub fn make_cipher(cipher: &str, mode: &str, key: &[u8], field: &str) -> Result<
 }
 
 /// Bytes of encrypted material for a key of `key_len` bytes (AF size rounded up to sectors).
-pub fn material_len(key_len: usize, stripes: u32) -> usize {
+pub(crate) fn material_len(key_len: usize, stripes: u32) -> usize {
     (key_len * stripes as usize).div_ceil(512) * 512
 }
 
 /// Where and how a keyslot's material is stored.
-pub struct SlotParams<'a> {
+pub(crate) struct SlotParams<'a> {
     /// Byte offset of the material.
     pub offset: u64,
     /// Volume key length.
@@ -61,7 +66,11 @@ pub struct SlotParams<'a> {
 }
 
 /// Derives the area key and decrypts+merges the material into a candidate volume key.
-pub fn open(file: &File, p: &SlotParams<'_>, passphrase: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn open(
+    file: &File,
+    p: &SlotParams<'_>,
+    passphrase: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
     p.kdf.check_limits()?;
     let len = material_len(p.key_len, p.stripes);
     let mut buf = Zeroizing::new(vec![0u8; len]);
@@ -74,7 +83,7 @@ pub fn open(file: &File, p: &SlotParams<'_>, passphrase: &[u8]) -> Result<Zeroiz
 }
 
 /// Builds the encrypted material for `volume_key` (to be written at `p.offset`).
-pub fn seal(
+pub(crate) fn seal(
     p: &SlotParams<'_>,
     volume_key: &[u8],
     passphrase: &[u8],

@@ -1,3 +1,4 @@
+#![warn(unreachable_pub)]
 //! LUKS1 and LUKS2 volumes: on-disk formats, keyslots and userspace encrypted I/O,
 //! interoperable with cryptsetup 2.6+ and qemu's LUKS driver.
 //!
@@ -44,38 +45,61 @@
 //! | `device.rs`, `random.rs` | positional device I/O and wiping; OS randomness |
 //! | `error.rs`, `options.rs`, `provider.rs` | [`Error`]; [`FormatOptions`] / [`KeyslotOptions`]; Cinder providers |
 
-pub mod af;
-pub mod backup;
-pub mod cipher;
-pub mod device;
-pub mod dump;
-pub mod error;
-pub mod format;
-pub mod hash;
-pub mod header;
-pub mod io;
-pub mod kdf;
+mod af;
+mod backup;
+mod cipher;
+mod device;
+mod dump;
+mod error;
+mod format;
+mod hash;
+mod header;
+mod io;
+mod kdf;
 #[cfg(feature = "kernel")]
 pub mod kernel;
-pub mod keyslot;
-pub mod keyslot_ops;
-pub mod luks1;
-pub mod luks2;
-pub mod options;
-pub mod provider;
+mod keyslot;
+mod keyslot_ops;
+mod luks1;
+mod luks2;
+mod options;
+mod provider;
 mod random;
-pub mod stream;
-pub mod volume;
-pub mod volume_key;
+mod stream;
+mod volume;
+mod volume_key;
 
-pub use dump::{Dump, KeyslotDump};
-pub use error::{Error, Problem, Result};
+// The public API, chosen: volumes and their operations,
 pub use format::{format, format_file, VolumeInfo};
-pub use hash::HashAlg;
-pub use io::{DataLayout, UnlockedVolume, VolumeStream};
-pub use kdf::{Argon2Variant, Kdf, PbkdfType};
 pub use keyslot_ops::Unlock;
-pub use options::{FormatOptions, KeyslotOptions, LuksType, PbkdfOptions};
-pub use provider::Provider;
 pub use volume::Volume;
 pub use volume_key::VolumeKey;
+// their options,
+pub use hash::HashAlg;
+pub use kdf::{benchmark as benchmark_kdf, Argon2Variant, Kdf, PbkdfType};
+pub use options::{FormatOptions, KeyslotOptions, LuksType, PbkdfOptions};
+pub use provider::Provider;
+// encrypted I/O once unlocked (random access, streams, bulk parallel streaming),
+pub use io::{DataLayout, UnlockedVolume, VolumeStream};
+pub use stream::{
+    decrypt_to_writer, decrypt_to_writer_with, encrypt_from_reader, encrypt_from_reader_with,
+    Region, StreamOptions,
+};
+// the sector ciphers underneath (for benchmarks and cross-checks),
+pub use cipher::{Backend, CipherError, SectorCipher};
+// luksDump and header maintenance,
+pub use device::wipe;
+pub use dump::{Dump, KeyslotDump};
+// and errors.
+pub use error::{Error, Problem, Result};
+
+/// The header parsers and writers, for the fuzz targets and the hostile-header tests
+/// only: not a stable API.
+#[doc(hidden)]
+pub mod internal {
+    pub use crate::luks1::{Header as Luks1Header, Keyslot as Luks1Keyslot, HEADER_LEN};
+    pub use crate::luks2::binary::{verify_checksum, BinHeader, BIN_LEN, HDR_SIZES};
+    pub use crate::luks2::json::{
+        json_text, Area, Config, DigestEntry, Keyslot as Luks2Keyslot, Metadata, Segment, Token,
+    };
+}

@@ -14,21 +14,21 @@ use std::fs::File;
 use zeroize::Zeroizing;
 
 /// Magic of a LUKS header (both versions).
-pub const MAGIC: [u8; 6] = *b"LUKS\xba\xbe";
+pub(crate) const MAGIC: [u8; 6] = *b"LUKS\xba\xbe";
 /// Size of the LUKS1 header in bytes.
 pub const HEADER_LEN: usize = 592;
 /// Number of keyslots of LUKS1.
-pub const NUM_SLOTS: usize = 8;
+pub(crate) const NUM_SLOTS: usize = 8;
 /// `active` value of an enabled keyslot.
-pub const KEY_ENABLED: u32 = 0x00AC_71F3;
+pub(crate) const KEY_ENABLED: u32 = 0x00AC_71F3;
 /// `active` value of a disabled keyslot.
-pub const KEY_DISABLED: u32 = 0x0000_DEAD;
+pub(crate) const KEY_DISABLED: u32 = 0x0000_DEAD;
 /// Size of salts and of the master-key digest salt.
-pub const SALT_LEN: usize = 32;
+pub(crate) const SALT_LEN: usize = 32;
 /// Size of the master-key digest.
-pub const DIGEST_LEN: usize = 20;
+pub(crate) const DIGEST_LEN: usize = 20;
 /// Keyslot areas are aligned to this many bytes (cryptsetup and qemu).
-pub const KEYSLOT_ALIGN: u64 = 4096;
+pub(crate) const KEYSLOT_ALIGN: u64 = 4096;
 
 /// One LUKS1 keyslot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,12 +101,12 @@ fn put_str(dst: &mut [u8], s: &str, field: &'static str) -> Result<()> {
 }
 
 /// Sectors of one keyslot's key material for a key of `key_bytes`.
-pub fn material_sectors(key_bytes: u32, stripes: u32) -> u64 {
+pub(crate) fn material_sectors(key_bytes: u32, stripes: u32) -> u64 {
     (key_bytes as u64 * stripes as u64).div_ceil(512)
 }
 
 /// Sectors of one keyslot's area as cryptsetup and qemu lay it out (aligned to 4096 bytes).
-pub fn aligned_area_sectors(key_bytes: u32) -> u64 {
+pub(crate) fn aligned_area_sectors(key_bytes: u32) -> u64 {
     (key_bytes as u64 * STRIPES as u64).div_ceil(KEYSLOT_ALIGN) * KEYSLOT_ALIGN / 512
 }
 

@@ -38,9 +38,9 @@ use std::sync::Mutex;
 use zeroize::Zeroizing;
 
 /// Default batch size: 1 MiB.
-pub const DEFAULT_BATCH: usize = 1 << 20;
+pub(crate) const DEFAULT_BATCH: usize = 1 << 20;
 /// Most worker threads used.
-pub const MAX_THREADS: usize = 8;
+pub(crate) const MAX_THREADS: usize = 8;
 
 /// Where the encrypted bytes of a transfer are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -130,7 +130,9 @@ impl Volume {
         }
     }
 
-    /// The LUKS2 metadata (None for LUKS1).
+    /// The LUKS2 metadata (None for LUKS1). Its type is in the hidden `internal` module:
+    /// not a stable API.
+    #[doc(hidden)]
     pub fn luks2_metadata(&self) -> Option<&Metadata> {
         match &self.hdr {
             Hdr::V1(_) => None,
@@ -138,7 +140,9 @@ impl Volume {
         }
     }
 
-    /// The LUKS1 header (None for LUKS2).
+    /// The LUKS1 header (None for LUKS2). Its type is in the hidden `internal` module:
+    /// not a stable API.
+    #[doc(hidden)]
     pub fn luks1_header(&self) -> Option<&luks1::Header> {
         match &self.hdr {
             Hdr::V1(h) => Some(h),

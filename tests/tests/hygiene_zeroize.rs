@@ -39,7 +39,7 @@ use keymgr::{
     Context, KeyManager, NewSecret, Payload, Secret, SecretId, SecretKind, SecretMetadata,
 };
 use keymgr_mock::{Argon2Params, MasterKey, MockKeyManager};
-use luks::cipher::{Backend, SectorCipher};
+use luks::{Backend, SectorCipher};
 use luks::{FormatOptions, KeyslotOptions, LuksType, PbkdfOptions, PbkdfType, Unlock, Volume};
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
@@ -47,7 +47,7 @@ use zeroize::{Zeroize, Zeroizing};
 pub mod detector {
     //! The test-only allocator: [`System`] with a look into every block freed.
     //!
-    //! This module is, besides `luks`' AWS-LC FFI module (`luks::cipher::awslc`),
+    //! This module is, besides `luks`' AWS-LC FFI module (`luks` `cipher/awslc.rs`),
     //! the one place in the workspace where `unsafe` code is allowed. A
     //! `GlobalAlloc` cannot be written without it (its methods are `unsafe fn`s
     //! over raw pointers), and no safe code can read a block at the moment it is
@@ -952,7 +952,7 @@ fn sector_ciphers_of_every_backend_are_zeroized() {
     s.assert_clean("SectorCipher (AWS-LC and RustCrypto XTS, CBC-ESSIV)");
 }
 
-/// Regression test for a leak this file found: `luks::cipher::cbc::Cbc` was
+/// Regression test for a leak this file found: `luks`' `cipher/cbc.rs` `Cbc` was
 /// `{ c: Aes*, essiv: Option<Aes256> }`, boxed in the cipher. Without ESSIV
 /// the `None` left 480 bytes of the box that no `Drop` wiped, and moving the
 /// struct into the box copied whatever the stack held there: with a 24-byte

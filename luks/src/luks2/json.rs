@@ -11,11 +11,11 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// Largest number of keyslots in LUKS2.
-pub const MAX_KEYSLOTS: u32 = 32;
+pub(crate) const MAX_KEYSLOTS: u32 = 32;
 /// Largest number of tokens in LUKS2.
-pub const MAX_TOKENS: u32 = 32;
+pub(crate) const MAX_TOKENS: u32 = 32;
 /// Salt length of keyslots and digests.
-pub const SALT_LEN: usize = 32;
+pub(crate) const SALT_LEN: usize = 32;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -135,7 +135,7 @@ pub(super) fn get_str<'a>(m: &'a Map<String, Value>, key: &str, path: &str) -> R
 }
 
 /// Parses a decimal string as cryptsetup's `json_str_to_uint64` (digits only, no overflow).
-pub fn parse_dec(s: &str, field: &str) -> Result<u64> {
+pub(crate) fn parse_dec(s: &str, field: &str) -> Result<u64> {
     if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
         return Err(Error::field(field, Problem::NotDecimal));
     }

@@ -1,8 +1,8 @@
 //! LUKS2: binary headers, JSON metadata and their validation, the two header copies on
 //! disk, keyslots and tokens.
 
-pub mod binary;
-pub mod disk;
-pub mod json;
-pub mod keyslot;
-pub mod token;
+pub(crate) mod binary;
+pub(crate) mod disk;
+pub(crate) mod json;
+pub(crate) mod keyslot;
+pub(crate) mod token;
