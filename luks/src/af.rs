@@ -44,7 +44,7 @@ pub(crate) fn split(key: &[u8], stripes: u32, hash: HashAlg) -> Result<Zeroizing
     }
     let mut out = Zeroizing::new(vec![0u8; total]);
     let last = (stripes as usize - 1) * n;
-    getrandom::fill(&mut out[..last]).map_err(|e| Error::Unsupported(format!("RNG: {e}")))?;
+    crate::random::fill(&mut out[..last])?;
     let mut acc = Zeroizing::new(vec![0u8; n]);
     for block in out[..last].chunks(n) {
         xor_into(&mut acc, block);

@@ -56,8 +56,7 @@ pub fn wipe(file: &File, offset: u64, len: u64) -> Result<()> {
         while done < len {
             let n = chunk.min(len - done) as usize;
             if pass == 0 {
-                getrandom::fill(&mut buf[..n])
-                    .map_err(|e| Error::Unsupported(format!("RNG: {e}")))?;
+                crate::random::fill(&mut buf[..n])?;
             } else {
                 buf[..n].fill(0);
             }

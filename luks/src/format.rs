@@ -13,7 +13,7 @@ use crate::luks2::disk::{write_luks2, L2};
 use crate::luks2::json::{self, Area, DigestEntry, Metadata, Segment};
 use crate::luks2::keyslot::slot_params_v2;
 use crate::options::{FormatOptions, LuksType};
-use crate::random::random;
+use crate::random::{self, random};
 use crate::volume::lock;
 use std::fs::{File, OpenOptions};
 use std::path::Path;
@@ -127,14 +127,17 @@ pub fn format_file(file: &File, opts: &FormatOptions, passphrase: &[u8]) -> Resu
     let luks1 = opts.luks_type == LuksType::Luks1;
     let mut pb = opts.pbkdf.clone();
     pb.hash = pb.hash.or(Some(hash));
-    let kdf = pb.resolve(luks1, key_len)?;
+    let kdf = if luks1 {
+        SlotKdf::Luks1 {
+            iterations: pb.resolve_luks1(key_len)?,
+        }
+    } else {
+        SlotKdf::Luks2(pb.resolve(false, key_len)?)
+    };
     let digest_iter = if pb.force_iterations.is_some() {
         crate::kdf::MIN_PBKDF2_ITERATIONS
     } else {
-        match crate::kdf::benchmark(crate::PbkdfType::Pbkdf2, hash, 125, key_len, 0, 0)? {
-            Kdf::Pbkdf2 { iterations, .. } => iterations,
-            Kdf::Argon2 { .. } => crate::kdf::MIN_PBKDF2_ITERATIONS,
-        }
+        crate::kdf::benchmark_pbkdf2(hash, 125, key_len)
     };
     let uuid = new_uuid(&opts.uuid)?;
     let dev_size = device::size(file)?;
@@ -149,21 +152,28 @@ pub fn format_file(file: &File, opts: &FormatOptions, passphrase: &[u8]) -> Resu
         key_len,
         vk,
         hash,
-        kdf,
         digest_iter,
         uuid,
         dev_size,
         align,
         slot,
     };
-    if luks1 {
-        format_luks1(c)
-    } else {
-        format_luks2(c)
+    match kdf {
+        SlotKdf::Luks1 { iterations } => format_luks1(c, iterations),
+        SlotKdf::Luks2(kdf) => format_luks2(c, kdf),
     }
 }
 
-/// What both formats share: the checked options, the volume key and the chosen KDF.
+/// The KDF of the first keyslot, resolved for the version being formatted.
+enum SlotKdf {
+    /// LUKS1: PBKDF2 with the header's hash.
+    Luks1 {
+        iterations: u32,
+    },
+    Luks2(Kdf),
+}
+
+/// What both formats share: the checked options and the volume key.
 struct Common<'a> {
     file: &'a File,
     opts: &'a FormatOptions,
@@ -173,7 +183,6 @@ struct Common<'a> {
     key_len: usize,
     vk: Zeroizing<Vec<u8>>,
     hash: HashAlg,
-    kdf: Kdf,
     digest_iter: u32,
     uuid: String,
     dev_size: u64,
@@ -182,7 +191,7 @@ struct Common<'a> {
 }
 
 /// The LUKS1 layout: eight keyslot areas after the 592-byte header, then the payload.
-fn format_luks1(c: Common<'_>) -> Result<VolumeInfo> {
+fn format_luks1(c: Common<'_>, iterations: u32) -> Result<VolumeInfo> {
     let Common {
         file,
         opts,
@@ -192,7 +201,6 @@ fn format_luks1(c: Common<'_>) -> Result<VolumeInfo> {
         key_len,
         vk,
         hash,
-        kdf,
         digest_iter,
         uuid,
         dev_size,
@@ -243,15 +251,9 @@ fn format_luks1(c: Common<'_>) -> Result<VolumeInfo> {
             have: dev_size,
         });
     }
-    let Kdf::Pbkdf2 { iterations, .. } = kdf else {
-        return Err(Error::InvalidOption {
-            option: "--pbkdf",
-            reason: "LUKS1 supports only pbkdf2".into(),
-        });
-    };
-    let mk_salt: [u8; 32] = random(32)?
-        .try_into()
-        .map_err(|_| Error::Unsupported("salt".into()))?;
+    let kdf = Kdf::Pbkdf2 { hash, iterations };
+    let mut mk_salt = [0u8; 32];
+    random::fill(&mut mk_salt)?;
     let mut mk_digest = [0u8; 20];
     hash.pbkdf2(&vk, &mk_salt, digest_iter, &mut mk_digest);
     let keyslots = std::array::from_fn(|i| luks1::Keyslot {
@@ -273,9 +275,8 @@ fn format_luks1(c: Common<'_>) -> Result<VolumeInfo> {
         uuid: uuid.clone(),
         keyslots,
     };
-    let salt: [u8; 32] = random(32)?
-        .try_into()
-        .map_err(|_| Error::Unsupported("salt".into()))?;
+    let mut salt = [0u8; 32];
+    random::fill(&mut salt)?;
     let ks = &mut h.keyslots[slot as usize];
     ks.active = true;
     ks.iterations = iterations;
@@ -290,6 +291,7 @@ fn format_luks1(c: Common<'_>) -> Result<VolumeInfo> {
         cipher: (cname, cmode),
         area_key_len: key_len,
         field: "keyslot",
+        cipher_field: "cipher_name".into(),
     };
     let material = keyslot::seal(&p, &vk, passphrase)?;
     device::write_at(file, &[0u8; BIN_LEN], 0)?;
@@ -310,7 +312,7 @@ fn format_luks1(c: Common<'_>) -> Result<VolumeInfo> {
 }
 
 /// The LUKS2 layout: two header copies, the keyslots area, then the data segment.
-fn format_luks2(c: Common<'_>) -> Result<VolumeInfo> {
+fn format_luks2(c: Common<'_>, kdf: Kdf) -> Result<VolumeInfo> {
     let Common {
         file,
         opts,
@@ -320,7 +322,6 @@ fn format_luks2(c: Common<'_>) -> Result<VolumeInfo> {
         key_len,
         vk,
         hash,
-        kdf,
         digest_iter,
         uuid,
         dev_size,

@@ -247,6 +247,21 @@ fn time_pbkdf2(hash: HashAlg, iterations: u32, key_len: usize) -> Duration {
     start.elapsed()
 }
 
+/// PBKDF2 iterations taking about `iter_time_ms` on this machine (at least 1000),
+/// scaled from a timed run.
+pub(crate) fn benchmark_pbkdf2(hash: HashAlg, iter_time_ms: u32, key_len: usize) -> u32 {
+    let target = iter_time_ms.max(1) as f64 / 1000.0;
+    let mut iters: u32 = 1 << 12;
+    loop {
+        let t = time_pbkdf2(hash, iters, key_len).as_secs_f64();
+        if t >= 0.1 || iters >= 1 << 30 {
+            let scaled = (iters as f64 * target / t.max(1e-6)).min(u32::MAX as f64);
+            return (scaled as u32).max(MIN_PBKDF2_ITERATIONS);
+        }
+        iters *= 2;
+    }
+}
+
 /// Picks KDF parameters taking about `iter_time_ms` on this machine, like
 /// cryptsetup's benchmark: PBKDF2 iterations scaled from a timed run (at
 /// least 1000); Argon2 with the given memory and parallelism and the time
@@ -261,20 +276,10 @@ pub fn benchmark(
 ) -> Result<Kdf> {
     let target = iter_time_ms.max(1) as f64 / 1000.0;
     match kind {
-        PbkdfType::Pbkdf2 => {
-            let mut iters: u32 = 1 << 12;
-            loop {
-                let t = time_pbkdf2(hash, iters, key_len).as_secs_f64();
-                if t >= 0.1 || iters >= 1 << 30 {
-                    let scaled = (iters as f64 * target / t.max(1e-6)).min(u32::MAX as f64);
-                    return Ok(Kdf::Pbkdf2 {
-                        hash,
-                        iterations: (scaled as u32).max(MIN_PBKDF2_ITERATIONS),
-                    });
-                }
-                iters *= 2;
-            }
-        }
+        PbkdfType::Pbkdf2 => Ok(Kdf::Pbkdf2 {
+            hash,
+            iterations: benchmark_pbkdf2(hash, iter_time_ms, key_len),
+        }),
         PbkdfType::Argon2i | PbkdfType::Argon2id => {
             let variant = if kind == PbkdfType::Argon2i {
                 Argon2Variant::Argon2i

@@ -2,7 +2,7 @@
 //! area encryption (512-byte sectors, IV from 0), and the reverse.
 
 use crate::af;
-use crate::cipher::SectorCipher;
+use crate::cipher::{CipherError, SectorCipher};
 use crate::device;
 use crate::error::{Error, Problem, Result};
 use crate::hash::HashAlg;
@@ -63,6 +63,8 @@ pub(crate) struct SlotParams<'a> {
     pub area_key_len: usize,
     /// Field name for errors.
     pub field: &'a str,
+    /// Field naming the area cipher, for errors.
+    pub cipher_field: String,
 }
 
 /// Derives the area key and decrypts+merges the material into a candidate volume key.
@@ -72,6 +74,7 @@ pub(crate) fn open(
     passphrase: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>> {
     p.kdf.check_limits()?;
+    check_supported(p)?;
     let len = material_len(p.key_len, p.stripes);
     let mut buf = Zeroizing::new(vec![0u8; len]);
     device::read_at(file, &mut buf, p.offset)?;
@@ -80,6 +83,27 @@ pub(crate) fn open(
     c.decrypt_sectors(&mut buf, 512, 0, true)
         .map_err(|e| Error::Cipher(e.to_string()))?;
     af::merge(&buf, p.key_len, p.stripes, p.af_hash)
+}
+
+/// Refuses, before the costly KDF, a keyslot whose area cipher this implementation does
+/// not support: an error on the cipher's field with [`Problem::Unsupported`], which the
+/// try-every-keyslot unlock skips.
+fn check_supported(p: &SlotParams<'_>) -> Result<()> {
+    let (cipher, mode) = p.cipher;
+    if cipher == "cipher_null" {
+        return Err(Error::field(
+            p.cipher_field.as_str(),
+            Problem::Unsupported("cipher_null".into()),
+        ));
+    }
+    let probe = Zeroizing::new(vec![0u8; p.area_key_len]);
+    match SectorCipher::new(cipher, mode, &probe) {
+        Err(CipherError::Unsupported { .. }) => Err(Error::field(
+            p.cipher_field.as_str(),
+            Problem::Unsupported(format!("cipher {cipher}-{mode}")),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Builds the encrypted material for `volume_key` (to be written at `p.offset`).

@@ -312,6 +312,7 @@ pub(crate) fn slot_params(h: &Header, i: usize) -> SlotParams<'_> {
         cipher: (&h.cipher_name, &h.cipher_mode),
         area_key_len: h.key_bytes as usize,
         field: "keyslot",
+        cipher_field: "cipher_name".into(),
     }
 }
 
@@ -342,10 +343,7 @@ pub(crate) fn write_keyslot(
     let key_len = vk.as_bytes().len();
     let mut pb = opts.pbkdf.clone();
     pb.hash = Some(h.hash);
-    let kdf = pb.resolve(true, key_len)?;
-    let Kdf::Pbkdf2 { iterations, .. } = kdf else {
-        unreachable_kdf()?
-    };
+    let iterations = pb.resolve_luks1(key_len)?;
     let mut nh = h.clone();
     let s = &mut nh.keyslots[slot as usize];
     s.active = true;
@@ -358,13 +356,6 @@ pub(crate) fn write_keyslot(
     write_header(file, &nh)?;
     *h = nh;
     Ok(())
-}
-
-fn unreachable_kdf<T>() -> Result<T> {
-    Err(Error::InvalidOption {
-        option: "--pbkdf",
-        reason: "LUKS1 supports only pbkdf2".into(),
-    })
 }
 
 #[cfg(test)]

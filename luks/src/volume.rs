@@ -213,7 +213,8 @@ impl Volume {
     }
 
     /// Recovers the volume key with a passphrase, trying every active keyslot
-    /// (LUKS2: high priority first, priority 0 skipped unless named) or only `slot`.
+    /// (LUKS2: high priority first, priority 0 skipped unless named; a keyslot whose
+    /// cipher is not supported is skipped) or only `slot`.
     /// Returns the keyslot that opened.
     pub fn recover_volume_key(
         &self,
@@ -238,12 +239,25 @@ impl Volume {
             order.retain(|s| prio(s) != 0);
             order.sort_by_key(|s| std::cmp::Reverse(prio(s)));
         }
+        // As cryptsetup: a keyslot this implementation cannot open (its cipher is not
+        // supported) is skipped, and the next one is tried.
+        let mut unusable = None;
+        let mut tried = false;
         for s in order {
-            if let Some(k) = self.try_slot(s, passphrase)? {
-                return Ok((s, k));
+            match self.try_slot(s, passphrase) {
+                Ok(Some(k)) => return Ok((s, k)),
+                Ok(None) => tried = true,
+                Err(e) if e.is_unsupported_keyslot() => {
+                    unusable.get_or_insert(e);
+                }
+                Err(e) => return Err(e),
             }
         }
-        Err(Error::NoMatchingKey)
+        match unusable {
+            // every keyslot was unusable: say why rather than "no key matches"
+            Some(e) if !tried => Err(e),
+            _ => Err(Error::NoMatchingKey),
+        }
     }
 
     /// `open --test-passphrase`: the keyslot that opens with the passphrase.
@@ -405,5 +419,141 @@ impl Volume {
 
     pub(crate) fn file(&self) -> &File {
         &self.file
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::{FormatOptions, KeyslotOptions, LuksType, PbkdfOptions};
+    use crate::{format, PbkdfType, Unlock};
+
+    fn fast() -> PbkdfOptions {
+        PbkdfOptions::fast_for_tests(PbkdfType::Pbkdf2)
+    }
+
+    /// A LUKS2 volume with "first" in keyslot 0 and "second" in keyslot 1, whose
+    /// keyslot 0 area cipher is then changed to one this crate does not implement.
+    fn volume_with_unsupported_slot_0(dir: &Path) -> PathBuf {
+        let path = dir.join("v.img");
+        File::create(&path).unwrap().set_len(4 << 20).unwrap();
+        let opts = FormatOptions {
+            luks_type: LuksType::Luks2,
+            pbkdf: fast(),
+            luks2_keyslots_size: Some(1 << 20),
+            ..Default::default()
+        };
+        format(&path, &opts, b"first").unwrap();
+        let mut vol = Volume::open(&path).unwrap();
+        let slot = vol
+            .add_key(
+                Unlock::Passphrase {
+                    passphrase: b"first",
+                    slot: None,
+                },
+                b"second",
+                &KeyslotOptions {
+                    key_slot: None,
+                    pbkdf: fast(),
+                },
+            )
+            .unwrap();
+        assert_eq!(slot, 1);
+        let Hdr::V2(l) = &mut vol.hdr else {
+            unreachable!("formatted as LUKS2")
+        };
+        let mut nl = (**l).clone();
+        nl.md.keyslots.get_mut(&0).unwrap().area.encryption = "twofish-xts-plain64".into();
+        write_luks2(&vol.file, &mut nl).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_keyslot_with_an_unsupported_cipher_is_skipped_and_the_next_one_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = volume_with_unsupported_slot_0(dir.path());
+        let vol = Volume::open(&path).unwrap();
+        // slot 0 comes first in the order (same priority): it must not stop the loop
+        assert_eq!(vol.test_passphrase(b"second", None).unwrap(), 1);
+        let (slot, _) = vol.recover_volume_key(b"second", None).unwrap();
+        assert_eq!(slot, 1);
+        assert!(vol.unlock(b"second", None).is_ok());
+        // a wrong passphrase is still "no key matches", not the skipped slot's error
+        assert!(matches!(
+            vol.unlock(b"wrong", None),
+            Err(Error::NoMatchingKey)
+        ));
+        // naming the unusable slot says why it cannot be used, before any KDF
+        let e = vol.test_passphrase(b"first", Some(0)).unwrap_err();
+        assert!(e.is_unsupported_keyslot(), "{e:?}");
+        assert!(e.to_string().contains("twofish"), "{e}");
+    }
+
+    #[test]
+    fn when_every_keyslot_is_unsupported_the_error_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = volume_with_unsupported_slot_0(dir.path());
+        let mut vol = Volume::open(&path).unwrap();
+        vol.kill_slot(1).unwrap();
+        let e = vol.test_passphrase(b"first", None).unwrap_err();
+        assert!(e.is_unsupported_keyslot(), "{e:?}");
+    }
+
+    #[test]
+    fn a_luks1_keyslot_refuses_argon2_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.img");
+        File::create(&path).unwrap().set_len(4 << 20).unwrap();
+        let opts = FormatOptions {
+            luks_type: LuksType::Luks1,
+            pbkdf: fast(),
+            ..Default::default()
+        };
+        format(&path, &opts, b"first").unwrap();
+        let mut vol = Volume::open(&path).unwrap();
+        let e = vol
+            .add_key(
+                Unlock::Passphrase {
+                    passphrase: b"first",
+                    slot: None,
+                },
+                b"second",
+                &KeyslotOptions {
+                    key_slot: None,
+                    pbkdf: PbkdfOptions::fast_for_tests(PbkdfType::Argon2id),
+                },
+            )
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::InvalidOption {
+                    option: "--pbkdf",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(vol.active_keyslots(), vec![0]);
+        let e = format(
+            &path,
+            &FormatOptions {
+                luks_type: LuksType::Luks1,
+                pbkdf: PbkdfOptions::fast_for_tests(PbkdfType::Argon2i),
+                ..Default::default()
+            },
+            b"x",
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::InvalidOption {
+                    option: "--pbkdf",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
     }
 }

@@ -30,6 +30,7 @@ pub(crate) fn slot_params_v2<'a>(k: &'a json::Keyslot, field: &'a str) -> Result
         })?,
         area_key_len: k.area.key_size as usize,
         field,
+        cipher_field: format!("{field}.area.encryption"),
     })
 }
 
