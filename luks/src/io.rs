@@ -312,7 +312,7 @@ impl Seek for VolumeStream<'_> {
     }
 }
 
-/// Bulk transfers through the parallel streaming engine ([`crate::stream`]):
+/// Bulk transfers through the parallel streaming engine ([`crate::decrypt_to_writer`]):
 /// what `keymgr luks read` / `keymgr luks write` use.
 impl UnlockedVolume {
     /// The streaming-engine region for `len` bytes at `offset` of the data segment

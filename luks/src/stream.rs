@@ -98,7 +98,7 @@ impl Region {
 /// Tuning of a transfer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamOptions {
-    /// Worker threads; 0 = one per available core. Capped at [`MAX_THREADS`].
+    /// Worker threads; 0 = one per available core. Capped at 8 (`MAX_THREADS`).
     pub threads: usize,
     /// Bytes per batch; rounded down to whole sectors (at least one sector).
     pub batch: usize,
