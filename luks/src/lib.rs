@@ -36,7 +36,7 @@
 //! | `kernel.rs` | dm-crypt activation through `cryptsetup` (feature `kernel`) |
 //! | `header.rs` | reading a header: LUKS1 or LUKS2 |
 //! | `luks1.rs` | the LUKS1 header; its keyslots: parameters, opening, writing |
-//! | `luks2/binary.rs`, `luks2/json.rs` | the LUKS2 binary header; the JSON metadata and its validation |
+//! | `luks2/binary.rs`, `luks2/json.rs`, `luks2/validate.rs` | the LUKS2 binary header; the JSON metadata; its validation as a whole |
 //! | `luks2/disk.rs` | the two LUKS2 header copies: read, choose, repair, write |
 //! | `luks2/keyslot.rs` | LUKS2 keyslots: parameters, area allocation, opening, writing |
 //! | `luks2/token.rs` | LUKS2 tokens |
