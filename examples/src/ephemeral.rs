@@ -177,6 +177,6 @@ fn wipe(path: &Path) -> Result<()> {
         return Ok(());
     };
     let len = f.metadata().map_err(ServiceError::io("stat disk"))?.len();
-    luks::device::wipe(&f, 0, len)?;
+    luks::wipe(&f, 0, len)?;
     f.sync_all().map_err(ServiceError::io("sync disk"))
 }

@@ -14,8 +14,8 @@
 #![allow(missing_docs)]
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use luks::cipher::{Backend, SectorCipher};
 use luks::{format, FormatOptions, HashAlg, LuksType, PbkdfOptions, PbkdfType, Volume};
+use luks::{Backend, SectorCipher};
 use std::hint::black_box;
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! hash, Argon2id time for 64 MiB with 1 and 4 lanes, and the parameters
 //! `--iter-time 1000` would pick. Run with `cargo run --release -p luks --example kdf_speed`.
 
-use luks::kdf::{benchmark, Kdf};
+use luks::{benchmark_kdf, Kdf};
 use luks::{Argon2Variant, HashAlg, PbkdfType};
 use std::time::Instant;
 
@@ -28,13 +28,13 @@ fn main() -> Result<(), luks::Error> {
         );
     }
     let t = Instant::now();
-    let k = benchmark(PbkdfType::Pbkdf2, HashAlg::Sha256, 1000, 64, 0, 0)?;
+    let k = benchmark_kdf(PbkdfType::Pbkdf2, HashAlg::Sha256, 1000, 64, 0, 0)?;
     println!(
         "--pbkdf pbkdf2 --iter-time 1000 -> {k:?} (benchmark took {:.2} s)",
         t.elapsed().as_secs_f64()
     );
     let t = Instant::now();
-    let k = benchmark(PbkdfType::Argon2id, HashAlg::Sha256, 1000, 64, 262144, 2)?;
+    let k = benchmark_kdf(PbkdfType::Argon2id, HashAlg::Sha256, 1000, 64, 262144, 2)?;
     println!("--pbkdf argon2id --iter-time 1000 --pbkdf-memory 262144 --pbkdf-parallel 2 -> {k:?} (benchmark took {:.2} s)", t.elapsed().as_secs_f64());
     Ok(())
 }

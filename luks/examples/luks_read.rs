@@ -12,8 +12,8 @@
 //! Prints the bytes, seconds and GB/s of the data transfer (unlock excluded)
 //! on stderr.
 
-use luks::stream::{decrypt_to_writer_with, Region, StreamOptions};
 use luks::Volume;
+use luks::{decrypt_to_writer_with, Region, StreamOptions};
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Instant;

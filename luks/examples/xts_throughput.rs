@@ -17,7 +17,7 @@
 //! processes share the cores, comparable to `openssl speed`, which divides by
 //! user CPU time).
 
-use luks::cipher::{Backend, SectorCipher};
+use luks::{Backend, SectorCipher};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 

@@ -11,7 +11,7 @@ use crate::hash::HashAlg;
 use zeroize::Zeroizing;
 
 /// The number of stripes LUKS uses (the only value cryptsetup accepts).
-pub const STRIPES: u32 = 4000;
+pub(crate) const STRIPES: u32 = 4000;
 
 fn diffuse(block: &mut [u8], hash: HashAlg) {
     let ds = hash.output_len();
@@ -31,12 +31,12 @@ fn xor_into(dst: &mut [u8], src: &[u8]) {
 }
 
 /// Size in bytes of the split material for a key of `key_len` bytes.
-pub fn split_len(key_len: usize, stripes: u32) -> Option<usize> {
+pub(crate) fn split_len(key_len: usize, stripes: u32) -> Option<usize> {
     key_len.checked_mul(stripes as usize)
 }
 
 /// Splits `key` into `stripes` blocks (random filler from the OS RNG).
-pub fn split(key: &[u8], stripes: u32, hash: HashAlg) -> Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn split(key: &[u8], stripes: u32, hash: HashAlg) -> Result<Zeroizing<Vec<u8>>> {
     let n = key.len();
     let total = split_len(n, stripes).ok_or_else(|| Error::Unsupported("AF size".into()))?;
     if stripes == 0 || n == 0 {
@@ -44,7 +44,7 @@ pub fn split(key: &[u8], stripes: u32, hash: HashAlg) -> Result<Zeroizing<Vec<u8
     }
     let mut out = Zeroizing::new(vec![0u8; total]);
     let last = (stripes as usize - 1) * n;
-    getrandom::fill(&mut out[..last]).map_err(|e| Error::Unsupported(format!("RNG: {e}")))?;
+    crate::random::fill(&mut out[..last])?;
     let mut acc = Zeroizing::new(vec![0u8; n]);
     for block in out[..last].chunks(n) {
         xor_into(&mut acc, block);
@@ -56,7 +56,7 @@ pub fn split(key: &[u8], stripes: u32, hash: HashAlg) -> Result<Zeroizing<Vec<u8
 }
 
 /// Merges split material back into a key of `key_len` bytes.
-pub fn merge(
+pub(crate) fn merge(
     material: &[u8],
     key_len: usize,
     stripes: u32,

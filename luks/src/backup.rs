@@ -3,7 +3,8 @@
 
 use crate::device;
 use crate::error::{Error, Result};
-use crate::volume::{read_header, Hdr, Volume};
+use crate::header::{read_header, Hdr};
+use crate::volume::Volume;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;

@@ -6,7 +6,7 @@ use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 
 /// Size of a file or block device in bytes (block devices report 0 in metadata).
-pub fn size(file: &File) -> Result<u64> {
+pub(crate) fn size(file: &File) -> Result<u64> {
     let meta = file
         .metadata()
         .map_err(Error::io("reading device metadata"))?;
@@ -19,7 +19,7 @@ pub fn size(file: &File) -> Result<u64> {
 }
 
 /// Reads exactly `buf.len()` bytes at `offset`; a short device is an error.
-pub fn read_at(file: &File, buf: &mut [u8], offset: u64) -> Result<()> {
+pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> Result<()> {
     file.read_exact_at(buf, offset).map_err(|e| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
             Error::DeviceTooSmall {
@@ -36,13 +36,13 @@ pub fn read_at(file: &File, buf: &mut [u8], offset: u64) -> Result<()> {
 }
 
 /// Writes all of `buf` at `offset`.
-pub fn write_at(file: &File, buf: &[u8], offset: u64) -> Result<()> {
+pub(crate) fn write_at(file: &File, buf: &[u8], offset: u64) -> Result<()> {
     file.write_all_at(buf, offset)
         .map_err(Error::io("writing the device"))
 }
 
 /// Flushes data to stable storage.
-pub fn sync(file: &File) -> Result<()> {
+pub(crate) fn sync(file: &File) -> Result<()> {
     file.sync_data().map_err(Error::io("syncing the device"))
 }
 
@@ -56,8 +56,7 @@ pub fn wipe(file: &File, offset: u64, len: u64) -> Result<()> {
         while done < len {
             let n = chunk.min(len - done) as usize;
             if pass == 0 {
-                getrandom::fill(&mut buf[..n])
-                    .map_err(|e| Error::Unsupported(format!("RNG: {e}")))?;
+                crate::random::fill(&mut buf[..n])?;
             } else {
                 buf[..n].fill(0);
             }
@@ -70,9 +69,18 @@ pub fn wipe(file: &File, offset: u64, len: u64) -> Result<()> {
 }
 
 /// Constant-time equality of two byte strings (lengths are not secret).
-pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `v` rounded up to a multiple of `a` (`a` = 0 leaves it unchanged).
+pub(crate) fn round_up(v: u64, a: u64) -> u64 {
+    if a == 0 {
+        v
+    } else {
+        v.div_ceil(a) * a
+    }
 }

@@ -1,7 +1,8 @@
 //! `luksDump`: a structured summary, a human text, and (LUKS2) the JSON.
 
+use crate::header::Hdr;
 use crate::kdf::Kdf;
-use crate::volume::{Hdr, Volume};
+use crate::volume::Volume;
 use serde_json::Value;
 use std::fmt::Write;
 

@@ -229,4 +229,16 @@ impl Error {
     pub fn io(context: &'static str) -> impl FnOnce(io::Error) -> Error {
         move |source| Error::Io { context, source }
     }
+
+    /// A keyslot this implementation cannot open (its cipher is not supported): the
+    /// try-every-keyslot unlock skips it, as cryptsetup does.
+    pub(crate) fn is_unsupported_keyslot(&self) -> bool {
+        matches!(
+            self,
+            Error::Field {
+                problem: Problem::Unsupported(_),
+                ..
+            }
+        )
+    }
 }

@@ -6,12 +6,13 @@
 use crate::cipher::SectorCipher;
 use crate::device;
 use crate::error::{Error, Result};
-use crate::volume::VolumeKey;
+use crate::volume_key::VolumeKey;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use zeroize::Zeroizing;
 
 /// Largest buffer used by one step of a read or write.
-pub const CHUNK: usize = 1 << 20;
+pub(crate) const CHUNK: usize = 1 << 20;
 
 /// Where the data segment lies and how it is encrypted: what a streaming engine needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,8 +33,8 @@ pub struct DataLayout {
 }
 
 impl DataLayout {
-    /// The IV of the sector starting at byte `pos` of the segment: LUKS counts IVs
-    /// in 512-byte units whatever the sector size (so pass `iv_in_512_units = true`).
+    /// The IV of the sector starting at byte `pos` of the segment: `iv_tweak` plus `pos`
+    /// in 512-byte units, as LUKS counts IVs whatever the sector size.
     pub fn iv_for(&self, pos: u64) -> u64 {
         self.iv_tweak.wrapping_add(pos / 512)
     }
@@ -145,8 +146,14 @@ impl UnlockedVolume {
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         self.check(offset, buf.len())?;
         let ss = self.ss();
-        let mut work =
-            vec![0u8; CHUNK.min(round_up_usize(buf.len() + 2 * ss as usize, ss as usize))];
+        // decrypted sectors pass through it: wiped when dropped, also on an error
+        let mut work = Zeroizing::new(vec![
+            0u8;
+            CHUNK.min(round_up_usize(
+                buf.len() + 2 * ss as usize,
+                ss as usize
+            ))
+        ]);
         let mut done = 0usize;
         while done < buf.len() {
             let pos = offset + done as u64;
@@ -160,7 +167,6 @@ impl UnlockedVolume {
             buf[done..done + n].copy_from_slice(&chunk[skip..skip + n]);
             done += n;
         }
-        zeroize::Zeroize::zeroize(&mut work[..]);
         Ok(())
     }
 
@@ -175,8 +181,14 @@ impl UnlockedVolume {
         }
         self.check(offset, buf.len())?;
         let ss = self.ss();
-        let mut work =
-            vec![0u8; CHUNK.min(round_up_usize(buf.len() + 2 * ss as usize, ss as usize))];
+        // decrypted sectors pass through it: wiped when dropped, also on an error
+        let mut work = Zeroizing::new(vec![
+            0u8;
+            CHUNK.min(round_up_usize(
+                buf.len() + 2 * ss as usize,
+                ss as usize
+            ))
+        ]);
         let mut done = 0usize;
         while done < buf.len() {
             let pos = offset + done as u64;
@@ -201,7 +213,6 @@ impl UnlockedVolume {
             self.write_sectors(&mut chunk[..used], start)?;
             done += n;
         }
-        zeroize::Zeroize::zeroize(&mut work[..]);
         Ok(())
     }
 
@@ -301,7 +312,7 @@ impl Seek for VolumeStream<'_> {
     }
 }
 
-/// Bulk transfers through the parallel streaming engine ([`crate::stream`]):
+/// Bulk transfers through the parallel streaming engine ([`crate::decrypt_to_writer`]):
 /// what `keymgr luks read` / `keymgr luks write` use.
 impl UnlockedVolume {
     /// The streaming-engine region for `len` bytes at `offset` of the data segment

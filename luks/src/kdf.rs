@@ -7,21 +7,21 @@ use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 /// Largest Argon2 memory cost accepted, in KiB (4 GiB, as cryptsetup).
-pub const MAX_ARGON2_MEMORY_KIB: u64 = 4 * 1024 * 1024;
+pub(crate) const MAX_ARGON2_MEMORY_KIB: u64 = 4 * 1024 * 1024;
 /// Largest Argon2 parallelism accepted (as cryptsetup).
-pub const MAX_ARGON2_THREADS: u64 = 4;
+pub(crate) const MAX_ARGON2_THREADS: u64 = 4;
 /// Smallest Argon2 memory cost accepted, in KiB (as cryptsetup).
-pub const MIN_ARGON2_MEMORY_KIB: u64 = 32;
+pub(crate) const MIN_ARGON2_MEMORY_KIB: u64 = 32;
 /// Largest PBKDF2 iteration count accepted.
-pub const MAX_PBKDF2_ITERATIONS: u64 = u32::MAX as u64;
+pub(crate) const MAX_PBKDF2_ITERATIONS: u64 = u32::MAX as u64;
 /// cryptsetup's minimum PBKDF2 iteration count for benchmarked keyslots.
-pub const MIN_PBKDF2_ITERATIONS: u32 = 1000;
+pub(crate) const MIN_PBKDF2_ITERATIONS: u32 = 1000;
 /// cryptsetup's minimum Argon2 time cost for benchmarked keyslots.
-pub const MIN_ARGON2_TIME: u32 = 4;
+pub(crate) const MIN_ARGON2_TIME: u32 = 4;
 /// cryptsetup's default Argon2 memory cost (1 GiB), reduced to half the RAM when smaller.
-pub const DEFAULT_ARGON2_MEMORY_KIB: u32 = 1024 * 1024;
+pub(crate) const DEFAULT_ARGON2_MEMORY_KIB: u32 = 1024 * 1024;
 /// cryptsetup's default iteration time in milliseconds.
-pub const DEFAULT_ITER_TIME_MS: u32 = 2000;
+pub(crate) const DEFAULT_ITER_TIME_MS: u32 = 2000;
 
 /// Argon2 variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,14 +226,14 @@ fn half_ram_kib() -> Option<u64> {
 }
 
 /// Default Argon2 parallelism: min(4, CPUs), as cryptsetup.
-pub fn default_parallel() -> u32 {
+pub(crate) fn default_parallel() -> u32 {
     std::thread::available_parallelism()
         .map(|n| n.get().min(4) as u32)
         .unwrap_or(1)
 }
 
 /// Default Argon2 memory in KiB: 1 GiB, capped at half the RAM, at least 32 KiB.
-pub fn default_memory_kib() -> u32 {
+pub(crate) fn default_memory_kib() -> u32 {
     let cap = half_ram_kib().unwrap_or(u64::MAX);
     (DEFAULT_ARGON2_MEMORY_KIB as u64)
         .min(cap)
@@ -245,6 +245,21 @@ fn time_pbkdf2(hash: HashAlg, iterations: u32, key_len: usize) -> Duration {
     let start = Instant::now();
     hash.pbkdf2(b"benchmark passphrase", &[0x5a; 32], iterations, &mut out);
     start.elapsed()
+}
+
+/// PBKDF2 iterations taking about `iter_time_ms` on this machine (at least 1000),
+/// scaled from a timed run.
+pub(crate) fn benchmark_pbkdf2(hash: HashAlg, iter_time_ms: u32, key_len: usize) -> u32 {
+    let target = iter_time_ms.max(1) as f64 / 1000.0;
+    let mut iters: u32 = 1 << 12;
+    loop {
+        let t = time_pbkdf2(hash, iters, key_len).as_secs_f64();
+        if t >= 0.1 || iters >= 1 << 30 {
+            let scaled = (iters as f64 * target / t.max(1e-6)).min(u32::MAX as f64);
+            return (scaled as u32).max(MIN_PBKDF2_ITERATIONS);
+        }
+        iters *= 2;
+    }
 }
 
 /// Picks KDF parameters taking about `iter_time_ms` on this machine, like
@@ -261,20 +276,10 @@ pub fn benchmark(
 ) -> Result<Kdf> {
     let target = iter_time_ms.max(1) as f64 / 1000.0;
     match kind {
-        PbkdfType::Pbkdf2 => {
-            let mut iters: u32 = 1 << 12;
-            loop {
-                let t = time_pbkdf2(hash, iters, key_len).as_secs_f64();
-                if t >= 0.1 || iters >= 1 << 30 {
-                    let scaled = (iters as f64 * target / t.max(1e-6)).min(u32::MAX as f64);
-                    return Ok(Kdf::Pbkdf2 {
-                        hash,
-                        iterations: (scaled as u32).max(MIN_PBKDF2_ITERATIONS),
-                    });
-                }
-                iters *= 2;
-            }
-        }
+        PbkdfType::Pbkdf2 => Ok(Kdf::Pbkdf2 {
+            hash,
+            iterations: benchmark_pbkdf2(hash, iter_time_ms, key_len),
+        }),
         PbkdfType::Argon2i | PbkdfType::Argon2id => {
             let variant = if kind == PbkdfType::Argon2i {
                 Argon2Variant::Argon2i

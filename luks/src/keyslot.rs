@@ -2,7 +2,7 @@
 //! area encryption (512-byte sectors, IV from 0), and the reverse.
 
 use crate::af;
-use crate::cipher::SectorCipher;
+use crate::cipher::{CipherError, SectorCipher};
 use crate::device;
 use crate::error::{Error, Problem, Result};
 use crate::hash::HashAlg;
@@ -11,7 +11,7 @@ use std::fs::File;
 use zeroize::Zeroizing;
 
 /// Splits a LUKS cipher spec such as `aes-xts-plain64` into (`aes`, `xts-plain64`).
-pub fn split_spec(spec: &str) -> Result<(&str, &str)> {
+pub(crate) fn split_spec(spec: &str) -> Result<(&str, &str)> {
     match spec.split_once('-') {
         Some((c, m)) if !c.is_empty() && !m.is_empty() => Ok((c, m)),
         _ => Err(Error::InvalidOption {
@@ -23,7 +23,12 @@ pub fn split_spec(spec: &str) -> Result<(&str, &str)> {
 
 /// Builds a sector cipher, refusing `cipher_null` (a keyslot or segment
 /// without encryption is never acted upon).
-pub fn make_cipher(cipher: &str, mode: &str, key: &[u8], field: &str) -> Result<SectorCipher> {
+pub(crate) fn make_cipher(
+    cipher: &str,
+    mode: &str,
+    key: &[u8],
+    field: &str,
+) -> Result<SectorCipher> {
     if cipher == "cipher_null" {
         return Err(Error::field(
             field,
@@ -34,12 +39,12 @@ pub fn make_cipher(cipher: &str, mode: &str, key: &[u8], field: &str) -> Result<
 }
 
 /// Bytes of encrypted material for a key of `key_len` bytes (AF size rounded up to sectors).
-pub fn material_len(key_len: usize, stripes: u32) -> usize {
+pub(crate) fn material_len(key_len: usize, stripes: u32) -> usize {
     (key_len * stripes as usize).div_ceil(512) * 512
 }
 
 /// Where and how a keyslot's material is stored.
-pub struct SlotParams<'a> {
+pub(crate) struct SlotParams<'a> {
     /// Byte offset of the material.
     pub offset: u64,
     /// Volume key length.
@@ -58,11 +63,18 @@ pub struct SlotParams<'a> {
     pub area_key_len: usize,
     /// Field name for errors.
     pub field: &'a str,
+    /// Field naming the area cipher, for errors.
+    pub cipher_field: String,
 }
 
 /// Derives the area key and decrypts+merges the material into a candidate volume key.
-pub fn open(file: &File, p: &SlotParams<'_>, passphrase: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn open(
+    file: &File,
+    p: &SlotParams<'_>,
+    passphrase: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
     p.kdf.check_limits()?;
+    check_supported(p)?;
     let len = material_len(p.key_len, p.stripes);
     let mut buf = Zeroizing::new(vec![0u8; len]);
     device::read_at(file, &mut buf, p.offset)?;
@@ -73,8 +85,29 @@ pub fn open(file: &File, p: &SlotParams<'_>, passphrase: &[u8]) -> Result<Zeroiz
     af::merge(&buf, p.key_len, p.stripes, p.af_hash)
 }
 
+/// Refuses, before the costly KDF, a keyslot whose area cipher this implementation does
+/// not support: an error on the cipher's field with [`Problem::Unsupported`], which the
+/// try-every-keyslot unlock skips.
+fn check_supported(p: &SlotParams<'_>) -> Result<()> {
+    let (cipher, mode) = p.cipher;
+    if cipher == "cipher_null" {
+        return Err(Error::field(
+            p.cipher_field.as_str(),
+            Problem::Unsupported("cipher_null".into()),
+        ));
+    }
+    let probe = Zeroizing::new(vec![0u8; p.area_key_len]);
+    match SectorCipher::new(cipher, mode, &probe) {
+        Err(CipherError::Unsupported { .. }) => Err(Error::field(
+            p.cipher_field.as_str(),
+            Problem::Unsupported(format!("cipher {cipher}-{mode}")),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Builds the encrypted material for `volume_key` (to be written at `p.offset`).
-pub fn seal(
+pub(crate) fn seal(
     p: &SlotParams<'_>,
     volume_key: &[u8],
     passphrase: &[u8],

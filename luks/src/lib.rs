@@ -1,3 +1,4 @@
+#![warn(unreachable_pub)]
 //! LUKS1 and LUKS2 volumes: on-disk formats, keyslots and userspace encrypted I/O,
 //! interoperable with cryptsetup 2.6+ and qemu's LUKS driver.
 //!
@@ -19,31 +20,86 @@
 //! data.read_at(&mut buf, 1000)?;
 //! # Ok::<(), luks::Error>(())
 //! ```
+//!
+//! # Where things are
+//!
+//! One concept per file, named as cryptsetup names it (`lib/luks1/`, `lib/luks2/`):
+//!
+//! | File | Holds |
+//! |------|-------|
+//! | `volume.rs` | [`Volume`]: opening, accessors, unlocking (every keyslot in priority order, digest check) |
+//! | `keyslot_ops.rs` | `add_key`, `change_key`, `remove_key`, `kill_slot` ([`Unlock`]) |
+//! | `format.rs` | `luksFormat`: shared checks, then the LUKS1 or the LUKS2 layout |
+//! | `backup.rs`, `dump.rs` | `luksHeaderBackup` / `luksHeaderRestore`, `luksDump` |
+//! | `volume_key.rs` | [`VolumeKey`] (zeroized, never printed) |
+//! | `io.rs`, `stream.rs` | [`UnlockedVolume`] (`read_at` / `write_at` / stream), bulk parallel streaming |
+//! | `kernel.rs` | dm-crypt activation through `cryptsetup` (feature `kernel`) |
+//! | `header.rs` | reading a header: LUKS1 or LUKS2 |
+//! | `luks1.rs` | the LUKS1 header; its keyslots: parameters, opening, writing |
+//! | `luks2/binary.rs`, `luks2/json.rs`, `luks2/validate.rs` | the LUKS2 binary header; the JSON metadata; its validation as a whole |
+//! | `luks2/disk.rs` | the two LUKS2 header copies: read, choose, repair, write |
+//! | `luks2/keyslot.rs` | LUKS2 keyslots: parameters, area allocation, opening, writing |
+//! | `luks2/token.rs` | LUKS2 tokens |
+//! | `keyslot.rs`, `af.rs`, `kdf.rs`, `hash.rs` | keyslot material (KDF, AF split, area encryption), shared by both versions |
+//! | `cipher/` | sector ciphers (XTS, CBC; AWS-LC or pure Rust) |
+//! | `device.rs`, `random.rs` | positional device I/O and wiping; OS randomness |
+//! | `error.rs`, `options.rs`, `provider.rs` | [`Error`]; [`FormatOptions`] / [`KeyslotOptions`]; Cinder providers |
 
-pub mod af;
-pub mod backup;
-pub mod cipher;
-pub mod device;
-pub mod dump;
-pub mod error;
-pub mod hash;
-pub mod io;
-pub mod kdf;
+mod af;
+mod backup;
+mod cipher;
+mod device;
+mod dump;
+mod error;
+mod format;
+mod hash;
+mod header;
+mod io;
+mod kdf;
 #[cfg(feature = "kernel")]
 pub mod kernel;
-pub mod keyslot;
-pub mod luks1;
-pub mod luks2;
-pub mod options;
-pub mod provider;
-pub mod stream;
-pub mod volume;
+mod keyslot;
+mod keyslot_ops;
+mod luks1;
+mod luks2;
+mod options;
+mod provider;
+mod random;
+mod stream;
+mod volume;
+mod volume_key;
 
-pub use dump::{Dump, KeyslotDump};
-pub use error::{Error, Problem, Result};
+// The public API, chosen: volumes and their operations,
+pub use format::{format, format_file, VolumeInfo};
+pub use keyslot_ops::Unlock;
+pub use volume::Volume;
+pub use volume_key::VolumeKey;
+// their options,
 pub use hash::HashAlg;
-pub use io::{DataLayout, UnlockedVolume, VolumeStream};
-pub use kdf::{Argon2Variant, Kdf, PbkdfType};
+pub use kdf::{benchmark as benchmark_kdf, Argon2Variant, Kdf, PbkdfType};
 pub use options::{FormatOptions, KeyslotOptions, LuksType, PbkdfOptions};
 pub use provider::Provider;
-pub use volume::{format, format_file, Unlock, Volume, VolumeInfo, VolumeKey};
+// encrypted I/O once unlocked (random access, streams, bulk parallel streaming),
+pub use io::{DataLayout, UnlockedVolume, VolumeStream};
+pub use stream::{
+    decrypt_to_writer, decrypt_to_writer_with, encrypt_from_reader, encrypt_from_reader_with,
+    Region, StreamOptions,
+};
+// the sector ciphers underneath (for benchmarks and cross-checks),
+pub use cipher::{Backend, CipherError, SectorCipher};
+// luksDump and header maintenance,
+pub use device::wipe;
+pub use dump::{Dump, KeyslotDump};
+// and errors.
+pub use error::{Error, Problem, Result};
+
+/// The header parsers and writers, for the fuzz targets and the hostile-header tests
+/// only: not a stable API.
+#[doc(hidden)]
+pub mod internal {
+    pub use crate::luks1::{Header as Luks1Header, Keyslot as Luks1Keyslot, HEADER_LEN};
+    pub use crate::luks2::binary::{verify_checksum, BinHeader, BIN_LEN, HDR_SIZES};
+    pub use crate::luks2::json::{
+        json_text, Area, Config, DigestEntry, Keyslot as Luks2Keyslot, Metadata, Segment, Token,
+    };
+}

@@ -1,25 +1,34 @@
-//! The LUKS1 on-disk header (592 bytes, big-endian) and its validation.
+//! LUKS1: the on-disk header (592 bytes, big-endian) and its validation, and its
+//! keyslots (parameters, opening, writing).
 
 use crate::af::STRIPES;
+use crate::device;
 use crate::error::{Error, Problem, Result};
 use crate::hash::HashAlg;
+use crate::kdf::Kdf;
+use crate::keyslot::{self, SlotParams};
+use crate::options::KeyslotOptions;
+use crate::random::random;
+use crate::volume_key::VolumeKey;
+use std::fs::File;
+use zeroize::Zeroizing;
 
 /// Magic of a LUKS header (both versions).
-pub const MAGIC: [u8; 6] = *b"LUKS\xba\xbe";
+pub(crate) const MAGIC: [u8; 6] = *b"LUKS\xba\xbe";
 /// Size of the LUKS1 header in bytes.
 pub const HEADER_LEN: usize = 592;
 /// Number of keyslots of LUKS1.
-pub const NUM_SLOTS: usize = 8;
+pub(crate) const NUM_SLOTS: usize = 8;
 /// `active` value of an enabled keyslot.
-pub const KEY_ENABLED: u32 = 0x00AC_71F3;
+pub(crate) const KEY_ENABLED: u32 = 0x00AC_71F3;
 /// `active` value of a disabled keyslot.
-pub const KEY_DISABLED: u32 = 0x0000_DEAD;
+pub(crate) const KEY_DISABLED: u32 = 0x0000_DEAD;
 /// Size of salts and of the master-key digest salt.
-pub const SALT_LEN: usize = 32;
+pub(crate) const SALT_LEN: usize = 32;
 /// Size of the master-key digest.
-pub const DIGEST_LEN: usize = 20;
+pub(crate) const DIGEST_LEN: usize = 20;
 /// Keyslot areas are aligned to this many bytes (cryptsetup and qemu).
-pub const KEYSLOT_ALIGN: u64 = 4096;
+pub(crate) const KEYSLOT_ALIGN: u64 = 4096;
 
 /// One LUKS1 keyslot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,12 +101,12 @@ fn put_str(dst: &mut [u8], s: &str, field: &'static str) -> Result<()> {
 }
 
 /// Sectors of one keyslot's key material for a key of `key_bytes`.
-pub fn material_sectors(key_bytes: u32, stripes: u32) -> u64 {
+pub(crate) fn material_sectors(key_bytes: u32, stripes: u32) -> u64 {
     (key_bytes as u64 * stripes as u64).div_ceil(512)
 }
 
 /// Sectors of one keyslot's area as cryptsetup and qemu lay it out (aligned to 4096 bytes).
-pub fn aligned_area_sectors(key_bytes: u32) -> u64 {
+pub(crate) fn aligned_area_sectors(key_bytes: u32) -> u64 {
     (key_bytes as u64 * STRIPES as u64).div_ceil(KEYSLOT_ALIGN) * KEYSLOT_ALIGN / 512
 }
 
@@ -278,6 +287,75 @@ impl Header {
         }
         Ok(b)
     }
+}
+
+/// Writes `h` (validated) at offset 0 and syncs.
+pub(crate) fn write_header(file: &File, h: &Header) -> Result<()> {
+    h.validate()?;
+    device::write_at(file, &h.to_bytes()?, 0)?;
+    device::sync(file)
+}
+
+/// Where and how keyslot `i`'s material is stored.
+pub(crate) fn slot_params(h: &Header, i: usize) -> SlotParams<'_> {
+    let s = &h.keyslots[i];
+    SlotParams {
+        offset: s.key_material_offset as u64 * 512,
+        key_len: h.key_bytes as usize,
+        stripes: s.stripes,
+        af_hash: h.hash,
+        kdf: Kdf::Pbkdf2 {
+            hash: h.hash,
+            iterations: s.iterations,
+        },
+        salt: &s.salt,
+        cipher: (&h.cipher_name, &h.cipher_mode),
+        area_key_len: h.key_bytes as usize,
+        field: "keyslot",
+        cipher_field: "cipher_name".into(),
+    }
+}
+
+/// Decrypts keyslot `slot` with `passphrase` into a candidate volume key (not yet checked
+/// against the digest).
+pub(crate) fn open_keyslot(
+    file: &File,
+    h: &Header,
+    slot: u32,
+    passphrase: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    if !h.keyslots[slot as usize].active {
+        return Err(Error::SlotInactive(slot));
+    }
+    keyslot::open(file, &slot_params(h, slot as usize), passphrase)
+}
+
+/// Writes keyslot `slot` of `h` for `vk` with `passphrase`: material first (synced),
+/// then the header.
+pub(crate) fn write_keyslot(
+    file: &File,
+    h: &mut Header,
+    slot: u32,
+    vk: &VolumeKey,
+    passphrase: &[u8],
+    opts: &KeyslotOptions,
+) -> Result<()> {
+    let key_len = vk.as_bytes().len();
+    let mut pb = opts.pbkdf.clone();
+    pb.hash = Some(h.hash);
+    let iterations = pb.resolve_luks1(key_len)?;
+    let mut nh = h.clone();
+    let s = &mut nh.keyslots[slot as usize];
+    s.active = true;
+    s.iterations = iterations;
+    s.salt.copy_from_slice(&random(32)?);
+    let p = slot_params(&nh, slot as usize);
+    let material = keyslot::seal(&p, vk.as_bytes(), passphrase)?;
+    device::write_at(file, &material, p.offset)?;
+    device::sync(file)?;
+    write_header(file, &nh)?;
+    *h = nh;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -165,29 +165,10 @@ impl PbkdfOptions {
         let hash = self.hash.unwrap_or(HashAlg::Sha256);
         let iter_time = self.iter_time_ms.unwrap_or(kdf::DEFAULT_ITER_TIME_MS);
         match kind {
-            PbkdfType::Pbkdf2 => {
-                if self.memory_kib.is_some() || self.parallel.is_some() {
-                    return Err(Error::InvalidOption {
-                        option: if self.memory_kib.is_some() {
-                            "--pbkdf-memory"
-                        } else {
-                            "--pbkdf-parallel"
-                        },
-                        reason: "applies to Argon2 only, not pbkdf2".into(),
-                    });
-                }
-                match self.force_iterations {
-                    Some(n) if n < kdf::MIN_PBKDF2_ITERATIONS => Err(Error::InvalidOption {
-                        option: "--pbkdf-force-iterations",
-                        reason: format!("PBKDF2 needs at least {}", kdf::MIN_PBKDF2_ITERATIONS),
-                    }),
-                    Some(n) => Ok(Kdf::Pbkdf2 {
-                        hash,
-                        iterations: n,
-                    }),
-                    None => kdf::benchmark(kind, hash, iter_time, key_len, 0, 0),
-                }
-            }
+            PbkdfType::Pbkdf2 => Ok(Kdf::Pbkdf2 {
+                hash,
+                iterations: self.pbkdf2_iterations(key_len)?,
+            }),
             PbkdfType::Argon2i | PbkdfType::Argon2id => {
                 let memory = self.memory_kib.unwrap_or_else(kdf::default_memory_kib);
                 let parallel = self.parallel.unwrap_or_else(kdf::default_parallel);
@@ -213,6 +194,42 @@ impl PbkdfOptions {
                         .map_err(|e| bad("--pbkdf-memory", e)),
                 }
             }
+        }
+    }
+
+    /// Resolves the options of a LUKS1 keyslot (PBKDF2 only): its iteration count.
+    pub(crate) fn resolve_luks1(&self, key_len: usize) -> Result<u32> {
+        self.check(true)?;
+        if self.pbkdf.is_some_and(|k| k != PbkdfType::Pbkdf2) {
+            return Err(Error::InvalidOption {
+                option: "--pbkdf",
+                reason: "LUKS1 supports only pbkdf2".into(),
+            });
+        }
+        self.pbkdf2_iterations(key_len)
+    }
+
+    /// PBKDF2 iterations: forced (at least 1000) or benchmarked.
+    fn pbkdf2_iterations(&self, key_len: usize) -> Result<u32> {
+        if self.memory_kib.is_some() || self.parallel.is_some() {
+            return Err(Error::InvalidOption {
+                option: if self.memory_kib.is_some() {
+                    "--pbkdf-memory"
+                } else {
+                    "--pbkdf-parallel"
+                },
+                reason: "applies to Argon2 only, not pbkdf2".into(),
+            });
+        }
+        let hash = self.hash.unwrap_or(HashAlg::Sha256);
+        let iter_time = self.iter_time_ms.unwrap_or(kdf::DEFAULT_ITER_TIME_MS);
+        match self.force_iterations {
+            Some(n) if n < kdf::MIN_PBKDF2_ITERATIONS => Err(Error::InvalidOption {
+                option: "--pbkdf-force-iterations",
+                reason: format!("PBKDF2 needs at least {}", kdf::MIN_PBKDF2_ITERATIONS),
+            }),
+            Some(n) => Ok(n),
+            None => Ok(kdf::benchmark_pbkdf2(hash, iter_time, key_len)),
         }
     }
 }

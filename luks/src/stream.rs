@@ -38,9 +38,9 @@ use std::sync::Mutex;
 use zeroize::Zeroizing;
 
 /// Default batch size: 1 MiB.
-pub const DEFAULT_BATCH: usize = 1 << 20;
+pub(crate) const DEFAULT_BATCH: usize = 1 << 20;
 /// Most worker threads used.
-pub const MAX_THREADS: usize = 8;
+pub(crate) const MAX_THREADS: usize = 8;
 
 /// Where the encrypted bytes of a transfer are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +98,7 @@ impl Region {
 /// Tuning of a transfer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamOptions {
-    /// Worker threads; 0 = one per available core. Capped at [`MAX_THREADS`].
+    /// Worker threads; 0 = one per available core. Capped at 8 (`MAX_THREADS`).
     pub threads: usize,
     /// Bytes per batch; rounded down to whole sectors (at least one sector).
     pub batch: usize,

@@ -3,7 +3,7 @@
 //! scripts/test.sh). Skips with a reason when unset, unless
 //! `KEYMGR_REQUIRE_TOOLS=1`.
 
-use luks::cipher::{Backend, SectorCipher};
+use luks::{Backend, SectorCipher};
 use std::io::Write;
 use std::process::{Command, Stdio};
 

@@ -1,7 +1,7 @@
 //! Property tests of `SectorCipher`: backends agree, round trips, buffer
 //! splitting, concurrency, and typed errors on bad input.
 
-use luks::cipher::{Backend, CipherError, SectorCipher};
+use luks::{Backend, CipherError, SectorCipher};
 use proptest::prelude::*;
 
 const MODES: [&str; 5] = [

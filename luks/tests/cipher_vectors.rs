@@ -1,7 +1,7 @@
 //! IEEE 1619 XTS-AES known answers (tests/data/xts_vectors.txt) through
 //! `SectorCipher`, for every XTS backend compiled in.
 
-use luks::cipher::{Backend, CipherError, SectorCipher};
+use luks::{Backend, CipherError, SectorCipher};
 
 struct Vector {
     n: u32,

@@ -1,8 +1,10 @@
 //! Random damage to headers formatted here (byte flips in the binary headers,
 //! the JSON area and the keyslot areas, and truncation): opening and unlocking
 //! return a value or a typed error, never panic; damage confined to one LUKS2
-//! copy still opens.
+//! copy still opens; and what parses survives parse -> write -> parse unchanged (the
+//! property the fuzz targets `luks1_header` and `luks2_header` check).
 
+use luks::internal::{BinHeader, Luks1Header, Metadata, BIN_LEN, HEADER_LEN};
 use luks::{format, FormatOptions, LuksType, PbkdfOptions, PbkdfType, Volume};
 use proptest::prelude::*;
 use std::sync::OnceLock;
@@ -80,5 +82,37 @@ proptest! {
         let mut b = base(LuksType::Luks2).clone();
         b[(32 << 10) + pos] ^= x;
         prop_assert_eq!(try_open(&b), Some(false));
+    }
+
+    #[test]
+    fn luks1_header_parse_write_parse_is_identity(flips in proptest::collection::vec((0usize..HEADER_LEN, any::<u8>()), 0..4)) {
+        let mut b = base(LuksType::Luks1)[..HEADER_LEN].to_vec();
+        for (pos, x) in &flips {
+            b[*pos] ^= x | 1;
+        }
+        if let Ok(h) = Luks1Header::parse(&b) {
+            if h.validate().is_ok() {
+                let again = Luks1Header::parse(&h.to_bytes().unwrap()).unwrap();
+                prop_assert_eq!(again, h);
+            }
+        }
+    }
+
+    #[test]
+    fn luks2_header_parse_write_parse_is_identity(flips in proptest::collection::vec((0usize..(16 << 10), any::<u8>()), 0..4)) {
+        let mut b = base(LuksType::Luks2)[..16 << 10].to_vec();
+        for (pos, x) in &flips {
+            b[*pos] ^= x | 1;
+        }
+        if let Ok(h) = BinHeader::parse(&b[..BIN_LEN], 0) {
+            if let Some(area) = b.get(BIN_LEN..h.hdr_size as usize) {
+                let copy = h.serialize(area).unwrap();
+                prop_assert_eq!(BinHeader::parse(&copy[..BIN_LEN], 0).unwrap(), h);
+            }
+        }
+        if let Ok(md) = Metadata::parse_area(&b[BIN_LEN..], 16 << 10) {
+            let text = md.to_area((16 << 10) - BIN_LEN as u64).unwrap();
+            prop_assert_eq!(Metadata::parse_area(&text, 16 << 10).unwrap(), md);
+        }
     }
 }

@@ -9,7 +9,7 @@ mod common;
 
 use cases::{check_named, cs_dump, cs_token_import};
 use common::*;
-use luks::luks2::binary::BinHeader;
+use luks::internal::BinHeader;
 use luks::{Dump, Error, Volume};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -71,7 +71,7 @@ fn read_json(img: &Path) -> (BinHeader, Value) {
     let b = std::fs::read(img).unwrap();
     let bin = BinHeader::parse(&b[..4096], 0).unwrap();
     let area = &b[4096..bin.hdr_size as usize];
-    let text = luks::luks2::json::json_text(area).unwrap();
+    let text = luks::internal::json_text(area).unwrap();
     (bin, serde_json::from_slice(text).unwrap())
 }
 

@@ -7,8 +7,8 @@ mod cases;
 mod common;
 
 use cases::check_named;
-use luks::cipher::SectorCipher;
-use luks::stream::{decrypt_to_writer_with, encrypt_from_reader_with, Region, StreamOptions};
+use luks::SectorCipher;
+use luks::{decrypt_to_writer_with, encrypt_from_reader_with, Region, StreamOptions};
 use proptest::prelude::*;
 use std::fs::File;
 use std::io::Write;
@@ -136,14 +136,14 @@ fn many_batches_default_options() {
     let r = region(4096, 0, len as u64, 4096);
     let input = pattern(len, 11);
     let calls = std::cell::Cell::new(0);
-    luks::stream::encrypt_from_reader(&dev.file, &r, &c, &mut &input[..], &|_| {
+    luks::encrypt_from_reader(&dev.file, &r, &c, &mut &input[..], &|_| {
         calls.set(calls.get() + 1)
     })
     .unwrap();
     assert!(calls.get() >= 9, "progress called {} times", calls.get());
     let mut out = Vec::new();
     let seen = std::cell::Cell::new(0u64);
-    luks::stream::decrypt_to_writer(&dev.file, &r, &c, &mut out, &|p| {
+    luks::decrypt_to_writer(&dev.file, &r, &c, &mut out, &|p| {
         assert!(p >= seen.get());
         seen.set(p)
     })
@@ -210,8 +210,7 @@ fn check_errors(table: &str, cases: Vec<ErrCase>) -> usize {
                 decrypt_to_writer_with(&dev.file, &r, &c, &mut Vec::new(), none, &o).unwrap_err()
             }
             (Op::Decrypt, None) => {
-                luks::stream::decrypt_to_writer(&dev.file, &r, &c, &mut Vec::new(), none)
-                    .unwrap_err()
+                luks::decrypt_to_writer(&dev.file, &r, &c, &mut Vec::new(), none).unwrap_err()
             }
             (Op::DecryptFailingAfter(n), Some(o)) => {
                 decrypt_to_writer_with(&dev.file, &r, &c, &mut Fail(n), none, &o).unwrap_err()

@@ -2,7 +2,7 @@
 //! keeping the slot and moving the area, every metadata size, detached headers,
 //! read-only handles, header backup/restore round trips, option validation.
 
-use luks::luks2::binary::HDR_SIZES;
+use luks::internal::HDR_SIZES;
 use luks::{
     format, Error, FormatOptions, KeyslotOptions, LuksType, PbkdfOptions, PbkdfType, Unlock, Volume,
 };

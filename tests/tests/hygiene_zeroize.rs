@@ -39,7 +39,7 @@ use keymgr::{
     Context, KeyManager, NewSecret, Payload, Secret, SecretId, SecretKind, SecretMetadata,
 };
 use keymgr_mock::{Argon2Params, MasterKey, MockKeyManager};
-use luks::cipher::{Backend, SectorCipher};
+use luks::{Backend, SectorCipher};
 use luks::{FormatOptions, KeyslotOptions, LuksType, PbkdfOptions, PbkdfType, Unlock, Volume};
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
@@ -47,7 +47,7 @@ use zeroize::{Zeroize, Zeroizing};
 pub mod detector {
     //! The test-only allocator: [`System`] with a look into every block freed.
     //!
-    //! This module is, besides `luks`' AWS-LC FFI module (`luks::cipher::awslc`),
+    //! This module is, besides `luks`' AWS-LC FFI module (`luks` `cipher/awslc.rs`),
     //! the one place in the workspace where `unsafe` code is allowed. A
     //! `GlobalAlloc` cannot be written without it (its methods are `unsafe fn`s
     //! over raw pointers), and no safe code can read a block at the moment it is
@@ -916,6 +916,45 @@ fn luks1_format_unlock_and_change_are_zeroized() {
     s.assert_clean("LUKS1 aes-cbc-essiv format, change key, unlock");
 }
 
+/// `read_at`'s working buffer holds decrypted sectors: it is wiped when a later read
+/// fails too (here the device shrank after unlocking, so the second 1 MiB chunk of a
+/// 2 MiB read fails after the first was decrypted).
+#[test]
+fn luks_read_at_wipes_its_working_buffer_on_an_error() {
+    let vk = random::<64>();
+    let pass = random_text::<24>();
+    let plaintext = random::<64>();
+    let (_dir, path) = volume_file();
+    let opts = format_options(LuksType::Luks2, PbkdfType::Pbkdf2, &vk[..]);
+    luks::format(&path, &opts, &pass[..]).unwrap();
+    let vol = Volume::open(&path)
+        .unwrap()
+        .unlock(&pass[..], None)
+        .unwrap();
+    // in the middle of the first chunk: the failing read of the second chunk, into the
+    // same buffer, does not overwrite it
+    vol.write_at(&plaintext[..], 512 << 10).unwrap();
+    vol.sync().unwrap();
+    let data_offset = vol.layout().offset;
+    assert!(vol.layout().size >= 2 << 20, "{:?}", vol.layout());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(data_offset + (1 << 20))
+        .unwrap();
+    let mut s = Session::new();
+    s.register("plaintext", &plaintext[..]);
+    s.run(|| {
+        let mut buf = Zeroizing::new(vec![0u8; 2 << 20]);
+        let e = vol.read_at(&mut buf, 0).unwrap_err();
+        assert!(matches!(e, luks::Error::DeviceTooSmall { .. }), "{e:?}");
+        drop(buf);
+    });
+    s.assert_clean("read_at failing after a decrypted chunk");
+    drop(vol);
+}
+
 #[test]
 fn sector_ciphers_of_every_backend_are_zeroized() {
     let xts = random::<64>();
@@ -952,7 +991,7 @@ fn sector_ciphers_of_every_backend_are_zeroized() {
     s.assert_clean("SectorCipher (AWS-LC and RustCrypto XTS, CBC-ESSIV)");
 }
 
-/// Regression test for a leak this file found: `luks::cipher::cbc::Cbc` was
+/// Regression test for a leak this file found: `luks`' `cipher/cbc.rs` `Cbc` was
 /// `{ c: Aes*, essiv: Option<Aes256> }`, boxed in the cipher. Without ESSIV
 /// the `None` left 480 bytes of the box that no `Drop` wiped, and moving the
 /// struct into the box copied whatever the stack held there: with a 24-byte

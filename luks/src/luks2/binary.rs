@@ -4,9 +4,9 @@ use crate::error::{Error, Problem, Result};
 use sha2::{Digest, Sha256};
 
 /// Magic of the primary copy.
-pub const MAGIC_PRIMARY: [u8; 6] = *b"LUKS\xba\xbe";
+pub(crate) const MAGIC_PRIMARY: [u8; 6] = *b"LUKS\xba\xbe";
 /// Magic of the secondary copy.
-pub const MAGIC_SECONDARY: [u8; 6] = *b"SKUL\xba\xbe";
+pub(crate) const MAGIC_SECONDARY: [u8; 6] = *b"SKUL\xba\xbe";
 /// Size of the binary header.
 pub const BIN_LEN: usize = 4096;
 /// Metadata sizes (binary header + JSON area) cryptsetup allows.
@@ -73,7 +73,7 @@ fn put(dst: &mut [u8], s: &str, field: &'static str) -> Result<()> {
 }
 
 /// Whether `size` is an allowed metadata size.
-pub fn allowed_size(size: u64) -> bool {
+pub(crate) fn allowed_size(size: u64) -> bool {
     HDR_SIZES.contains(&size)
 }
 

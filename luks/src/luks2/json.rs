@@ -1,6 +1,7 @@
 //! The LUKS2 JSON metadata: a typed, validated view that keeps every unknown
 //! field (at every level) so a rewrite preserves what it does not understand.
 
+pub use super::token::Token;
 use crate::af::STRIPES;
 use crate::error::{Error, Problem, Result};
 use crate::hash::HashAlg;
@@ -10,11 +11,11 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// Largest number of keyslots in LUKS2.
-pub const MAX_KEYSLOTS: u32 = 32;
+pub(crate) const MAX_KEYSLOTS: u32 = 32;
 /// Largest number of tokens in LUKS2.
-pub const MAX_TOKENS: u32 = 32;
+pub(crate) const MAX_TOKENS: u32 = 32;
 /// Salt length of keyslots and digests.
-pub const SALT_LEN: usize = 32;
+pub(crate) const SALT_LEN: usize = 32;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -85,17 +86,6 @@ pub struct DigestEntry {
     raw: Map<String, Value>,
 }
 
-/// A token: kept as its JSON object; only `type` and `keyslots` are checked.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Token {
-    /// The token type (e.g. `luks2-keyring`, `systemd-tpm2`).
-    pub token_type: String,
-    /// Keyslots the token is assigned to.
-    pub keyslots: Vec<u32>,
-    /// The whole token object.
-    pub json: Map<String, Value>,
-}
-
 /// The `config` object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -128,7 +118,7 @@ pub struct Metadata {
 
 // ---------- strict accessors ----------
 
-fn obj<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>> {
+pub(super) fn obj<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>> {
     v.as_object()
         .ok_or_else(|| Error::field(path, Problem::WrongType("object")))
 }
@@ -138,14 +128,14 @@ fn get<'a>(m: &'a Map<String, Value>, key: &str, path: &str) -> Result<&'a Value
         .ok_or_else(|| Error::field(format!("{path}.{key}"), Problem::Missing))
 }
 
-fn get_str<'a>(m: &'a Map<String, Value>, key: &str, path: &str) -> Result<&'a str> {
+pub(super) fn get_str<'a>(m: &'a Map<String, Value>, key: &str, path: &str) -> Result<&'a str> {
     get(m, key, path)?
         .as_str()
         .ok_or_else(|| Error::field(format!("{path}.{key}"), Problem::WrongType("string")))
 }
 
 /// Parses a decimal string as cryptsetup's `json_str_to_uint64` (digits only, no overflow).
-pub fn parse_dec(s: &str, field: &str) -> Result<u64> {
+pub(crate) fn parse_dec(s: &str, field: &str) -> Result<u64> {
     if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
         return Err(Error::field(field, Problem::NotDecimal));
     }
@@ -212,7 +202,7 @@ fn id(k: &str, path: &str, max: u32) -> Result<u32> {
     Ok(v as u32)
 }
 
-fn id_list(m: &Map<String, Value>, key: &str, path: &str, max: u32) -> Result<Vec<u32>> {
+pub(super) fn id_list(m: &Map<String, Value>, key: &str, path: &str, max: u32) -> Result<Vec<u32>> {
     let f = format!("{path}.{key}");
     let arr = get(m, key, path)?
         .as_array()
@@ -621,18 +611,6 @@ impl DigestEntry {
     }
 }
 
-impl Token {
-    /// Parses a token object (must have a string `type` and a `keyslots` array).
-    pub fn parse(v: &Value, path: &str) -> Result<Token> {
-        let m = obj(v, path)?;
-        Ok(Token {
-            token_type: get_str(m, "type", path)?.to_string(),
-            keyslots: id_list(m, "keyslots", path, MAX_KEYSLOTS)?,
-            json: m.clone(),
-        })
-    }
-}
-
 impl Config {
     fn parse(v: &Value) -> Result<Config> {
         let path = "config";
@@ -764,148 +742,6 @@ impl Metadata {
         2 * hdr_size
     }
 
-    /// Checks the layout: sizes, areas inside the keyslots area without
-    /// overlaps, segments after it without overlaps, references resolvable.
-    pub fn validate(&self, hdr_size: u64) -> Result<()> {
-        let c = &self.config;
-        if c.json_size != hdr_size - 4096 {
-            return Err(Error::field(
-                "config.json_size",
-                Problem::Invalid(format!("{} but the header size is {hdr_size}", c.json_size)),
-            ));
-        }
-        if !c.keyslots_size.is_multiple_of(4096) {
-            return Err(Error::field(
-                "config.keyslots_size",
-                Problem::Misaligned { align: 4096 },
-            ));
-        }
-        let ks_start = Self::keyslots_area_start(hdr_size);
-        let ks_end = ks_start
-            .checked_add(c.keyslots_size)
-            .ok_or_else(|| Error::field("config.keyslots_size", Problem::Overflow))?;
-        let mut areas: Vec<(u64, u64, u32)> = Vec::new();
-        for (&i, k) in &self.keyslots {
-            let f = format!("keyslots.{i}.area");
-            let end = k
-                .area
-                .offset
-                .checked_add(k.area.size)
-                .ok_or_else(|| Error::field(format!("{f}.size"), Problem::Overflow))?;
-            if k.area.offset % 512 != 0 {
-                return Err(Error::field(
-                    format!("{f}.offset"),
-                    Problem::Misaligned { align: 512 },
-                ));
-            }
-            if k.area.size % 512 != 0 {
-                return Err(Error::field(
-                    format!("{f}.size"),
-                    Problem::Misaligned { align: 512 },
-                ));
-            }
-            if k.area.offset < ks_start || end > ks_end {
-                return Err(Error::field(
-                    format!("{f}.offset"),
-                    Problem::OutsideOf("the keyslots area"),
-                ));
-            }
-            let need = (k.key_size as u64 * k.stripes as u64).div_ceil(512) * 512;
-            if k.area.size < need {
-                return Err(Error::field(
-                    format!("{f}.size"),
-                    Problem::Invalid(format!("{} bytes, AF material needs {need}", k.area.size)),
-                ));
-            }
-            for &(a, b, j) in &areas {
-                if k.area.offset < b && a < end {
-                    return Err(Error::field(
-                        format!("{f}.offset"),
-                        Problem::Overlaps(format!("keyslot {j}")),
-                    ));
-                }
-            }
-            areas.push((k.area.offset, end, i));
-        }
-        // segments: ids 0..n, ordered, not overlapping, after the keyslots area, dynamic last
-        let n = self.segments.len();
-        let mut prev_end: Option<u64> = None;
-        for (pos, (&i, s)) in self.segments.iter().enumerate() {
-            let f = format!("segments.{i}");
-            if i as usize != pos {
-                return Err(Error::field(
-                    f,
-                    Problem::Invalid("segment ids are not 0..n".into()),
-                ));
-            }
-            if s.offset != 0 && s.offset < ks_end {
-                return Err(Error::field(
-                    format!("{f}.offset"),
-                    Problem::Overlaps("the keyslots area".into()),
-                ));
-            }
-            if let Some(pe) = prev_end {
-                if s.offset < pe {
-                    return Err(Error::field(
-                        format!("{f}.offset"),
-                        Problem::Overlaps(format!("segment {}", i - 1)),
-                    ));
-                }
-                if s.offset > pe {
-                    return Err(Error::field(
-                        format!("{f}.offset"),
-                        Problem::Invalid("gap after the previous segment".into()),
-                    ));
-                }
-            }
-            match s.size {
-                None if pos + 1 != n => {
-                    return Err(Error::field(
-                        format!("{f}.size"),
-                        Problem::Invalid("dynamic segment is not the last".into()),
-                    ))
-                }
-                None => {}
-                Some(sz) => {
-                    prev_end = Some(
-                        s.offset
-                            .checked_add(sz)
-                            .ok_or_else(|| Error::field(format!("{f}.size"), Problem::Overflow))?,
-                    )
-                }
-            }
-        }
-        for (&i, d) in &self.digests {
-            for k in &d.keyslots {
-                if !self.keyslots.contains_key(k) {
-                    return Err(Error::field(
-                        format!("digests.{i}.keyslots"),
-                        Problem::Dangling(format!("keyslot {k}")),
-                    ));
-                }
-            }
-            for s in &d.segments {
-                if !self.segments.contains_key(s) {
-                    return Err(Error::field(
-                        format!("digests.{i}.segments"),
-                        Problem::Dangling(format!("segment {s}")),
-                    ));
-                }
-            }
-        }
-        for (&i, t) in &self.tokens {
-            for k in &t.keyslots {
-                if !self.keyslots.contains_key(k) {
-                    return Err(Error::field(
-                        format!("tokens.{i}.keyslots"),
-                        Problem::Dangling(format!("keyslot {k}")),
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// The JSON document, with unknown fields kept.
     pub fn to_value(&self) -> Value {
         let mut m = self.raw.clone();
@@ -917,18 +753,7 @@ impl Metadata {
         let tk: Map<String, Value> = self
             .tokens
             .iter()
-            .map(|(k, t)| {
-                let mut o = t.json.clone();
-                o.insert("type".into(), t.token_type.clone().into());
-                o.insert(
-                    "keyslots".into(),
-                    t.keyslots
-                        .iter()
-                        .map(|k| Value::from(k.to_string()))
-                        .collect(),
-                );
-                (k.to_string(), Value::Object(o))
-            })
+            .map(|(k, t)| (k.to_string(), t.to_value()))
             .collect();
         let sg: Map<String, Value> = self
             .segments

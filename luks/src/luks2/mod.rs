@@ -1,4 +1,10 @@
-//! LUKS2: binary headers, JSON metadata and their validation.
+//! LUKS2, one concept per file: the binary header (`binary`), the JSON metadata
+//! (`json`) and its validation (`validate`), the two header copies on disk (`disk`),
+//! keyslots (`keyslot`) and tokens (`token`).
 
-pub mod binary;
-pub mod json;
+pub(crate) mod binary;
+pub(crate) mod disk;
+pub(crate) mod json;
+pub(crate) mod keyslot;
+pub(crate) mod token;
+mod validate;
