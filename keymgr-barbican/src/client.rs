@@ -22,6 +22,7 @@ use crate::keystone::{find_endpoint, Keystone, Token};
 use crate::model::{
     format_time, offset_of, ConsumerListJson, OrderJson, RefJson, SecretJson, SecretListJson,
 };
+use keymgr_http::{Backoff, Retry};
 
 /// The newest Barbican microversion this client knows: 1.2.
 pub const MAX_MICROVERSION: u8 = 2;
@@ -192,10 +193,15 @@ impl BarbicanKeyManager {
         let http = b
             .build()
             .map_err(|e| Error::config(format!("[barbican] HTTP client: {e}")))?;
+        let base = Duration::from_secs_f64(cfg.http_retry_delay);
         let policy = RetryPolicy {
-            retries: cfg.http_retries,
-            base: Duration::from_secs_f64(cfg.http_retry_delay),
-            cap: Duration::from_secs(5).max(Duration::from_secs_f64(cfg.http_retry_delay)),
+            retry: Retry {
+                retries: cfg.http_retries,
+                backoff: Backoff {
+                    base,
+                    cap: Duration::from_secs(5).max(base),
+                },
+            },
             timeout,
         };
         let max_mv = match &cfg.max_microversion {

@@ -8,41 +8,24 @@
 //! and are jittered to 50-100% so clients that failed together do not
 //! return together.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use keymgr_core::{Error, Result};
+use keymgr_http::{
+    read_capped, retry_after, transport_error, with_deadline, Attempt, BodyError, Retry,
+    DEFAULT_BODY_LIMIT,
+};
 use reqwest::header::HeaderMap;
 use zeroize::Zeroizing;
-
-/// The largest response body accepted (Barbican's own limit on secrets is
-/// far smaller; this only bounds memory on a misbehaving peer).
-const MAX_BODY: usize = 16 << 20;
 
 /// How transient failures are retried.
 #[derive(Debug, Clone)]
 pub(crate) struct RetryPolicy {
-    /// Retries after the first attempt.
-    pub retries: u32,
-    /// The first wait.
-    pub base: Duration,
-    /// No wait is longer.
-    pub cap: Duration,
-    /// The per-request timeout (reported in `Timeout` errors).
+    /// How many retries, and the waits between them.
+    pub retry: Retry,
+    /// The deadline of one whole call (reported in `Timeout` errors).
     pub timeout: Duration,
-}
-
-impl RetryPolicy {
-    /// The wait before retry number `n` (0-based): base * 2^n, capped, jittered.
-    pub fn delay(&self, n: u32) -> Duration {
-        let exp = self.base.saturating_mul(1u32 << n.min(16));
-        exp.min(self.cap).mul_f64(jitter())
-    }
-}
-
-/// A factor in [0.5, 1.0) from the OS random source (a v4 UUID's random bits).
-pub(crate) fn jitter() -> f64 {
-    let bits = (uuid::Uuid::new_v4().as_u128() & 0xffff_ffff) as f64;
-    0.5 + 0.5 * (bits / 4_294_967_296.0)
 }
 
 /// A complete answer: status, headers and body (zeroized when dropped,
@@ -96,19 +79,10 @@ where
             })
             .unwrap_or_default()
     };
-    let deadline = tokio::time::Instant::now() + policy.timeout;
-    let call = exchange_retrying(policy, what, idempotent, deadline, &build);
-    match tokio::time::timeout_at(deadline, call).await {
-        Ok(Err(Error::Timeout { what, after })) => Err(Error::Timeout {
-            what: format!("{what} ({})", url()),
-            after,
-        }),
-        Ok(r) => r,
-        Err(_) => Err(Error::Timeout {
-            what: format!("{what} ({})", url()),
-            after: policy.timeout,
-        }),
-    }
+    with_deadline(policy.timeout, what, url, |deadline| {
+        exchange_retrying(policy, what, idempotent, deadline, &build)
+    })
+    .await
 }
 
 /// The retry loop of [`exchange`]. An idempotent call's attempt may take
@@ -124,130 +98,80 @@ async fn exchange_retrying<F>(
 where
     F: Fn() -> reqwest::RequestBuilder,
 {
-    let mut uncertain = false;
-    let mut attempt = 0u32;
-    loop {
+    let uncertain = &AtomicBool::new(false);
+    let retry = &policy.retry;
+    let attempt = move |n: u32| async move {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let share = if idempotent {
-            left.div_f64(f64::from(policy.retries.saturating_sub(attempt)) + 1.0)
+            retry.share(n, left, u32::MAX)
         } else {
             left
         };
         let outcome = match build().timeout(share).send().await {
-            Ok(resp) => read(resp).await,
+            Ok(resp) => {
+                let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+                match read_capped(resp, DEFAULT_BODY_LIMIT).await {
+                    Ok(body) => Ok((status, headers, body)),
+                    Err(BodyError::Transport(e)) => Err(e),
+                    Err(e @ BodyError::TooLong { .. }) => {
+                        // Never hand on a cut answer (a cut payload would be a wrong key).
+                        return Attempt::Done(Err(Error::Backend {
+                            what: what.to_string(),
+                            status,
+                            message: e.to_string(),
+                        }));
+                    }
+                }
+            }
             Err(e) => Err(e),
         };
-        let retries_left = attempt < policy.retries;
         match outcome {
-            Ok((status, _, _, true)) => {
-                return Err(Error::Backend {
-                    what: what.to_string(),
-                    status,
-                    message: format!("the answer is longer than {MAX_BODY} bytes"),
-                });
-            }
-            Ok((status, headers, body, false)) => {
+            Ok((status, headers, body)) => {
                 let transient = status == 429 || status >= 500;
-                if transient && idempotent && retries_left {
-                    let mut wait = policy.delay(attempt);
-                    if let Some(after) = retry_after(&headers) {
-                        wait = wait.max(after.min(policy.cap));
-                    }
-                    tracing::debug!(what, status, attempt, ?wait, "transient answer, retrying");
-                    uncertain |= status >= 500;
-                    attempt += 1;
-                    tokio::time::sleep(wait).await;
-                    continue;
-                }
-                return Ok(Reply {
+                let wait_for = retry_after(&headers);
+                let reply = Reply {
                     status,
                     headers,
                     body,
-                    uncertain,
-                });
+                    uncertain: uncertain.load(Ordering::Relaxed),
+                };
+                if transient && idempotent {
+                    tracing::debug!(what, status, attempt = n, "transient answer");
+                    uncertain.fetch_or(status >= 500, Ordering::Relaxed);
+                    return Attempt::Again {
+                        last: Ok(reply),
+                        retry_after: wait_for,
+                    };
+                }
+                Attempt::Done(Ok(reply))
             }
             Err(e) => {
                 let not_sent = e.is_connect();
-                if (not_sent || idempotent) && retries_left {
-                    let wait = policy.delay(attempt);
-                    tracing::debug!(what, attempt, ?wait, error = %e, "transport failure, retrying");
-                    uncertain |= !not_sent;
-                    attempt += 1;
-                    tokio::time::sleep(wait).await;
-                    continue;
-                }
                 let mut err = transport_error(what, &e, policy.timeout);
-                if let Error::Unavailable { reason, .. } = &mut err {
-                    if !idempotent && !not_sent {
-                        // A POST whose answer was lost may have been carried out.
-                        reason.push_str(
-                            " (the request may have reached the server, so its outcome is unknown; \
-                             it was not repeated)",
-                        );
-                    }
+                if not_sent || idempotent {
+                    tracing::debug!(what, attempt = n, error = %e, "transport failure");
+                    uncertain.fetch_or(!not_sent, Ordering::Relaxed);
+                    return Attempt::Again {
+                        last: Err(err),
+                        retry_after: None,
+                    };
                 }
-                return Err(err);
+                if let Error::Unavailable { reason, .. } = &mut err {
+                    // A POST whose answer was lost may have been carried out.
+                    reason.push_str(
+                        " (the request may have reached the server, so its outcome is unknown; \
+                         it was not repeated)",
+                    );
+                }
+                Attempt::Done(Err(err))
             }
         }
-    }
-}
-
-/// Status, headers, body, and whether the body was longer than [`MAX_BODY`].
-type Read = (u16, HeaderMap, Zeroizing<Vec<u8>>, bool);
-
-async fn read(mut resp: reqwest::Response) -> std::result::Result<Read, reqwest::Error> {
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let expected = resp.content_length().unwrap_or(0).min(MAX_BODY as u64) as usize;
-    let mut body = Zeroizing::new(Vec::with_capacity(expected));
-    while let Some(chunk) = resp.chunk().await? {
-        if body.len() + chunk.len() > MAX_BODY {
-            // Never hand on a cut answer (a cut payload would be a wrong key).
-            return Ok((status, headers, body, true));
-        }
-        append_wiping(&mut body, &chunk);
-    }
-    Ok((status, headers, body, false))
-}
-
-/// Appends `chunk` to `body`. When `body` must grow, its bytes move to a new
-/// buffer and the old one is wiped as it drops (`Vec::extend_from_slice`
-/// would reallocate and free the old block with the secret still in it).
-fn append_wiping(body: &mut Zeroizing<Vec<u8>>, chunk: &[u8]) {
-    let need = body.len() + chunk.len();
-    if need > body.capacity() {
-        let mut bigger = Zeroizing::new(Vec::with_capacity(need.max(2 * body.capacity())));
-        bigger.extend_from_slice(body);
-        *body = bigger;
-    }
-    body.extend_from_slice(chunk);
-}
-
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    v.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
-/// A transport failure as a shared error: timeouts as `Timeout`, the rest
-/// (refused, reset, TLS) as `Unavailable`.
-pub(crate) fn transport_error(what: &str, e: &reqwest::Error, timeout: Duration) -> Error {
-    if e.is_timeout() {
-        return Error::Timeout {
-            what: what.to_string(),
-            after: timeout,
-        };
-    }
-    let mut reason = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        reason.push_str(": ");
-        reason.push_str(&s.to_string());
-        src = s.source();
-    }
-    Error::Unavailable {
-        what: what.to_string(),
-        reason,
-    }
+    };
+    retry
+        .run(attempt, |n, wait| {
+            tracing::debug!(what, attempt = n, ?wait, "retrying")
+        })
+        .await
 }
 
 /// The message of an OpenStack error body: Barbican's
@@ -325,18 +249,6 @@ mod tests {
     use keymgr_core::ErrorKind;
 
     #[test]
-    fn append_wiping_keeps_every_byte_across_growth() {
-        let mut body = Zeroizing::new(Vec::with_capacity(3));
-        let mut expect = Vec::new();
-        for i in 0..40u8 {
-            let chunk: Vec<u8> = (0..i).map(|j| i ^ j).collect();
-            append_wiping(&mut body, &chunk);
-            expect.extend_from_slice(&chunk);
-            assert_eq!(&body[..], &expect[..], "after chunk {i}");
-        }
-    }
-
-    #[test]
     fn error_bodies_keep_the_description() {
         let b = br#"{"code": 400, "title": "Bad Request", "description": "Provided object does not match schema 'Secret': payload is empty"}"#;
         let e = status_error("store secret", 400, b);
@@ -356,24 +268,5 @@ mod tests {
         assert!(!e.to_string().contains('\n'));
         let long = vec![b'a'; 5000];
         assert!(error_message(&long).chars().count() <= 501);
-    }
-
-    #[test]
-    fn backoff_grows_is_capped_and_jittered() {
-        let p = RetryPolicy {
-            retries: 10,
-            base: Duration::from_millis(100),
-            cap: Duration::from_secs(1),
-            timeout: Duration::from_secs(1),
-        };
-        for n in 0..40 {
-            let d = p.delay(n);
-            let full = Duration::from_millis(100)
-                .saturating_mul(1 << n.min(16))
-                .min(Duration::from_secs(1));
-            assert!(d >= full / 2 && d <= full, "attempt {n}: {d:?} vs {full:?}");
-        }
-        let samples: std::collections::BTreeSet<_> = (0..20).map(|_| p.delay(3)).collect();
-        assert!(samples.len() > 1, "no jitter");
     }
 }

@@ -5,6 +5,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use keymgr_core::{Error, Result};
+use keymgr_http::{
+    describe, read_capped, refresh_at, with_deadline, Attempt, Backoff, BodyError, Retry,
+    TokenCache, DEFAULT_BODY_LIMIT,
+};
 use reqwest::{header::HeaderMap, Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -33,10 +37,19 @@ enum Login {
     },
 }
 
-struct CachedToken {
-    token: SecretString,
-    /// When to log in again (80% of the lease); `None` never.
-    refresh_at: Option<Instant>,
+/// The waits between attempts: 100 ms doubled each time, at most 5 s,
+/// jittered.
+const BACKOFF: Backoff = Backoff {
+    base: Duration::from_millis(100),
+    cap: Duration::from_secs(5),
+};
+
+/// Why one exchange failed before an answer could be used.
+enum SendError {
+    /// The connection failed or timed out.
+    Transport(reqwest::Error),
+    /// The answer (with this status) was longer than the body cap.
+    TooLong { status: u16, limit: usize },
 }
 
 /// Whether a request changes state (sent after the last write's index) or reads it.
@@ -96,7 +109,7 @@ pub struct VaultClient {
     nodes: Vec<String>,
     current: AtomicUsize,
     login: Login,
-    cached: tokio::sync::Mutex<Option<CachedToken>>,
+    cached: TokenCache<SecretString>,
     namespace: Option<String>,
     last_index: Mutex<Option<String>>,
     max_retries: u32,
@@ -210,7 +223,7 @@ impl VaultClient {
             nodes: cfg.nodes()?,
             current: AtomicUsize::new(0),
             login,
-            cached: tokio::sync::Mutex::new(None),
+            cached: TokenCache::default(),
             namespace: cfg.namespace.clone(),
             last_index: Mutex::new(None),
             max_retries: cfg.max_retries.min(20),
@@ -225,38 +238,25 @@ impl VaultClient {
     }
 
     async fn token(&self) -> Result<SecretString> {
-        if let Login::Static(t) = &self.login {
-            return Ok(t.clone());
-        }
-        if let Login::File(p) = &self.login {
-            let mut cached = self.cached.lock().await;
-            if let Some(c) = cached.as_ref() {
-                return Ok(c.token.clone());
+        let t = match &self.login {
+            Login::Static(t) => return Ok(t.clone()),
+            // Kept until a 403 makes it read again.
+            Login::File(p) => {
+                self.cached
+                    .get(|| async { Ok((read_token_file(p)?, None)) })
+                    .await?
             }
-            let token = read_token_file(p)?;
-            *cached = Some(CachedToken {
-                token: token.clone(),
-                refresh_at: None,
-            });
-            return Ok(token);
-        }
-        let mut cached = self.cached.lock().await;
-        if let Some(c) = cached.as_ref() {
-            if c.refresh_at.is_none_or(|at| Instant::now() < at) {
-                return Ok(c.token.clone());
-            }
-        }
-        let fresh = self.login().await?;
-        let token = fresh.token.clone();
-        *cached = Some(fresh);
-        Ok(token)
+            _ => self.cached.get(|| self.login()).await?,
+        };
+        Ok(SecretString::clone(&t))
     }
 
     async fn forget_token(&self) {
-        *self.cached.lock().await = None;
+        self.cached.clear().await;
     }
 
-    async fn login(&self) -> Result<CachedToken> {
+    /// Logs in: the token and when to log in again (before its lease ends).
+    async fn login(&self) -> Result<(SecretString, Option<Instant>)> {
         let (mount, body) = match &self.login {
             Login::Static(_) | Login::File(_) => {
                 return Err(Error::config("a static Vault token cannot log in"))
@@ -316,10 +316,10 @@ impl VaultClient {
             .and_then(Value::as_u64)
             .unwrap_or(0);
         tracing::debug!(mount = %mount, lease_seconds = lease, "logged in to Vault");
-        Ok(CachedToken {
-            token: SecretString::from(token.to_string()),
-            refresh_at: (lease > 0).then(|| Instant::now() + Duration::from_secs(lease * 4 / 5)),
-        })
+        Ok((
+            SecretString::from(token.to_string()),
+            (lease > 0).then(|| refresh_at(Duration::from_secs(lease))),
+        ))
     }
 
     /// Sends an authenticated request to `/v1/{path}` with retries, failover
@@ -379,16 +379,6 @@ impl VaultClient {
         );
     }
 
-    fn backoff(attempt: u32) -> Duration {
-        let base = 50u64 << attempt.min(6);
-        let jitter = {
-            let mut b = [0u8; 2];
-            let _ = getrandom::fill(&mut b);
-            u16::from_le_bytes(b) as u64 % (base / 2 + 1)
-        };
-        Duration::from_millis(base + jitter)
-    }
-
     /// Sends one request, retrying what may succeed later.
     ///
     /// Retried: connection failures and timeouts, 5xx (503 = sealed or
@@ -412,25 +402,13 @@ impl VaultClient {
         token: Option<&SecretString>,
         what: &str,
     ) -> Result<Answer> {
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        let call = self.send_retrying(method, path, body, access, token, what, deadline);
-        match tokio::time::timeout_at(deadline, call).await {
-            Ok(Err(Error::Timeout { what, after })) => {
-                let (_, node) = self.node();
-                Err(Error::Timeout {
-                    what: format!("{what} ({node}/v1/{path})"),
-                    after,
-                })
-            }
-            Ok(r) => r,
-            Err(_) => {
-                let (_, node) = self.node();
-                Err(Error::Timeout {
-                    what: format!("{what} ({node}/v1/{path})"),
-                    after: self.timeout,
-                })
-            }
-        }
+        with_deadline(
+            self.timeout,
+            what,
+            || format!("{}/v1/{path}", self.node().1),
+            |deadline| self.send_retrying(method, path, body, access, token, what, deadline),
+        )
+        .await
     }
 
     /// The retry loop of [`Self::send_with_retries`]. With several nodes an
@@ -447,77 +425,94 @@ impl VaultClient {
         what: &str,
         deadline: tokio::time::Instant,
     ) -> Result<Answer> {
-        let mut attempt = 0u32;
-        loop {
+        let retry = Retry {
+            retries: self.max_retries,
+            backoff: BACKOFF,
+        };
+        let (method, retry) = (&method, &retry);
+        let attempt = move |n: u32| async move {
             let (node_ix, node) = self.node();
             let url = format!("{node}/v1/{path}");
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let tries_left = self.max_retries.saturating_sub(attempt) + 1;
-            let share = left.div_f64(f64::from(tries_left.min(self.nodes.len() as u32).max(1)));
+            let share = retry.share(n, left, self.nodes.len() as u32);
             let result = self
-                .send_following_redirects(&method, url, body, access, token, share)
+                .send_following_redirects(method, url, body, access, token, share)
                 .await;
-            let (retry_after, last) = match result {
-                Err(e) => {
-                    tracing::debug!(node = %node, error = %without_url(&e), "Vault request failed; failing over");
+            match result {
+                Err(SendError::TooLong { status, limit }) => Attempt::Done(Err(Error::Backend {
+                    what: what.to_string(),
+                    status,
+                    message: format!("the answer is longer than {limit} bytes"),
+                })),
+                Err(SendError::Transport(e)) => {
+                    tracing::debug!(node = %node, error = %describe(&e), "Vault request failed; failing over");
                     self.stats.failovers.fetch_add(1, Ordering::Relaxed);
                     self.fail_over(node_ix);
-                    (None, Err(e))
+                    let last = if e.is_timeout() {
+                        Error::Timeout {
+                            what: what.to_string(),
+                            after: self.timeout,
+                        }
+                    } else {
+                        Error::Unavailable {
+                            what: what.to_string(),
+                            reason: format!(
+                                "no Vault node answered after {} attempts: {}",
+                                n + 1,
+                                describe(&e)
+                            ),
+                        }
+                    };
+                    Attempt::Again {
+                        last: Err(last),
+                        retry_after: None,
+                    }
                 }
                 // A success whose body is not JSON: the answer was broken
                 // on the way; the request is sent again (every request is
                 // safe to repeat, see above).
                 Ok((ans, _)) if ans.malformed && ans.status.is_success() => {
                     tracing::debug!(node = %node, "Vault answered a body that is not JSON");
-                    (None, Ok(ans))
-                }
-                Ok((ans, headers)) => match ans.status.as_u16() {
-                    // Sealed, standby or overloaded node: try the next one.
-                    503 => {
-                        tracing::debug!(node = %node, "Vault node sealed or standby (503); failing over");
-                        self.stats.failovers.fetch_add(1, Ordering::Relaxed);
-                        self.fail_over(node_ix);
-                        (None, Ok(ans))
-                    }
-                    500..=599 | 412 => (None, Ok(ans)),
-                    // A KV v2 mount just created (or upgraded from v1)
-                    // refuses requests for a moment.
-                    400 if ans.is_kv_upgrading() => (None, Ok(ans)),
-                    429 => (retry_after(&headers), Ok(ans)),
-                    _ => return Ok(ans),
-                },
-            };
-            if attempt >= self.max_retries {
-                return match last {
-                    Ok(ans) if ans.malformed && ans.status.is_success() => {
-                        Err(Error::Unavailable {
+                    Attempt::Again {
+                        last: Err(Error::Unavailable {
                             what: what.to_string(),
                             reason: format!(
                                 "Vault's answer (status {}) was not JSON after {} attempts",
                                 ans.status.as_u16(),
-                                attempt + 1
+                                n + 1
                             ),
-                        })
+                        }),
+                        retry_after: None,
                     }
-                    Ok(ans) => Ok(ans),
-                    Err(e) if e.is_timeout() => Err(Error::Timeout {
-                        what: what.to_string(),
-                        after: self.timeout,
-                    }),
-                    Err(e) => Err(Error::Unavailable {
-                        what: what.to_string(),
-                        reason: format!(
-                            "no Vault node answered after {} attempts: {}",
-                            attempt + 1,
-                            without_url(&e)
-                        ),
-                    }),
-                };
+                }
+                Ok((ans, headers)) => {
+                    let retry_after = match ans.status.as_u16() {
+                        // Sealed, standby or overloaded node: try the next one.
+                        503 => {
+                            tracing::debug!(node = %node, "Vault node sealed or standby (503); failing over");
+                            self.stats.failovers.fetch_add(1, Ordering::Relaxed);
+                            self.fail_over(node_ix);
+                            None
+                        }
+                        500..=599 | 412 => None,
+                        // A KV v2 mount just created (or upgraded from v1)
+                        // refuses requests for a moment.
+                        400 if ans.is_kv_upgrading() => None,
+                        429 => keymgr_http::retry_after(&headers),
+                        _ => return Attempt::Done(Ok(ans)),
+                    };
+                    Attempt::Again {
+                        last: Ok(ans),
+                        retry_after,
+                    }
+                }
             }
-            self.stats.retries.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(retry_after.unwrap_or_else(|| Self::backoff(attempt))).await;
-            attempt += 1;
-        }
+        };
+        retry
+            .run(attempt, |_, _| {
+                self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            })
+            .await
     }
 
     /// The index to send with reads, if any write was seen.
@@ -545,7 +540,7 @@ impl VaultClient {
         access: Access,
         token: Option<&SecretString>,
         timeout: Duration,
-    ) -> std::result::Result<(Answer, HeaderMap), reqwest::Error> {
+    ) -> std::result::Result<(Answer, HeaderMap), SendError> {
         let mut redirects = 0;
         loop {
             let mut req = self.http.request(method.clone(), &url).timeout(timeout);
@@ -570,7 +565,7 @@ impl VaultClient {
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .body(b.to_string());
             }
-            let resp = req.send().await?;
+            let resp = req.send().await.map_err(SendError::Transport)?;
             let status = resp.status();
             if matches!(status.as_u16(), 307 | 308) && redirects < MAX_REDIRECTS {
                 if let Some(loc) = resp
@@ -595,7 +590,16 @@ impl VaultClient {
                     self.remember_index(idx);
                 }
             }
-            let bytes = Zeroizing::new(resp.bytes().await?.to_vec());
+            let bytes = match read_capped(resp, DEFAULT_BODY_LIMIT).await {
+                Ok(b) => b,
+                Err(BodyError::Transport(e)) => return Err(SendError::Transport(e)),
+                Err(BodyError::TooLong { limit }) => {
+                    return Err(SendError::TooLong {
+                        status: status.as_u16(),
+                        limit,
+                    })
+                }
+            };
             let (body, malformed) = if bytes.iter().all(u8::is_ascii_whitespace) {
                 (Value::Null, false)
             } else {
@@ -647,15 +651,6 @@ pub struct ClientStats {
     pub relogins: u64,
 }
 
-/// A `Retry-After` in seconds (at most 30), if the answer gave one.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    headers
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(|s| Duration::from_secs(s.min(30)))
-}
-
 /// OpenBao's `X-Vault-Index` is base64 of `{"cluster": id, "value": raft index}`.
 fn parse_index(idx: &str) -> Option<(String, u64)> {
     use base64::Engine as _;
@@ -681,25 +676,6 @@ fn index_is_newer(old: &str, new: &str) -> bool {
         (Some((c1, v1)), Some((c2, v2))) => c1 == c2 && v1 > v2,
         _ => false,
     }
-}
-
-/// An error's text without the URL (which names the node, not a secret,
-/// but keeps messages short).
-fn without_url(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    if let Some(u) = e.url() {
-        s = s.replace(u.as_str(), "");
-    }
-    let kind = if e.is_connect() {
-        "connection failed"
-    } else if e.is_timeout() {
-        "timed out"
-    } else if e.is_body() || e.is_decode() {
-        "bad response body"
-    } else {
-        "request failed"
-    };
-    format!("{kind} ({})", s.trim())
 }
 
 #[cfg(test)]

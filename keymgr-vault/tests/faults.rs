@@ -365,3 +365,24 @@ async fn a_success_whose_body_is_broken_is_retried_then_unavailable_never_not_fo
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
     km.delete(&ctx, &id, false).await.unwrap();
 }
+
+#[tokio::test]
+async fn an_answer_over_the_body_cap_is_a_typed_error_not_read_whole() {
+    let Some((proxy, token)) = proxied().await else {
+        return;
+    };
+    let km = VaultKeyManager::new(VaultConfig::with_token(&proxy.url, &token)).unwrap();
+    let ctx = Context::new("faults", "u");
+    let id = km
+        .store(&ctx, NewSecret::new(SecretKind::Opaque, vec![5u8; 8]))
+        .await
+        .unwrap();
+    // 17 MiB of JSON string: over the 16 MiB cap, never held whole.
+    let huge: &'static str = Box::leak(format!("\"{}\"", "k".repeat(17 << 20)).into_boxed_str());
+    proxy.inject("GET", id.as_str(), Fault::Body(200, huge), 1);
+    let e = km.get(&ctx, &id).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Backend, "{e}");
+    assert!(e.to_string().contains("longer than"), "{e}");
+    assert_eq!(km.get(&ctx, &id).await.unwrap().payload.expose(), &[5u8; 8]);
+    km.delete(&ctx, &id, false).await.unwrap();
+}
