@@ -6,5 +6,5 @@ fuzz_target!(|data: &[u8]| {
     let (sel, body) = data.split_first().unwrap_or((&0, &[]));
     let kind = ["secret", "secret-list", "consumer-list", "error"][(*sel as usize) % 4];
     let status = [200u16, 400, 401, 403, 404, 409, 500, 503][(*sel as usize / 4) % 8];
-    let _ = keymgr_barbican::decode::decode_answer(kind, status, body);
+    let _ = keymgr_barbican::internal::decode_answer(kind, status, body);
 });

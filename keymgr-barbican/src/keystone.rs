@@ -11,7 +11,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::config::{AuthType, BarbicanConfig};
-use crate::http::{exchange, status_error, RetryPolicy};
+use crate::errors::status_error;
+use crate::transport::{exchange, RetryPolicy};
 use keymgr_http::TokenCache;
 
 /// A user, by id or by name in a domain.

@@ -1,5 +1,5 @@
-//! The decoders of Barbican and Keystone answers, as one entry point for
-//! fuzzing and tests. Not a stable API.
+//! The one door for fuzzing and tests: the decoders of Barbican and
+//! Keystone answers. Not a stable API.
 
 use keymgr_core::{Error, Result, SecretMetadata};
 
@@ -35,6 +35,6 @@ pub fn decode_answer(kind: &str, status: u16, body: &[u8]) -> Result<Vec<SecretM
             let _ = l.consumers.len();
             Ok(Vec::new())
         }
-        _ => Err(crate::http::status_error("decode", status, body)),
+        _ => Err(crate::errors::status_error("decode", status, body)),
     }
 }

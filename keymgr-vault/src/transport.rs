@@ -1,41 +1,28 @@
+//! Vault's requests over the shared HTTP layer (`keymgr-http`): nodes and
+//! failover, retries, redirects, and read-after-write (`X-Vault-Index`).
+
 //! The HTTP layer: nodes, login, retries, redirects, read-after-write.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use keymgr_core::{Error, Result};
 use keymgr_http::{
-    describe, read_capped, refresh_at, with_deadline, Attempt, Backoff, BodyError, Retry,
-    TokenCache, DEFAULT_BODY_LIMIT,
+    describe, read_capped, with_deadline, Attempt, Backoff, BodyError, Retry, TokenCache,
+    DEFAULT_BODY_LIMIT,
 };
 use reqwest::{header::HeaderMap, Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
-use zeroize::Zeroizing;
 
-use crate::config::{AuthMethod, VaultConfig};
+use crate::config::VaultConfig;
+
+use crate::auth::Login;
+use crate::model::{Access, Answer};
 
 /// How many 307/308 redirects one request follows.
 const MAX_REDIRECTS: usize = 3;
-
-/// How to get a token.
-enum Login {
-    Static(SecretString),
-    /// A token read from a file, read again after a 403 (a Vault agent
-    /// sink rotates it).
-    File(std::path::PathBuf),
-    AppRole {
-        mount: String,
-        role_id: SecretString,
-        secret_id: Option<SecretString>,
-    },
-    Jwt {
-        mount: String,
-        role: String,
-        file: std::path::PathBuf,
-    },
-}
 
 /// The waits between attempts: 100 ms doubled each time, at most 5 s,
 /// jittered.
@@ -52,69 +39,18 @@ enum SendError {
     TooLong { status: u16, limit: usize },
 }
 
-/// Whether a request changes state (sent after the last write's index) or reads it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// A read: sent with the last write's `X-Vault-Index`.
-    Read,
-    /// A write: its answer's `X-Vault-Index` is kept.
-    Write,
-}
-
-/// An answer: status and JSON body (`Null` when empty or not JSON).
-pub struct Answer {
-    /// HTTP status.
-    pub status: StatusCode,
-    /// Parsed body (`Null` when empty or not JSON).
-    pub body: Value,
-    /// Whether a body was there but was not JSON (a broken answer: a
-    /// proxy's error page, a truncated transfer).
-    pub malformed: bool,
-}
-
-impl Answer {
-    /// Whether this is KV v2's transient refusal while a mount is being
-    /// upgraded from non-versioned data (right after it is mounted).
-    pub fn is_kv_upgrading(&self) -> bool {
-        self.status.as_u16() == 400
-            && self
-                .errors()
-                .contains("upgrade from non-versioned to versioned data")
-    }
-
-    /// The `errors` array of a Vault error body, joined.
-    pub fn errors(&self) -> String {
-        match self.body.get("errors").and_then(Value::as_array) {
-            Some(errs) if !errs.is_empty() => errs
-                .iter()
-                .map(|e| {
-                    e.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| e.to_string())
-                })
-                .collect::<Vec<_>>()
-                .join("; "),
-            _ => self
-                .status
-                .canonical_reason()
-                .unwrap_or("error")
-                .to_string(),
-        }
-    }
-}
-
 /// A pooled HTTP client for a set of Vault nodes.
-pub struct VaultClient {
-    http: reqwest::Client,
-    nodes: Vec<String>,
-    current: AtomicUsize,
-    login: Login,
-    cached: TokenCache<SecretString>,
-    namespace: Option<String>,
-    last_index: Mutex<Option<String>>,
-    max_retries: u32,
-    stats: Counters,
-    timeout: Duration,
+pub(crate) struct VaultClient {
+    pub(crate) http: reqwest::Client,
+    pub(crate) nodes: Vec<String>,
+    pub(crate) current: AtomicUsize,
+    pub(crate) login: Login,
+    pub(crate) cached: TokenCache<SecretString>,
+    pub(crate) namespace: Option<String>,
+    pub(crate) last_index: Mutex<Option<String>>,
+    pub(crate) max_retries: u32,
+    pub(crate) stats: Counters,
+    pub(crate) timeout: Duration,
 }
 
 impl std::fmt::Debug for VaultClient {
@@ -126,65 +62,12 @@ impl std::fmt::Debug for VaultClient {
     }
 }
 
-fn read_token_file(path: &std::path::Path) -> Result<SecretString> {
-    let text =
-        Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-            Error::config(format!("cannot read token file {}: {e}", path.display()))
-        })?);
-    let t = text.trim();
-    if t.is_empty() {
-        return Err(Error::config(format!(
-            "token file {} is empty",
-            path.display()
-        )));
-    }
-    Ok(SecretString::from(t.to_string()))
-}
-
 impl VaultClient {
     /// Builds the client from validated options (no network yet).
-    pub fn new(cfg: &VaultConfig) -> Result<Self> {
+    pub(crate) fn new(cfg: &VaultConfig) -> Result<Self> {
         cfg.validate()?;
         let timeout = cfg.timeout()?;
-        let login = if let Some(t) = &cfg.root_token_id {
-            Login::Static(t.clone())
-        } else if let Some(p) = cfg.static_token_file() {
-            // Read once now so a missing file is a configuration error.
-            read_token_file(&p)?;
-            Login::File(p)
-        } else {
-            let method = cfg.auth_method.unwrap_or(AuthMethod::Approle);
-            let mount = |d: &str| cfg.auth_path.clone().unwrap_or_else(|| d.to_string());
-            match method {
-                AuthMethod::Token => {
-                    return Err(Error::config(
-                        "[vault] auth_method = token needs root_token_id or root_token_file",
-                    ))
-                }
-                AuthMethod::Approle => Login::AppRole {
-                    mount: mount("approle"),
-                    role_id: cfg.approle_role_id.clone().ok_or_else(|| {
-                        Error::config(
-                            "[vault] approle auth needs approle_role_id (or set root_token_id)",
-                        )
-                    })?,
-                    secret_id: cfg.approle_secret_id.clone(),
-                },
-                AuthMethod::Jwt | AuthMethod::Kubernetes => Login::Jwt {
-                    mount: mount(if method == AuthMethod::Jwt {
-                        "jwt"
-                    } else {
-                        "kubernetes"
-                    }),
-                    role: cfg.token_role.clone().ok_or_else(|| {
-                        Error::config("[vault] jwt/kubernetes auth needs token_role")
-                    })?,
-                    file: cfg.token_file.clone().ok_or_else(|| {
-                        Error::config("[vault] jwt/kubernetes auth needs token_file")
-                    })?,
-                },
-            }
-        };
+        let login = Login::from_config(cfg)?;
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("keymgr-vault/", env!("CARGO_PKG_VERSION")))
             .timeout(timeout)
@@ -232,99 +115,9 @@ impl VaultClient {
         })
     }
 
-    /// Whether the client can log in again (not a static token).
-    fn can_relogin(&self) -> bool {
-        !matches!(self.login, Login::Static(_))
-    }
-
-    async fn token(&self) -> Result<SecretString> {
-        let t = match &self.login {
-            Login::Static(t) => return Ok(t.clone()),
-            // Kept until a 403 makes it read again.
-            Login::File(p) => {
-                self.cached
-                    .get(|| async { Ok((read_token_file(p)?, None)) })
-                    .await?
-            }
-            _ => self.cached.get(|| self.login()).await?,
-        };
-        Ok(SecretString::clone(&t))
-    }
-
-    async fn forget_token(&self) {
-        self.cached.clear().await;
-    }
-
-    /// Logs in: the token and when to log in again (before its lease ends).
-    async fn login(&self) -> Result<(SecretString, Option<Instant>)> {
-        let (mount, body) = match &self.login {
-            Login::Static(_) | Login::File(_) => {
-                return Err(Error::config("a static Vault token cannot log in"))
-            }
-            Login::AppRole {
-                mount,
-                role_id,
-                secret_id,
-            } => {
-                let mut b = serde_json::json!({ "role_id": role_id.expose_secret() });
-                if let Some(s) = secret_id {
-                    b["secret_id"] = Value::String(s.expose_secret().to_string());
-                }
-                (mount.clone(), b)
-            }
-            Login::Jwt { mount, role, file } => {
-                let jwt = read_token_file(file)?;
-                (
-                    mount.clone(),
-                    serde_json::json!({ "role": role, "jwt": jwt.expose_secret() }),
-                )
-            }
-        };
-        let body = Zeroizing::new(body.to_string());
-        let path = format!("auth/{mount}/login");
-        let what = format!("log in to Vault at {path}");
-        let ans = self
-            .send_with_retries(Method::POST, &path, Some(&body), Access::Write, None, &what)
-            .await?;
-        match ans.status.as_u16() {
-            200 => {}
-            400 | 401 | 403 => {
-                return Err(Error::Unauthenticated {
-                    what,
-                    reason: ans.errors(),
-                })
-            }
-            s => {
-                return Err(Error::Backend {
-                    what,
-                    status: s,
-                    message: ans.errors(),
-                })
-            }
-        }
-        let auth = ans.body.get("auth");
-        let token = auth
-            .and_then(|a| a.get("client_token"))
-            .and_then(Value::as_str)
-            .ok_or_else(|| Error::Backend {
-                what: what.clone(),
-                status: 200,
-                message: "the login answer has no auth.client_token".into(),
-            })?;
-        let lease = auth
-            .and_then(|a| a.get("lease_duration"))
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-        tracing::debug!(mount = %mount, lease_seconds = lease, "logged in to Vault");
-        Ok((
-            SecretString::from(token.to_string()),
-            (lease > 0).then(|| refresh_at(Duration::from_secs(lease))),
-        ))
-    }
-
     /// Sends an authenticated request to `/v1/{path}` with retries, failover
     /// and one re-login on 403 when the token can be renewed.
-    pub async fn request(
+    pub(crate) async fn request(
         &self,
         method: Method,
         path: &str,
@@ -345,23 +138,6 @@ impl VaultClient {
                 continue;
             }
             return Ok(ans);
-        }
-    }
-
-    /// Whether the configured token is accepted at all (`lookup-self`).
-    pub async fn token_is_valid(&self) -> bool {
-        match self
-            .request(
-                Method::GET,
-                "auth/token/lookup-self",
-                None,
-                Access::Read,
-                "token lookup",
-            )
-            .await
-        {
-            Ok(a) => a.status.is_success(),
-            Err(_) => false,
         }
     }
 
@@ -393,7 +169,7 @@ impl VaultClient {
     /// another token.
     /// The configured timeout is one deadline for the whole call, retries,
     /// failovers and waits included; its error names the URL.
-    async fn send_with_retries(
+    pub(crate) async fn send_with_retries(
         &self,
         method: Method,
         path: &str,
@@ -620,7 +396,7 @@ impl VaultClient {
     }
 
     /// Counters of what the client had to do to get answers.
-    pub fn stats(&self) -> ClientStats {
+    pub(crate) fn stats(&self) -> ClientStats {
         ClientStats {
             retries: self.stats.retries.load(Ordering::Relaxed),
             failovers: self.stats.failovers.load(Ordering::Relaxed),
@@ -631,11 +407,11 @@ impl VaultClient {
 }
 
 #[derive(Default)]
-struct Counters {
-    retries: AtomicU64,
-    failovers: AtomicU64,
-    redirects: AtomicU64,
-    relogins: AtomicU64,
+pub(crate) struct Counters {
+    pub(crate) retries: AtomicU64,
+    pub(crate) failovers: AtomicU64,
+    pub(crate) redirects: AtomicU64,
+    pub(crate) relogins: AtomicU64,
 }
 
 /// What a [`VaultClient`] had to do so far to get its answers.
@@ -686,25 +462,6 @@ mod tests {
     fn idx(cluster: &str, v: u64) -> String {
         base64::engine::general_purpose::STANDARD
             .encode(format!("{{\"cluster\":\"{cluster}\",\"value\":\"{v}\"}}"))
-    }
-
-    #[test]
-    fn the_kv_upgrade_refusal_is_recognised() {
-        let ans = |status: u16, msg: &str| Answer {
-            status: StatusCode::from_u16(status).unwrap(),
-            body: serde_json::json!({ "errors": [msg] }),
-            malformed: false,
-        };
-        let upgrading = "Waiting for the primary to upgrade from non-versioned to versioned data. \
-                         This backend will be unavailable for a brief period";
-        assert!(ans(400, upgrading).is_kv_upgrading());
-        assert!(!ans(400, "check-and-set parameter did not match").is_kv_upgrading());
-        assert!(!ans(500, upgrading).is_kv_upgrading());
-        assert_eq!(
-            ans(400, "a").errors(),
-            "a",
-            "the server's message is kept for InvalidInput"
-        );
     }
 
     #[test]
