@@ -12,7 +12,8 @@ use keymgr_http::{
     describe, read_capped, with_deadline, Attempt, Backoff, BodyError, Retry, TokenCache,
     DEFAULT_BODY_LIMIT,
 };
-use reqwest::{header::HeaderMap, Method, StatusCode};
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
@@ -127,7 +128,7 @@ impl VaultClient {
     ) -> Result<Answer> {
         let mut relogged = false;
         loop {
-            let token = self.token().await?;
+            let token = token_header(&self.token().await?, what)?;
             let ans = self
                 .send_with_retries(method.clone(), path, body, access, Some(&token), what)
                 .await?;
@@ -175,7 +176,7 @@ impl VaultClient {
         path: &str,
         body: Option<&str>,
         access: Access,
-        token: Option<&SecretString>,
+        token: Option<&HeaderValue>,
         what: &str,
     ) -> Result<Answer> {
         with_deadline(
@@ -197,7 +198,7 @@ impl VaultClient {
         path: &str,
         body: Option<&str>,
         access: Access,
-        token: Option<&SecretString>,
+        token: Option<&HeaderValue>,
         what: &str,
         deadline: tokio::time::Instant,
     ) -> Result<Answer> {
@@ -314,17 +315,14 @@ impl VaultClient {
         mut url: String,
         body: Option<&str>,
         access: Access,
-        token: Option<&SecretString>,
+        token: Option<&HeaderValue>,
         timeout: Duration,
     ) -> std::result::Result<(Answer, HeaderMap), SendError> {
         let mut redirects = 0;
         loop {
             let mut req = self.http.request(method.clone(), &url).timeout(timeout);
             if let Some(t) = token {
-                let mut value = reqwest::header::HeaderValue::from_str(t.expose_secret())
-                    .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static(""));
-                value.set_sensitive(true);
-                req = req.header("X-Vault-Token", value);
+                req = req.header("X-Vault-Token", t.clone());
             }
             if let Some(ns) = &self.namespace {
                 req = req.header("X-Vault-Namespace", ns);
@@ -406,6 +404,19 @@ impl VaultClient {
     }
 }
 
+/// The token as a sensitive `X-Vault-Token` value; a token an HTTP header
+/// cannot carry is `Unauthenticated` before anything is sent (never an
+/// empty header).
+fn token_header(token: &SecretString, what: &str) -> Result<HeaderValue> {
+    let mut v =
+        HeaderValue::from_str(token.expose_secret()).map_err(|_| Error::Unauthenticated {
+            what: what.to_string(),
+            reason: "the Vault token has characters an HTTP header cannot carry".into(),
+        })?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
 #[derive(Default)]
 pub(crate) struct Counters {
     pub(crate) retries: AtomicU64,
@@ -462,6 +473,16 @@ mod tests {
     fn idx(cluster: &str, v: u64) -> String {
         base64::engine::general_purpose::STANDARD
             .encode(format!("{{\"cluster\":\"{cluster}\",\"value\":\"{v}\"}}"))
+    }
+
+    #[test]
+    fn a_token_a_header_cannot_carry_is_unauthenticated() {
+        let e = token_header(&SecretString::from("s.tok\nen"), "get x").unwrap_err();
+        assert_eq!(e.kind(), keymgr_core::ErrorKind::Unauthenticated);
+        assert!(!e.to_string().contains("s.tok"), "{e}");
+        assert!(token_header(&SecretString::from("s.token"), "get x")
+            .unwrap()
+            .is_sensitive());
     }
 
     #[test]

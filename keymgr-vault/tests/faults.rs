@@ -386,3 +386,20 @@ async fn an_answer_over_the_body_cap_is_a_typed_error_not_read_whole() {
     assert_eq!(km.get(&ctx, &id).await.unwrap().payload.expose(), &[5u8; 8]);
     km.delete(&ctx, &id, false).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_token_a_header_cannot_carry_is_unauthenticated_before_sending() {
+    let Some((proxy, _token)) = proxied().await else {
+        return;
+    };
+    let km = VaultKeyManager::new(VaultConfig::with_token(&proxy.url, "s.bad\ntoken")).unwrap();
+    let ctx = Context::new("faults", "u");
+    let id = keymgr_core::SecretId::new_random();
+    let e = km.get(&ctx, &id).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthenticated, "{e}");
+    assert!(
+        proxy.seen().is_empty(),
+        "nothing is sent (never an empty X-Vault-Token): {:?}",
+        proxy.seen()
+    );
+}
