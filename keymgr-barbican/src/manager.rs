@@ -20,8 +20,7 @@ use crate::errors::status_error;
 use crate::keystone::{Keystone, Token};
 use crate::model::{format_time, offset_of, ConsumerListJson, RefJson, SecretJson, SecretListJson};
 use crate::orders::last_segment;
-use crate::transport::Call;
-use crate::transport::RetryPolicy;
+use crate::transport::{http_client, Call, RetryPolicy};
 use keymgr_http::{Backoff, Retry};
 
 /// The page size used when following every page of a listing
@@ -106,38 +105,7 @@ impl BarbicanKeyManager {
     pub fn new(cfg: BarbicanConfig) -> Result<Self> {
         cfg.validate()?;
         let timeout = cfg.timeout_duration();
-        let mut b = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .user_agent(concat!("keymgr-barbican/", env!("CARGO_PKG_VERSION")));
-        if !cfg.verify_ssl {
-            b = b.tls_danger_accept_invalid_certs(true);
-        }
-        if let Some(path) = &cfg.verify_ssl_path {
-            let pem = std::fs::read(path).map_err(|e| {
-                Error::config(format!(
-                    "[barbican] verify_ssl_path {}: {e}",
-                    path.display()
-                ))
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                Error::config(format!(
-                    "[barbican] verify_ssl_path {}: not PEM certificates: {e}",
-                    path.display()
-                ))
-            })?;
-            if certs.is_empty() {
-                return Err(Error::config(format!(
-                    "[barbican] verify_ssl_path {}: no certificate in the file",
-                    path.display()
-                )));
-            }
-            b = b.tls_certs_merge(certs);
-        }
-        let http = b
-            .build()
-            .map_err(|e| Error::config(format!("[barbican] HTTP client: {e}")))?;
+        let http = http_client(&cfg, timeout)?;
         let base = Duration::from_secs_f64(cfg.http_retry_delay);
         let policy = RetryPolicy {
             retry: Retry {

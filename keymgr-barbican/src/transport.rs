@@ -16,8 +16,8 @@ use std::time::Duration;
 use keymgr_core::Context;
 use keymgr_core::{Error, Result};
 use keymgr_http::{
-    read_capped, retry_after, transport_error, with_deadline, Attempt, BodyError, Retry,
-    DEFAULT_BODY_LIMIT,
+    client_builder, read_ca_bundle, read_capped, retry_after, transport_error, with_deadline,
+    Attempt, BodyError, CaError, Retry, DEFAULT_BODY_LIMIT,
 };
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::Method;
@@ -25,6 +25,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+use crate::config::BarbicanConfig;
 use crate::errors::status_error;
 use crate::keystone::Token;
 use crate::manager::BarbicanKeyManager;
@@ -63,6 +64,34 @@ impl Reply {
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
+}
+
+/// The pooled HTTP client for `cfg`: the shared settings, TLS
+/// verification as configured, and the CA bundle of `verify_ssl_path`.
+pub(crate) fn http_client(cfg: &BarbicanConfig, timeout: Duration) -> Result<reqwest::Client> {
+    let mut b = client_builder(
+        concat!("keymgr-barbican/", env!("CARGO_PKG_VERSION")),
+        timeout,
+    );
+    if !cfg.verify_ssl {
+        b = b.tls_danger_accept_invalid_certs(true);
+    }
+    if let Some(path) = &cfg.verify_ssl_path {
+        let certs = read_ca_bundle(path).map_err(|e| {
+            let why = match e {
+                CaError::Read(e) => e.to_string(),
+                CaError::NotPem(e) => format!("not PEM certificates: {e}"),
+                CaError::Empty => "no certificate in the file".into(),
+            };
+            Error::config(format!(
+                "[barbican] verify_ssl_path {}: {why}",
+                path.display()
+            ))
+        })?;
+        b = b.tls_certs_merge(certs);
+    }
+    b.build()
+        .map_err(|e| Error::config(format!("[barbican] HTTP client: {e}")))
 }
 
 /// Sends the request `build` makes (once per attempt), retrying as the

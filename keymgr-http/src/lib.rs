@@ -10,7 +10,9 @@
 //!   ([`refresh_at`]), fetched once for concurrent callers;
 //! - [`read_capped`]: a size-capped body reader whose buffers are zeroized;
 //! - [`transport_error`] and [`describe`]: transport failures as the shared
-//!   error kinds.
+//!   error kinds;
+//! - [`client_builder`] and [`read_ca_bundle`]: the pooled client's common
+//!   settings and the CA bundle it trusts.
 //!
 //! What a backend decides itself: which statuses are transient for it,
 //! whether a call may be repeated, failover between nodes, and how an error
@@ -18,12 +20,14 @@
 
 mod backoff;
 mod body;
+mod client;
 mod deadline;
 mod errors;
 mod token;
 
 pub use backoff::{retry_after, Attempt, Backoff, Retry, RETRY_AFTER_CAP};
 pub use body::{read_capped, BodyError, CappedBody, DEFAULT_BODY_LIMIT};
+pub use client::{client_builder, read_ca_bundle, CaError};
 pub use deadline::with_deadline;
 pub use errors::{describe, transport_error};
 pub use token::{refresh_at, TokenCache};

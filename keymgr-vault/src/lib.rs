@@ -46,7 +46,7 @@
 //! honoured); 503 (sealed or standby) and connection failures move to the
 //! next node of `vault_url`; 307/308 redirects are followed (at most 3)
 //! with the token kept. Every request sent is safe to repeat (see
-//! `VaultClient`): a create whose answer was lost is found again by
+//! the `transport` module): a create whose answer was lost is found again by
 //! reading the id back after the check-and-set refusal, so it is neither
 //! lost nor stored twice. Errors: 404 (an empty `errors` list, or a deleted
 //! or destroyed version) is `NotFound`; 400 `InvalidInput` with the

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use keymgr_core::{Error, Result};
 use keymgr_http::{
-    describe, read_capped, with_deadline, Attempt, Backoff, BodyError, Retry, TokenCache,
-    DEFAULT_BODY_LIMIT,
+    client_builder, describe, read_ca_bundle, read_capped, with_deadline, Attempt, Backoff,
+    BodyError, CaError, Retry, TokenCache, DEFAULT_BODY_LIMIT,
 };
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
@@ -59,6 +59,8 @@ impl std::fmt::Debug for VaultClient {
         f.debug_struct("VaultClient")
             .field("nodes", &self.nodes)
             .field("namespace", &self.namespace)
+            .field("max_retries", &self.max_retries)
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -69,28 +71,24 @@ impl VaultClient {
         cfg.validate()?;
         let timeout = cfg.timeout()?;
         let login = Login::from_config(cfg)?;
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("keymgr-vault/", env!("CARGO_PKG_VERSION")))
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(60));
+        let mut builder =
+            client_builder(concat!("keymgr-vault/", env!("CARGO_PKG_VERSION")), timeout)
+                .redirect(reqwest::redirect::Policy::none());
         if let Some(ca) = &cfg.ssl_ca_crt_file {
-            let pem = std::fs::read(ca).map_err(|e| {
-                Error::config(format!("cannot read ssl_ca_crt_file {}: {e}", ca.display()))
+            let certs = read_ca_bundle(ca).map_err(|e| {
+                Error::config(match e {
+                    CaError::Read(e) => {
+                        format!("cannot read ssl_ca_crt_file {}: {e}", ca.display())
+                    }
+                    CaError::NotPem(e) => format!(
+                        "ssl_ca_crt_file {} is not a PEM certificate bundle: {e}",
+                        ca.display()
+                    ),
+                    CaError::Empty => {
+                        format!("ssl_ca_crt_file {} holds no PEM certificate", ca.display())
+                    }
+                })
             })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                Error::config(format!(
-                    "ssl_ca_crt_file {} is not a PEM certificate bundle: {e}",
-                    ca.display()
-                ))
-            })?;
-            if certs.is_empty() || !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
-                return Err(Error::config(format!(
-                    "ssl_ca_crt_file {} holds no PEM certificate",
-                    ca.display()
-                )));
-            }
             for cert in certs {
                 builder = builder.add_root_certificate(cert);
             }
@@ -425,7 +423,8 @@ pub(crate) struct Counters {
     pub(crate) relogins: AtomicU64,
 }
 
-/// What a [`VaultClient`] had to do so far to get its answers.
+/// What the Vault client had to do so far to get its answers (see
+/// [`VaultKeyManager::stats`](crate::VaultKeyManager::stats)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClientStats {
     /// Requests sent again after a retryable failure.
