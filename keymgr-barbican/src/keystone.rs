@@ -11,7 +11,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::config::{AuthType, BarbicanConfig};
-use crate::http::{exchange, status_error, RetryPolicy};
+use crate::errors::status_error;
+use crate::transport::{exchange, RetryPolicy};
+use keymgr_http::TokenCache;
 
 /// A user, by id or by name in a domain.
 #[derive(Debug, Clone)]
@@ -80,8 +82,6 @@ pub(crate) struct Token {
     pub project_name: Option<String>,
     pub user_id: String,
     pub catalog: Vec<CatalogService>,
-    /// Used until then; re-authenticated after.
-    fresh_until: Instant,
 }
 
 impl std::fmt::Debug for Token {
@@ -141,7 +141,7 @@ pub(crate) struct Keystone {
     url: String,
     method: Method,
     scope: Option<Scope>,
-    cache: tokio::sync::Mutex<Option<Arc<Token>>>,
+    cache: TokenCache<Token>,
 }
 
 impl std::fmt::Debug for Keystone {
@@ -203,7 +203,7 @@ impl Keystone {
             url,
             method,
             scope,
-            cache: tokio::sync::Mutex::new(None),
+            cache: TokenCache::default(),
         })
     }
 
@@ -234,30 +234,19 @@ impl Keystone {
                 &cfg.service_project_domain_id,
                 &cfg.service_project_domain_name,
             ),
-            cache: tokio::sync::Mutex::new(None),
+            cache: TokenCache::default(),
         }))
     }
 
     /// The cached token while it is fresh, else a new one. Concurrent
     /// callers wait for one authentication rather than each doing one.
     pub async fn token(&self, http: &reqwest::Client, policy: &RetryPolicy) -> Result<Arc<Token>> {
-        let mut cache = self.cache.lock().await;
-        if let Some(t) = cache.as_ref() {
-            if Instant::now() < t.fresh_until {
-                return Ok(t.clone());
-            }
-        }
-        let t = Arc::new(self.authenticate(http, policy).await?);
-        *cache = Some(t.clone());
-        Ok(t)
+        self.cache.get(|| self.authenticate(http, policy)).await
     }
 
     /// Forgets `stale` (after a 401), unless another caller already replaced it.
     pub async fn invalidate(&self, stale: &Arc<Token>) {
-        let mut cache = self.cache.lock().await;
-        if cache.as_ref().is_some_and(|t| Arc::ptr_eq(t, stale)) {
-            *cache = None;
-        }
+        self.cache.invalidate(stale).await;
     }
 
     fn request_body(&self) -> Value {
@@ -305,7 +294,12 @@ impl Keystone {
         json!({ "auth": auth })
     }
 
-    async fn authenticate(&self, http: &reqwest::Client, policy: &RetryPolicy) -> Result<Token> {
+    /// Gets a new token, and when to stop using it.
+    async fn authenticate(
+        &self,
+        http: &reqwest::Client,
+        policy: &RetryPolicy,
+    ) -> Result<(Token, Option<Instant>)> {
         let what = "keystone authentication";
         // The body holds the password: build it once, zeroized after use.
         let mut doc = self.request_body();
@@ -347,14 +341,14 @@ impl Keystone {
             project = ?t.project.as_ref().map(|p| &p.id),
             "keystone token obtained"
         );
-        Ok(Token {
+        let token = Token {
             secret,
             project_id: t.project.as_ref().map(|p| p.id.clone()),
             project_name: t.project.as_ref().and_then(|p| p.name.clone()),
             user_id: t.user.id,
             catalog: t.catalog.unwrap_or_default(),
-            fresh_until,
-        })
+        };
+        Ok((token, Some(fresh_until)))
     }
 }
 
@@ -391,7 +385,6 @@ fn scope_of(
 /// the local monotonic clock from the lifetime Keystone states
 /// (`expires_at - issued_at`), so a skewed local clock does not matter.
 fn fresh_until(expires_at: Option<&str>, issued_at: Option<&str>) -> Instant {
-    let now = Instant::now();
     let parse = |s: &str| crate::model::parse_time(s);
     let lifetime = match (expires_at.and_then(parse), issued_at.and_then(parse)) {
         (Some(e), Some(i)) => e - i,
@@ -402,8 +395,7 @@ fn fresh_until(expires_at: Option<&str>, issued_at: Option<&str>) -> Instant {
     let lifetime = Duration::try_from(lifetime)
         .unwrap_or(Duration::ZERO)
         .min(Duration::from_secs(7 * 86_400));
-    let margin = Duration::from_secs(60).min(lifetime / 4);
-    now + lifetime.saturating_sub(margin)
+    keymgr_http::refresh_at(lifetime)
 }
 
 #[derive(Deserialize)]

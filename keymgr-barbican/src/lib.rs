@@ -34,13 +34,22 @@
 //! are held in `secrecy`/`zeroize` types, marked sensitive in headers, and
 //! never logged or shown by `Debug`.
 
-mod client;
+mod acl;
 mod config;
-#[doc(hidden)]
-pub mod decode;
-mod http;
+mod discovery;
+mod errors;
 mod keystone;
+mod manager;
 mod model;
+mod orders;
+mod transport;
 
-pub use client::{BarbicanKeyManager, SecretAcl, SecretFilter, MAX_MICROVERSION};
+/// The one door for fuzz targets and hostile-input tests: the answer
+/// decoders. Not a stable API.
+#[doc(hidden)]
+pub mod internal;
+
+pub use acl::SecretAcl;
 pub use config::{AuthType, BarbicanConfig, EndpointType};
+pub use discovery::MAX_MICROVERSION;
+pub use manager::{BarbicanKeyManager, SecretFilter};

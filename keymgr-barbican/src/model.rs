@@ -255,8 +255,8 @@ mod props {
             let _ = offset_of(&s);
             let _ = kind_from_barbican(Some(&s));
             let _ = serde_json::from_slice::<SecretListJson>(&bytes);
-            let _ = crate::http::error_message(&bytes);
-            let _ = crate::http::status_error("x", 400, &bytes);
+            let _ = crate::errors::error_message(&bytes);
+            let _ = crate::errors::status_error("x", 400, &bytes);
         }
     }
 }

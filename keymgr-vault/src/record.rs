@@ -160,9 +160,72 @@ fn now_seconds() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(now.unix_timestamp()).unwrap_or(now)
 }
 
+/// A Castellan-layout record body for `payload` (hex) as Castellan's
+/// `_store_key_value` posts it, for tests and migration tools.
+pub fn castellan_record(
+    kind: SecretKind,
+    payload: &[u8],
+    algorithm: Option<&str>,
+    bit_length: Option<u32>,
+    name: Option<&str>,
+    created: Option<i64>,
+    kv_version: u8,
+) -> Value {
+    let rec = json!({
+        "type": kind.as_str(),
+        "value": hex::encode(payload),
+        "algorithm": algorithm,
+        "bit_length": bit_length,
+        "name": name,
+        "created": created,
+    });
+    if kv_version > 1 {
+        json!({ "data": rec })
+    } else {
+        rec
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fuzz target's property (`fuzz/fuzz_targets/vault_record.rs`):
+    /// an accepted record survives parse -> write -> parse unchanged.
+    #[test]
+    fn accepted_records_survive_parse_write_parse() {
+        let inputs = [
+            castellan_record(
+                SecretKind::Symmetric,
+                b"\x00\xff",
+                Some("AES"),
+                Some(16),
+                None,
+                None,
+                1,
+            ),
+            json!({"type": "passphrase", "value": "70", "name": 12, "created": 1700000000,
+                   "keymgr_project": "p", "keymgr_consumers": [{"service": "s", "resource_type": "t", "resource_id": "r"}],
+                   "keymgr_mode": "xts", "keymgr_expiration": 1800000000, "extra": true}),
+            json!({"type": "opaque", "value": "", "created": -5, "bit_length": null}),
+            json!({"type": "symmetric", "value": "0A0b", "created": 1.5}),
+        ];
+        let mut accepted = 0;
+        for v in inputs {
+            let id = SecretId::parse("0123456789abcdef0123456789abcdef").unwrap();
+            let Ok(first) = Record::from_json(id.clone(), v.clone()) else {
+                continue;
+            };
+            accepted += 1;
+            let written = first.to_json();
+            let again: Value = serde_json::from_str(&written).unwrap();
+            let second = Record::from_json(id, again).expect("a written record parses");
+            assert!(*second.to_json() == *written, "{v}");
+            assert_eq!(second.project, first.project);
+            assert_eq!(second.payload.expose(), first.payload.expose());
+        }
+        assert!(accepted >= 2, "only {accepted} inputs were accepted");
+    }
 
     #[test]
     fn reads_castellan_records_including_numeric_names() {

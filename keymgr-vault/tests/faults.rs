@@ -54,7 +54,7 @@ async fn a_create_whose_answer_was_lost_is_neither_lost_nor_duplicated() {
         .await
         .unwrap();
     assert_eq!(listed.len(), 1, "one record, not two: {listed:?}");
-    assert_eq!(km.client().stats().retries, 1);
+    assert_eq!(km.stats().retries, 1);
 
     // The same for a consumer removal whose answer was lost.
     let c = Consumer::new("cinder", "volume", "v1");
@@ -92,7 +92,7 @@ async fn throttling_and_transient_errors_are_retried() {
     proxy.inject("GET", id.as_str(), Fault::Status(500, None), 1);
     proxy.inject("GET", id.as_str(), Fault::Status(502, None), 1);
     assert_eq!(km.get(&ctx, &id).await.unwrap().payload.expose(), &[9u8; 4]);
-    assert_eq!(km.client().stats().retries, 5);
+    assert_eq!(km.stats().retries, 5);
 
     // More failures than retries: a typed, retryable error naming the call.
     let mut cfg = VaultConfig::with_token(&proxy.url, &token);
@@ -125,7 +125,7 @@ async fn redirects_are_followed_with_the_token() {
         .store(&ctx, NewSecret::new(SecretKind::Opaque, vec![1u8; 8]))
         .await
         .expect("a redirected write lands with the token");
-    assert_eq!(km.client().stats().redirects, 1);
+    assert_eq!(km.stats().redirects, 1);
     assert!(proxy.seen().iter().all(|s| s.has_token));
     assert_eq!(km.get(&ctx, &id).await.unwrap().payload.expose(), &[1u8; 8]);
 
@@ -160,7 +160,7 @@ async fn sealed_and_dead_nodes_fail_over_to_the_next() {
         .await
         .expect("the third node takes the write");
     assert_eq!(km.get(&ctx, &id).await.unwrap().payload.expose(), &[2u8; 8]);
-    assert!(km.client().stats().failovers >= 2);
+    assert!(km.stats().failovers >= 2);
     km.delete(&ctx, &id, false).await.unwrap();
 }
 
@@ -209,7 +209,7 @@ async fn a_revoked_approle_token_is_replaced_by_logging_in_again() {
         .await
         .expect("the client logs in again after a 403");
     assert_eq!(s.payload.expose(), &[3u8; 8]);
-    assert_eq!(km.client().stats().relogins, 1);
+    assert_eq!(km.stats().relogins, 1);
     let logins = proxy
         .seen()
         .iter()
@@ -257,7 +257,7 @@ async fn a_rotated_token_file_is_read_again_after_a_403() {
     .await;
     std::fs::write(&file, &raw.token).unwrap();
     assert_eq!(km.get(&ctx, &id).await.unwrap().payload.expose(), &[4u8; 8]);
-    assert_eq!(km.client().stats().relogins, 1);
+    assert_eq!(km.stats().relogins, 1);
     km.delete(&ctx, &id, false).await.unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -314,7 +314,7 @@ async fn a_short_lease_is_replaced_before_it_ends() {
         .count();
     assert_eq!(logins, 3, "a login per lease");
     assert_eq!(
-        km.client().stats().relogins,
+        km.stats().relogins,
         0,
         "no request was refused for an expired token"
     );
@@ -364,4 +364,42 @@ async fn a_success_whose_body_is_broken_is_retried_then_unavailable_never_not_fo
     let e = km1.get(&ctx, &id).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
     km.delete(&ctx, &id, false).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_answer_over_the_body_cap_is_a_typed_error_not_read_whole() {
+    let Some((proxy, token)) = proxied().await else {
+        return;
+    };
+    let km = VaultKeyManager::new(VaultConfig::with_token(&proxy.url, &token)).unwrap();
+    let ctx = Context::new("faults", "u");
+    let id = km
+        .store(&ctx, NewSecret::new(SecretKind::Opaque, vec![5u8; 8]))
+        .await
+        .unwrap();
+    // 17 MiB of JSON string: over the 16 MiB cap, never held whole.
+    let huge: &'static str = Box::leak(format!("\"{}\"", "k".repeat(17 << 20)).into_boxed_str());
+    proxy.inject("GET", id.as_str(), Fault::Body(200, huge), 1);
+    let e = km.get(&ctx, &id).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Backend, "{e}");
+    assert!(e.to_string().contains("longer than"), "{e}");
+    assert_eq!(km.get(&ctx, &id).await.unwrap().payload.expose(), &[5u8; 8]);
+    km.delete(&ctx, &id, false).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_token_a_header_cannot_carry_is_unauthenticated_before_sending() {
+    let Some((proxy, _token)) = proxied().await else {
+        return;
+    };
+    let km = VaultKeyManager::new(VaultConfig::with_token(&proxy.url, "s.bad\ntoken")).unwrap();
+    let ctx = Context::new("faults", "u");
+    let id = keymgr_core::SecretId::new_random();
+    let e = km.get(&ctx, &id).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthenticated, "{e}");
+    assert!(
+        proxy.seen().is_empty(),
+        "nothing is sent (never an empty X-Vault-Token): {:?}",
+        proxy.seen()
+    );
 }

@@ -211,7 +211,7 @@ async fn keys_survive_step_down_and_node_restart() {
         .buffer_unordered(16)
         .collect::<Vec<()>>()
         .await;
-    let stats: Vec<_> = managers.iter().map(|km| km.client().stats()).collect();
+    let stats: Vec<_> = managers.iter().map(|km| km.stats()).collect();
     eprintln!("HA client stats per manager: {stats:?}");
     let absorbed: u64 = stats.iter().map(|s| s.retries + s.failovers).sum();
     assert!(

@@ -1,30 +1,27 @@
-//! The Barbican v1 client and its `KeyManager` implementation.
+//! [`BarbicanKeyManager`]: the `KeyManager` implementation on Barbican v1.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use keymgr_core::{
     Consumer, Context, Error, KeyManager, KeySpec, ListQuery, NewSecret, Page, Payload, Result,
     Secret, SecretId, SecretMetadata,
 };
-use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::Method;
-use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::config::{parse_microversion, BarbicanConfig};
-use crate::http::{exchange, status_error, Reply, RetryPolicy};
-use crate::keystone::{find_endpoint, Keystone, Token};
-use crate::model::{
-    format_time, offset_of, ConsumerListJson, OrderJson, RefJson, SecretJson, SecretListJson,
-};
-
-/// The newest Barbican microversion this client knows: 1.2.
-pub const MAX_MICROVERSION: u8 = 2;
+use crate::discovery::MAX_MICROVERSION;
+use crate::errors::status_error;
+use crate::keystone::{Keystone, Token};
+use crate::model::{format_time, offset_of, ConsumerListJson, RefJson, SecretJson, SecretListJson};
+use crate::orders::last_segment;
+use crate::transport::{http_client, Call, RetryPolicy};
+use keymgr_http::{Backoff, Retry};
 
 /// The page size used when following every page of a listing
 /// (Barbican's own maximum, `max_limit_paging`, is 100 by default).
@@ -56,17 +53,17 @@ const PAGE: usize = 100;
 /// the token.
 #[derive(Clone)]
 pub struct BarbicanKeyManager {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    cfg: BarbicanConfig,
-    http: reqwest::Client,
-    policy: RetryPolicy,
-    keystone: Keystone,
-    service: Option<Keystone>,
-    max_mv: u8,
-    versions: Mutex<HashMap<String, u8>>,
+pub(crate) struct Inner {
+    pub(crate) cfg: BarbicanConfig,
+    pub(crate) http: reqwest::Client,
+    pub(crate) policy: RetryPolicy,
+    pub(crate) keystone: Keystone,
+    pub(crate) service: Option<Keystone>,
+    pub(crate) max_mv: u8,
+    pub(crate) versions: Mutex<HashMap<String, u8>>,
 }
 
 impl fmt::Debug for BarbicanKeyManager {
@@ -77,16 +74,6 @@ impl fmt::Debug for BarbicanKeyManager {
             .field("auth_type", &self.inner.cfg.auth_type)
             .finish_non_exhaustive()
     }
-}
-
-/// Read access of a secret (Barbican's ACL for the `read` operation).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SecretAcl {
-    /// User ids allowed to read the secret besides its project's members.
-    pub read_users: Vec<String>,
-    /// Whether the secret's project members may read it (Barbican's
-    /// `project-access`; true unless turned off).
-    pub project_access: bool,
 }
 
 /// Barbican's full set of listing filters (see [`BarbicanKeyManager::list_filtered`]).
@@ -112,90 +99,22 @@ pub struct SecretFilter {
     pub sort: Option<String>,
 }
 
-/// Which token(s) a request carries.
-enum Auth {
-    Own(Arc<Token>),
-    User {
-        token: SecretString,
-        service: Option<Arc<Token>>,
-    },
-}
-
-/// One Barbican call.
-struct Call<'a> {
-    method: Method,
-    /// Under the versioned root, e.g. `secrets/ID/payload`.
-    path: String,
-    query: Vec<(&'static str, String)>,
-    body: Option<Zeroizing<Vec<u8>>>,
-    accept: &'a str,
-    idempotent: bool,
-    what: String,
-}
-
-impl<'a> Call<'a> {
-    fn new(method: Method, path: impl Into<String>, what: impl Into<String>) -> Self {
-        let idempotent = method != Method::POST;
-        Call {
-            method,
-            path: path.into(),
-            query: Vec::new(),
-            body: None,
-            accept: "application/json",
-            idempotent,
-            what: what.into(),
-        }
-    }
-    fn json<T: Serialize>(mut self, body: &T) -> Result<Self> {
-        let bytes =
-            serde_json::to_vec(body).map_err(|e| Error::invalid(&self.what, e.to_string()))?;
-        self.body = Some(Zeroizing::new(bytes));
-        Ok(self)
-    }
-}
-
 impl BarbicanKeyManager {
     /// A key manager for `cfg` (checked with [`BarbicanConfig::validate`]).
     /// Nothing is sent until the first call: authentication is lazy.
     pub fn new(cfg: BarbicanConfig) -> Result<Self> {
         cfg.validate()?;
         let timeout = cfg.timeout_duration();
-        let mut b = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .user_agent(concat!("keymgr-barbican/", env!("CARGO_PKG_VERSION")));
-        if !cfg.verify_ssl {
-            b = b.tls_danger_accept_invalid_certs(true);
-        }
-        if let Some(path) = &cfg.verify_ssl_path {
-            let pem = std::fs::read(path).map_err(|e| {
-                Error::config(format!(
-                    "[barbican] verify_ssl_path {}: {e}",
-                    path.display()
-                ))
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                Error::config(format!(
-                    "[barbican] verify_ssl_path {}: not PEM certificates: {e}",
-                    path.display()
-                ))
-            })?;
-            if certs.is_empty() {
-                return Err(Error::config(format!(
-                    "[barbican] verify_ssl_path {}: no certificate in the file",
-                    path.display()
-                )));
-            }
-            b = b.tls_certs_merge(certs);
-        }
-        let http = b
-            .build()
-            .map_err(|e| Error::config(format!("[barbican] HTTP client: {e}")))?;
+        let http = http_client(&cfg, timeout)?;
+        let base = Duration::from_secs_f64(cfg.http_retry_delay);
         let policy = RetryPolicy {
-            retries: cfg.http_retries,
-            base: Duration::from_secs_f64(cfg.http_retry_delay),
-            cap: Duration::from_secs(5).max(Duration::from_secs_f64(cfg.http_retry_delay)),
+            retry: Retry {
+                retries: cfg.http_retries,
+                backoff: Backoff {
+                    base,
+                    cap: Duration::from_secs(5).max(base),
+                },
+            },
             timeout,
         };
         let max_mv = match &cfg.max_microversion {
@@ -230,215 +149,23 @@ impl BarbicanKeyManager {
         ))
     }
 
-    /// The microversion used with the endpoint, as `1.N`.
-    pub async fn microversion(&self) -> Result<String> {
-        let root = self.root().await?;
-        Ok(format!("1.{}", self.negotiate(&root).await?))
-    }
-
-    async fn own_token(&self) -> Result<Arc<Token>> {
+    pub(crate) async fn own_token(&self) -> Result<Arc<Token>> {
         self.inner
             .keystone
             .token(&self.inner.http, &self.inner.policy)
             .await
     }
 
-    /// Barbican's unversioned root URL.
-    async fn root(&self) -> Result<String> {
-        let raw = match &self.inner.cfg.barbican_endpoint {
-            Some(e) => e.clone(),
-            None => {
-                let t = self.own_token().await?;
-                let cfg = &self.inner.cfg;
-                find_endpoint(
-                    &t.catalog,
-                    "key-manager",
-                    cfg.barbican_endpoint_type.as_str(),
-                    cfg.barbican_region_name.as_deref(),
-                )
-                .ok_or_else(|| {
-                    Error::config(format!(
-                        "no {} key-manager endpoint{} in the service catalog; set barbican_endpoint",
-                        cfg.barbican_endpoint_type.as_str(),
-                        cfg.barbican_region_name
-                            .as_deref()
-                            .map(|r| format!(" in region {r}"))
-                            .unwrap_or_default()
-                    ))
-                })?
-            }
-        };
-        let trimmed = raw.trim_end_matches('/');
-        let root = trimmed.strip_suffix("/v1").unwrap_or(trimmed);
-        Ok(root.to_string())
-    }
-
-    /// The microversion for `root`, negotiated once from its version document.
-    async fn negotiate(&self, root: &str) -> Result<u8> {
-        if let Some(v) = lock(&self.inner.versions).get(root) {
-            return Ok(*v);
-        }
-        let what = "Barbican version discovery";
-        let url = format!("{root}/");
-        let http = &self.inner.http;
-        let reply = exchange(&self.inner.policy, what, true, || {
-            http.get(&url)
-                .header("Accept", "application/json")
-                .header("OpenStack-API-Version", "key-manager latest")
-        })
-        .await?;
-        if reply.status >= 500 {
-            // Not an answer to learn from: do not cache a guess.
-            return Err(status_error(what, reply.status, &reply.body));
-        }
-        // A document that cannot be read means a server older than
-        // microversions: 1.0.
-        let doc: serde_json::Value = reply.json(what).unwrap_or(serde_json::Value::Null);
-        let server_max = server_max_microversion(&doc);
-        let mv = server_max.min(self.inner.max_mv);
-        tracing::debug!(root, server_max, mv, "Barbican microversion negotiated");
-        lock(&self.inner.versions).insert(root.to_string(), mv);
-        Ok(mv)
-    }
-
-    async fn auth_for(&self, ctx: &Context, what: &str) -> Result<Auth> {
-        if let Some(user) = &ctx.user_token {
-            let service = match &self.inner.service {
-                Some(s) => Some(s.token(&self.inner.http, &self.inner.policy).await?),
-                None => None,
-            };
-            return Ok(Auth::User {
-                token: user.clone(),
-                service,
-            });
-        }
-        let t = self.own_token().await?;
-        let p = &ctx.project_id;
-        if !p.is_empty()
-            && t.project_id.as_deref() != Some(p.as_str())
-            && t.project_name.as_deref() != Some(p.as_str())
-        {
-            return Err(Error::Forbidden {
-                what: what.to_string(),
-                reason: format!(
-                    "the context's project {p:?} is not the project these credentials are scoped to ({}); pass the user's token in the context to act for another project",
-                    t.project_id.as_deref().unwrap_or("none")
-                ),
-            });
-        }
-        Ok(Auth::Own(t))
-    }
-
-    /// Sends `call`, re-authenticating once after a 401 with our own
-    /// credentials (or the service token). Returns the answer whatever
-    /// its status.
-    async fn send(&self, ctx: &Context, call: &Call<'_>) -> Result<(Reply, u8)> {
-        let root = self.root().await?;
-        let mv = self.negotiate(&root).await?;
-        let url = format!(
-            "{root}/{}/{}",
-            self.inner.cfg.barbican_api_version.trim_matches('/'),
-            call.path
-        );
-        let mut reauthed = false;
-        loop {
-            let auth = self.auth_for(ctx, &call.what).await?;
-            let mut headers = HeaderMap::new();
-            let (main, service) = match &auth {
-                Auth::Own(t) => (t.secret.clone(), None),
-                Auth::User { token, service } => {
-                    (token.clone(), service.as_ref().map(|s| s.secret.clone()))
-                }
-            };
-            headers.insert("X-Auth-Token", secret_header(&main, &call.what)?);
-            if let Some(s) = &service {
-                headers.insert("X-Service-Token", secret_header(s, &call.what)?);
-            }
-            headers.insert(
-                "OpenStack-API-Version",
-                HeaderValue::from_str(&format!("key-manager 1.{mv}"))
-                    .map_err(|_| Error::invalid("microversion", mv.to_string()))?,
-            );
-            headers.insert(
-                "Accept",
-                HeaderValue::from_str(call.accept)
-                    .map_err(|_| Error::invalid("Accept header", call.accept))?,
-            );
-            if call.body.is_some() {
-                headers.insert("Content-Type", HeaderValue::from_static("application/json"));
-            }
-            let http = &self.inner.http;
-            let reply = exchange(&self.inner.policy, &call.what, call.idempotent, || {
-                let mut rb = http
-                    .request(call.method.clone(), &url)
-                    .headers(headers.clone());
-                if !call.query.is_empty() {
-                    rb = rb.query(&call.query);
-                }
-                if let Some(b) = &call.body {
-                    rb = rb.body(b.to_vec());
-                }
-                rb
-            })
-            .await?;
-            tracing::debug!(
-                method = %call.method,
-                path = %call.path,
-                status = reply.status,
-                "barbican call"
-            );
-            if reply.status == 401 && !reauthed {
-                let retry = match &auth {
-                    Auth::Own(t) => {
-                        self.inner.keystone.invalidate(t).await;
-                        true
-                    }
-                    Auth::User {
-                        service: Some(s), ..
-                    } => {
-                        if let Some(k) = &self.inner.service {
-                            k.invalidate(s).await;
-                        }
-                        true
-                    }
-                    Auth::User { service: None, .. } => false,
-                };
-                if retry {
-                    reauthed = true;
-                    continue;
-                }
-            }
-            return Ok((reply, mv));
-        }
-    }
-
-    /// Sends `call` and maps an error status to the shared kinds.
-    async fn ok(&self, ctx: &Context, call: &Call<'_>) -> Result<(Reply, u8)> {
-        let (reply, mv) = self.send(ctx, call).await?;
-        if reply.is_success() {
-            Ok((reply, mv))
-        } else {
-            Err(status_error(&call.what, reply.status, &reply.body))
-        }
-    }
-
-    async fn secret_json(&self, ctx: &Context, id: &SecretId, what: &str) -> Result<SecretJson> {
+    pub(crate) async fn secret_json(
+        &self,
+        ctx: &Context,
+        id: &SecretId,
+        what: &str,
+    ) -> Result<SecretJson> {
         let id = &id.to_hyphenated_uuid()?;
         let call = Call::new(Method::GET, format!("secrets/{id}"), what);
         let (reply, _) = self.ok(ctx, &call).await?;
         reply.json(what)
-    }
-
-    async fn require_consumers(&self, what: &str) -> Result<u8> {
-        let root = self.root().await?;
-        let mv = self.negotiate(&root).await?;
-        if mv < 1 {
-            return Err(Error::invalid(
-                what,
-                "secret consumers need Barbican microversion 1.1 (this endpoint or configuration allows only 1.0)",
-            ));
-        }
-        Ok(mv)
     }
 
     /// Barbican's listing with every filter it has: one page.
@@ -522,148 +249,10 @@ impl BarbicanKeyManager {
             }
         }
     }
-
-    /// The secret's read ACL.
-    pub async fn get_acl(&self, ctx: &Context, id: &SecretId) -> Result<SecretAcl> {
-        let id = &id.to_hyphenated_uuid()?;
-        let what = format!("get ACL of secret {id}");
-        let call = Call::new(Method::GET, format!("secrets/{id}/acl"), &what);
-        let (reply, _) = self.ok(ctx, &call).await?;
-        let v: serde_json::Value = reply.json(&what)?;
-        let read = v.get("read");
-        let users = read
-            .and_then(|r| r.get("users"))
-            .and_then(|u| u.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let project_access = read
-            .and_then(|r| r.get("project-access"))
-            .and_then(|p| p.as_bool())
-            .unwrap_or(true);
-        Ok(SecretAcl {
-            read_users: users,
-            project_access,
-        })
-    }
-
-    /// Replaces the secret's read ACL: exactly `users` may read it, and
-    /// its project's members too when `project_access`.
-    pub async fn set_acl(
-        &self,
-        ctx: &Context,
-        id: &SecretId,
-        users: &[String],
-        project_access: bool,
-    ) -> Result<()> {
-        let id = &id.to_hyphenated_uuid()?;
-        let what = format!("set ACL of secret {id}");
-        let body =
-            serde_json::json!({ "read": { "users": users, "project-access": project_access } });
-        let call = Call::new(Method::PUT, format!("secrets/{id}/acl"), &what).json(&body)?;
-        self.ok(ctx, &call).await.map(|_| ())
-    }
-
-    /// Changes part of the read ACL: the user list when `users` is given
-    /// (replacing it), the project access when `project_access` is.
-    pub async fn update_acl(
-        &self,
-        ctx: &Context,
-        id: &SecretId,
-        users: Option<&[String]>,
-        project_access: Option<bool>,
-    ) -> Result<()> {
-        let id = &id.to_hyphenated_uuid()?;
-        let what = format!("update ACL of secret {id}");
-        let mut read = serde_json::Map::new();
-        if let Some(u) = users {
-            read.insert("users".into(), serde_json::json!(u));
-        }
-        if let Some(p) = project_access {
-            read.insert("project-access".into(), serde_json::json!(p));
-        }
-        let body = serde_json::json!({ "read": read });
-        let call = Call::new(Method::PATCH, format!("secrets/{id}/acl"), &what).json(&body)?;
-        self.ok(ctx, &call).await.map(|_| ())
-    }
-
-    /// Removes the secret's ACL: back to project access and no extra users.
-    pub async fn delete_acl(&self, ctx: &Context, id: &SecretId) -> Result<()> {
-        let id = &id.to_hyphenated_uuid()?;
-        let what = format!("delete ACL of secret {id}");
-        let call = Call::new(Method::DELETE, format!("secrets/{id}/acl"), &what);
-        self.ok(ctx, &call).await.map(|_| ())
-    }
-
-    async fn poll_order(&self, ctx: &Context, order: &str, what: &str) -> Result<OrderJson> {
-        let cfg = &self.inner.cfg;
-        let cap = Duration::from_secs_f64(cfg.retry_delay.max(0.05));
-        let budget = Duration::from_secs_f64(cfg.retry_delay * f64::from(cfg.number_of_retries))
-            .min(Duration::from_secs(7 * 86_400));
-        let deadline = Instant::now() + budget;
-        let mut wait = Duration::from_millis(20);
-        loop {
-            let call = Call::new(Method::GET, format!("orders/{order}"), what);
-            let (reply, _) = self.ok(ctx, &call).await?;
-            let o: OrderJson = reply.json(what)?;
-            if o.status != "PENDING" {
-                return Ok(o);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(Error::Timeout {
-                    what: format!("{what} (order {order} still PENDING)"),
-                    after: budget,
-                });
-            }
-            tokio::time::sleep(wait.min(deadline - now)).await;
-            wait = (wait * 2).min(cap);
-        }
-    }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn secret_header(s: &SecretString, what: &str) -> Result<HeaderValue> {
-    let mut v = HeaderValue::from_str(s.expose_secret()).map_err(|_| Error::Unauthenticated {
-        what: what.to_string(),
-        reason: "the token has characters an HTTP header cannot carry".into(),
-    })?;
-    v.set_sensitive(true);
-    Ok(v)
-}
-
-/// The highest `1.N` the version document announces for v1 (0 when it
-/// announces none, as a 1.0-only server does).
-fn server_max_microversion(doc: &serde_json::Value) -> u8 {
-    let versions = match doc.get("versions") {
-        Some(serde_json::Value::Array(a)) => a.clone(),
-        Some(obj) => obj
-            .get("values")
-            .and_then(|v| v.as_array())
-            .cloned()
-            .unwrap_or_default(),
-        None => doc
-            .get("version")
-            .map(|v| vec![v.clone()])
-            .unwrap_or_default(),
-    };
-    versions
-        .iter()
-        .filter(|v| {
-            v.get("id")
-                .and_then(|i| i.as_str())
-                .is_none_or(|i| i == "v1")
-        })
-        .filter_map(|v| v.get("max_version").and_then(|m| m.as_str()))
-        .filter_map(|m| parse_microversion(m).ok())
-        .max()
-        .unwrap_or(0)
 }
 
 #[derive(Serialize)]
@@ -710,13 +299,6 @@ fn store_body(s: &NewSecret) -> Result<Zeroizing<Vec<u8>>> {
     serde_json::to_vec(&body)
         .map(Zeroizing::new)
         .map_err(|e| Error::invalid("secret", e.to_string()))
-}
-
-/// The last path segment of an href (an order's id).
-fn last_segment(href: &str) -> Option<String> {
-    let url = url::Url::parse(href).ok()?;
-    let seg = url.path_segments()?.rfind(|s| !s.is_empty())?;
-    uuid::Uuid::parse_str(seg).ok().map(|u| u.to_string())
 }
 
 #[keymgr_core::async_trait]
@@ -881,17 +463,6 @@ impl KeyManager for BarbicanKeyManager {
         .await
     }
 
-    async fn list_all(&self, ctx: &Context, query: &ListQuery) -> Result<Vec<SecretMetadata>> {
-        self.list_all_filtered(
-            ctx,
-            &SecretFilter {
-                query: query.clone(),
-                ..SecretFilter::default()
-            },
-        )
-        .await
-    }
-
     async fn delete(&self, ctx: &Context, id: &SecretId, force: bool) -> Result<()> {
         let id = &id.to_hyphenated_uuid()?;
         let what = format!("delete secret {id}");
@@ -921,7 +492,7 @@ impl KeyManager for BarbicanKeyManager {
             404 if reply.uncertain => Ok(()),
             // Barbican 1.2 answers 400 SecretHasConsumers.
             400 if !force && mv >= 2 => {
-                let msg = crate::http::error_message(&reply.body);
+                let msg = crate::errors::error_message(&reply.body);
                 if msg.to_ascii_lowercase().contains("consumer") {
                     Err(Error::conflict(what, msg))
                 } else {
@@ -1027,27 +598,6 @@ mod tests {
                 .unwrap();
             assert_eq!(back, p.as_bytes());
         }
-    }
-
-    #[test]
-    fn version_documents_give_the_max_microversion() {
-        let new = serde_json::json!({"versions": [{"id": "v1", "status": "CURRENT", "min_version": "1.0", "max_version": "1.2"}]});
-        assert_eq!(server_max_microversion(&new), 2);
-        let old = serde_json::json!({"versions": {"values": [{"id": "v1", "status": "stable"}]}});
-        assert_eq!(server_max_microversion(&old), 0);
-        let one = serde_json::json!({"version": {"id": "v1", "max_version": "1.1"}});
-        assert_eq!(server_max_microversion(&one), 1);
-        assert_eq!(server_max_microversion(&serde_json::Value::Null), 0);
-    }
-
-    #[test]
-    fn order_ids_come_from_hrefs() {
-        assert_eq!(
-            last_segment("http://h:1/v1/orders/1258c03d-021d-471d-bf3c-b08b56f164b5").as_deref(),
-            Some("1258c03d-021d-471d-bf3c-b08b56f164b5")
-        );
-        assert_eq!(last_segment("http://h:1/v1/orders/../x"), None);
-        assert_eq!(last_segment("nonsense"), None);
     }
 
     #[test]

@@ -1,0 +1,126 @@
+//! A token cache that refreshes before expiry.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use keymgr_core::Result;
+
+/// When to stop using a token that lives `lifetime` from now: a minute
+/// before it ends, or a quarter of its lifetime before when it lives less
+/// than four minutes (so a short lease is renewed before, never after).
+pub fn refresh_at(lifetime: Duration) -> Instant {
+    let margin = Duration::from_secs(60).min(lifetime / 4);
+    Instant::now() + lifetime.saturating_sub(margin)
+}
+
+/// One cached token (or any credential), kept until its refresh time.
+/// Concurrent callers wait for one fetch rather than each doing one.
+pub struct TokenCache<T> {
+    slot: tokio::sync::Mutex<Option<(Arc<T>, Option<Instant>)>>,
+}
+
+impl<T> Default for TokenCache<T> {
+    fn default() -> Self {
+        TokenCache {
+            slot: tokio::sync::Mutex::new(None),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for TokenCache<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache").finish_non_exhaustive()
+    }
+}
+
+impl<T> TokenCache<T> {
+    /// The cached token while it is fresh, else the one `fetch` returns
+    /// with its refresh time (`None`: kept until invalidated).
+    pub async fn get<F>(&self, fetch: impl FnOnce() -> F) -> Result<Arc<T>>
+    where
+        F: Future<Output = Result<(T, Option<Instant>)>>,
+    {
+        let mut slot = self.slot.lock().await;
+        if let Some((t, until)) = slot.as_ref() {
+            if until.is_none_or(|at| Instant::now() < at) {
+                return Ok(t.clone());
+            }
+        }
+        let (t, until) = fetch().await?;
+        let t = Arc::new(t);
+        *slot = Some((t.clone(), until));
+        Ok(t)
+    }
+
+    /// Forgets `stale` (after the server refused it), unless another caller
+    /// already replaced it.
+    pub async fn invalidate(&self, stale: &Arc<T>) {
+        let mut slot = self.slot.lock().await;
+        if slot.as_ref().is_some_and(|(t, _)| Arc::ptr_eq(t, stale)) {
+            *slot = None;
+        }
+    }
+
+    /// Forgets whatever is cached.
+    pub async fn clear(&self) {
+        *self.slot.lock().await = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_refreshed_before_they_expire() {
+        let left = refresh_at(Duration::from_secs(3600)) - Instant::now();
+        assert!(left <= Duration::from_secs(3540) && left > Duration::from_secs(3530));
+        let left = refresh_at(Duration::from_secs(120)) - Instant::now();
+        assert!(left <= Duration::from_secs(90) && left > Duration::from_secs(85));
+        assert!(refresh_at(Duration::ZERO) <= Instant::now());
+    }
+
+    #[tokio::test]
+    async fn fresh_tokens_are_reused_stale_ones_fetched_again() {
+        let cache = TokenCache::default();
+        let mut fetches = 0;
+        let a = cache
+            .get(|| {
+                fetches += 1;
+                async { Ok((1, None)) }
+            })
+            .await
+            .unwrap();
+        let b = cache.get(|| async { unreachable!() }).await.unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        cache.invalidate(&Arc::new(1)).await;
+        let c = cache.get(|| async { unreachable!() }).await.unwrap();
+        assert!(
+            Arc::ptr_eq(&a, &c),
+            "only the stale token itself is forgotten"
+        );
+        cache.invalidate(&a).await;
+        let d = cache
+            .get(|| {
+                fetches += 1;
+                async { Ok((2, Some(Instant::now()))) }
+            })
+            .await
+            .unwrap();
+        assert_eq!(*d, 2);
+        let e = cache
+            .get(|| {
+                fetches += 1;
+                async { Ok((3, None)) }
+            })
+            .await
+            .unwrap();
+        assert_eq!((*e, fetches), (3, 3), "an expired token is fetched again");
+        cache.clear().await;
+        assert!(cache
+            .get(|| async { Err(keymgr_core::Error::config("x")) })
+            .await
+            .is_err());
+    }
+}
