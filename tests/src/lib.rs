@@ -116,6 +116,10 @@ pub fn barbican_config(auth: Option<&str>, endpoint: Option<&str>) -> Option<(Co
         c.section
             .insert("barbican_endpoint".into(), toml::Value::String(e.into()));
     }
+    // The test Barbican answers one request at a time: under the 64-way
+    // load each request queues behind the others, far past the 10 s default.
+    c.section
+        .insert("timeout".into(), toml::Value::Integer(120));
     Some((c, pw))
 }
 
