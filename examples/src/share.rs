@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use keymgr::passphrase::passphrase_for;
 use keymgr::{Consumer, Context, ErrorKind, KeyManager, SecretId, SecretKind};
-use luks::{LuksType, UnlockedVolume};
+use luks::LuksType;
 
 use crate::config::ServiceConfig;
 use crate::device::{self, DeviceSpec};
@@ -275,53 +275,8 @@ impl ShareDriver {
     }
 }
 
-/// An open share.
-#[derive(Debug)]
-pub enum ShareHandle {
-    /// LUKS2, unlocked in userspace.
-    Encrypted(Box<UnlockedVolume>),
-    /// Not encrypted.
-    Plain(std::fs::File),
-}
-
-impl ShareHandle {
-    /// Reads `buf.len()` bytes at `offset`.
-    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        use std::os::unix::fs::FileExt;
-        match self {
-            ShareHandle::Encrypted(v) => Ok(v.read_at(buf, offset)?),
-            ShareHandle::Plain(f) => f
-                .read_exact_at(buf, offset)
-                .map_err(ServiceError::io("reading share")),
-        }
-    }
-
-    /// Writes `buf` at `offset` (durably).
-    pub fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
-        use std::os::unix::fs::FileExt;
-        match self {
-            ShareHandle::Encrypted(v) => {
-                v.write_at(buf, offset)?;
-                Ok(v.sync()?)
-            }
-            ShareHandle::Plain(f) => {
-                f.write_all_at(buf, offset)
-                    .map_err(ServiceError::io("writing share"))?;
-                f.sync_all().map_err(ServiceError::io("syncing share"))
-            }
-        }
-    }
-
-    /// Plaintext size.
-    pub fn size(&self) -> Result<u64> {
-        match self {
-            ShareHandle::Encrypted(v) => Ok(v.size()),
-            ShareHandle::Plain(f) => {
-                Ok(f.metadata().map_err(ServiceError::io("stat share"))?.len())
-            }
-        }
-    }
-}
+/// An open share: the same device handle as a volume's, each write synced.
+pub type ShareHandle = device::DeviceHandle;
 
 /// The share service.
 #[derive(Debug, Clone)]

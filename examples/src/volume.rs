@@ -12,11 +12,10 @@
 //! fixed on first open; transfers move the key to the recipient.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use keymgr::{Consumer, Context, ErrorKind, KeySpec, NewSecret, SecretId};
-use luks::{LuksType, Provider, UnlockedVolume};
+use luks::{LuksType, Provider};
 
 use crate::config::ServiceConfig;
 use crate::device::{self, DeviceSpec};
@@ -109,47 +108,9 @@ pub struct CreateVolume {
     pub legacy_passphrase: bool,
 }
 
-/// An open volume: userspace reads and writes of its plaintext.
-#[derive(Debug)]
-pub enum VolumeHandle {
-    /// A LUKS volume, unlocked.
-    Encrypted(Box<UnlockedVolume>),
-    /// A plain volume file.
-    Plain(File),
-}
-
-impl VolumeHandle {
-    /// Reads `buf.len()` bytes at `offset`.
-    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        match self {
-            VolumeHandle::Encrypted(v) => Ok(v.read_at(buf, offset)?),
-            VolumeHandle::Plain(f) => f
-                .read_exact_at(buf, offset)
-                .map_err(ServiceError::io("reading volume")),
-        }
-    }
-    /// Writes `buf` at `offset`.
-    pub fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
-        match self {
-            VolumeHandle::Encrypted(v) => {
-                v.write_at(buf, offset)?;
-                Ok(v.sync()?)
-            }
-            VolumeHandle::Plain(f) => f
-                .write_all_at(buf, offset)
-                .map_err(ServiceError::io("writing volume")),
-        }
-    }
-    /// Plaintext size in bytes.
-    pub fn size(&self) -> Result<u64> {
-        match self {
-            VolumeHandle::Encrypted(v) => Ok(v.size()),
-            VolumeHandle::Plain(f) => {
-                Ok(f.metadata().map_err(ServiceError::io("stat volume"))?.len())
-            }
-        }
-    }
-}
+/// An open volume: userspace reads and writes of its plaintext, each write
+/// synced to the device file (the one [`device::DeviceHandle`]).
+pub type VolumeHandle = device::DeviceHandle;
 
 /// The volume service.
 #[derive(Debug, Clone)]

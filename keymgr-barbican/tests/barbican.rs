@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use keymgr_barbican::{BarbicanConfig, BarbicanKeyManager, SecretFilter};
 use keymgr_core::{
-    testkit, Consumer, Context, ErrorKind, KeyManager, KeySpec, ListQuery, NewSecret, SecretKind,
+    Consumer, Context, ErrorKind, KeyManager, KeySpec, ListQuery, NewSecret, SecretKind,
 };
 use serde_json::json;
 
@@ -19,37 +19,6 @@ fn kind_of<T: std::fmt::Debug>(r: keymgr_core::Result<T>) -> ErrorKind {
         Ok(v) => panic!("expected an error, got Ok({v:?})"),
         Err(e) => e.kind(),
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conformance_with_password_auth() {
-    let Some(env) = env("conformance_with_password_auth") else {
-        return;
-    };
-    let km = BarbicanKeyManager::new(env.password_config(&env.a)).unwrap();
-    let a = env.ctx(&env.a);
-    // Project B acts through its user's own token: Barbican isolates.
-    let b = env.user_ctx(&env.b).await;
-    testkit::run_conformance(&km, &a, &b).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conformance_with_application_credential_auth() {
-    let Some(env) = env("conformance_with_application_credential_auth") else {
-        return;
-    };
-    let (id, secret) = env.app_cred(&env.b, &unique("conf"), None).await;
-    let mut cfg = BarbicanConfig::application_credential(&env.keystone, id, secret);
-    cfg.http_retries = 4;
-    let km = BarbicanKeyManager::new(cfg).unwrap();
-    let own = km.own_context().await.unwrap();
-    assert_eq!(
-        own.project_id, env.b.project_id,
-        "an app credential is scoped to its project"
-    );
-    let a = env.ctx(&env.b);
-    let b = env.user_ctx(&env.a).await;
-    testkit::run_conformance(&km, &a, &b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

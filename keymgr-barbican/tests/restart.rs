@@ -19,7 +19,7 @@ async fn barbican_restart_mid_loop_loses_and_duplicates_nothing() {
         return;
     };
     let Some(restart) = env.restart.clone() else {
-        if keymgr_core::testenv::tools_required() {
+        if keymgr_test_support::testenv::tools_required() {
             panic!("KEYMGR_TEST_BARBICAN_RESTART is not set");
         }
         eprintln!("skipping: KEYMGR_TEST_BARBICAN_RESTART is not set");

@@ -39,7 +39,7 @@ impl Drop for Kill {
 }
 
 fn skip(why: &str) {
-    if keymgr_core::testenv::tools_required() {
+    if keymgr_test_support::testenv::tools_required() {
         panic!("{why}, and KEYMGR_REQUIRE_TOOLS=1");
     }
     eprintln!("skipping TLS test: {why}");

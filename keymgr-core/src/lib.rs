@@ -31,8 +31,6 @@ mod query;
 mod secret;
 mod spec;
 #[cfg(feature = "testkit")]
-pub mod testenv;
-#[cfg(feature = "testkit")]
 pub mod testkit;
 
 pub use context::Context;

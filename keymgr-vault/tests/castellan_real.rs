@@ -47,7 +47,7 @@ fn python_with_castellan() -> Option<String> {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        if keymgr_core::testenv::tools_required() {
+        if keymgr_test_support::testenv::tools_required() {
             panic!("{py} cannot import castellan (scripts/setup.sh installs it)");
         }
         eprintln!("skipped: {py} cannot import castellan");

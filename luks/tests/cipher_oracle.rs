@@ -35,7 +35,7 @@ fn python() -> Option<String> {
     match std::env::var("KEYMGR_PYTHON") {
         Ok(p) if !p.is_empty() => Some(p),
         _ => {
-            keymgr_core::testenv::skip_or_fail(
+            keymgr_test_support::testenv::skip_or_fail(
                 "Python oracle",
                 "KEYMGR_PYTHON not set (run through scripts/test.sh)",
             );

@@ -125,7 +125,7 @@ pub fn barbican_config(auth: Option<&str>, endpoint: Option<&str>) -> Option<(Co
 
 /// Reports a missing server: a panic under `KEYMGR_REQUIRE_TOOLS=1`, else a skip notice.
 pub fn missing(what: &str) {
-    keymgr_core::testenv::skip_or_fail(what, "not running (scripts/test.sh starts it)");
+    keymgr_test_support::testenv::skip_or_fail(what, "not running (scripts/test.sh starts it)");
 }
 
 /// A process-wide TRACE log capture (tracing events and `log` records).

@@ -147,7 +147,7 @@ fn python() -> Option<String> {
             .is_ok_and(|s| s.success())
     });
     if !ok {
-        keymgr_core::testenv::skip_or_fail(
+        keymgr_test_support::testenv::skip_or_fail(
             "Castellan, os-brick and python-barbicanclient",
             "not importable from $KEYMGR_PYTHON (scripts/setup.sh installs them)",
         );

@@ -10,7 +10,10 @@ use std::process::Command;
 #[test]
 fn qemu_img_gets_the_passphrase_through_a_0600_file_only() {
     if Command::new("qemu-img").arg("--version").output().is_err() {
-        keymgr_core::testenv::skip_or_fail("qemu-img argv hygiene", "qemu-img is not installed");
+        keymgr_test_support::testenv::skip_or_fail(
+            "qemu-img argv hygiene",
+            "qemu-img is not installed",
+        );
         return;
     }
     let real = String::from_utf8(

@@ -31,7 +31,7 @@ fn strace_ok() -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        keymgr_core::testenv::skip_or_fail(
+        keymgr_test_support::testenv::skip_or_fail(
             "luks crash tests",
             "strace is missing or cannot trace here (needed to record the writes)",
         );

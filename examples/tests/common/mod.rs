@@ -16,7 +16,7 @@ pub struct Backend {
 
 /// Skips with `reason` (a failure under `KEYMGR_REQUIRE_TOOLS=1`).
 pub fn skip(reason: &str) {
-    keymgr_core::testenv::skip_or_fail("examples", reason);
+    keymgr_test_support::testenv::skip_or_fail("examples", reason);
 }
 
 fn run_id() -> String {

@@ -67,7 +67,7 @@ pub fn env(test: &str) -> Option<Env> {
         Some(e) => Some(e),
         None => {
             let why = "Keystone/Barbican test environment not running (KEYMGR_TEST_KEYSTONE_URL etc. unset; start it with `bash scripts/servers/openstack.sh start DIR` and source DIR/env)";
-            if keymgr_core::testenv::tools_required() {
+            if keymgr_test_support::testenv::tools_required() {
                 panic!("{test}: {why}, and KEYMGR_REQUIRE_TOOLS=1");
             }
             eprintln!("skipping {test}: {why}");

@@ -8,7 +8,7 @@ use keymgr_vault::VaultConfig;
 /// An environment variable, or `None` after printing why the test skips
 /// (a failure instead when KEYMGR_REQUIRE_TOOLS=1).
 pub fn env(name: &str) -> Option<String> {
-    keymgr_core::testenv::server_var(name, "OpenBao")
+    keymgr_test_support::testenv::server_var(name, "OpenBao")
 }
 
 /// Token config for the dev server, or `None` (skip).

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 fn required() -> bool {
-    keymgr_core::testenv::tools_required()
+    keymgr_test_support::testenv::tools_required()
 }
 
 /// The variable `name` that the script starting `server` exports, or `None` (skip).

@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 /// Finds `name` on PATH (also /usr/sbin, /sbin). None = skip (after printing why),
 /// or panic when tools are required.
 pub fn tool(name: &str) -> Option<PathBuf> {
-    keymgr_core::testenv::tool_on_path(name)
+    keymgr_test_support::testenv::tool_on_path(name)
 }
 
 /// Writes a secret file with mode 0600.
@@ -142,7 +142,7 @@ pub fn python() -> Option<PathBuf> {
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !ok {
-        keymgr_core::testenv::skip_or_fail(
+        keymgr_test_support::testenv::skip_or_fail(
             "Python oracle",
             &format!(
                 "{} cannot import cryptography (set KEYMGR_PYTHON)",

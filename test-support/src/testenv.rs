@@ -1,10 +1,10 @@
-//! What tests need from their environment (feature `testkit`): a server's
+//! What tests need from their environment: a server's
 //! variable or a tool on `PATH`. When one is missing the test skips with a
 //! printed `skipped: …` reason, or fails when `KEYMGR_REQUIRE_TOOLS=1` (set by
 //! scripts/test.sh), so CI never passes by skipping.
 //!
 //! ```
-//! use keymgr_core::testenv;
+//! use keymgr_test_support::testenv;
 //!
 //! fn needs_server() {
 //!     let Some(addr) = testenv::server_var("KEYMGR_DOC_EXAMPLE_UNSET", "a doc server") else {
