@@ -14,7 +14,7 @@ N=${CLI_N:-200}
 rm -rf "$DIR"; mkdir -p "$DIR"
 trap 'rm -rf "$DIR"' EXIT
 
-cargo build -q --release -p keymgr --bin keymgr
+cargo build -q --release -p keymgr-cli --bin keymgr
 cargo build -q --release -p keymgr-mock --example bench_store
 BENCH=target/release/examples/bench_store
 KEYMGR=target/release/keymgr

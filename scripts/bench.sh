@@ -23,7 +23,7 @@
 # "skipped: <reason>" (never made-up numbers).
 #
 # Usage: scripts/bench.sh [--build] [--quick] [--no-clients] [--only-clients]
-#   --build         build target/release/keymgr first (cargo build --release -p keymgr)
+#   --build         build target/release/keymgr first (cargo build --release -p keymgr-cli)
 #   --quick         1-second XTS runs, 256 MiB image in (b), 1 GiB volume in (d),
 #                   50 sequential gets and 3 s of 64-way load in (e)
 #   --no-clients    leave out (e) (no servers needed)
@@ -123,7 +123,7 @@ if have cryptsetup; then echo "cryptsetup: $(cryptsetup --version)"; fi
 
 if [ "$BUILD" = 1 ]; then
     echo "== building keymgr (release)"
-    cargo build --release -p keymgr
+    cargo build --release -p keymgr-cli
 fi
 if [ "$DATA" = 1 ]; then
 echo "== building luks example xts_throughput (release)"

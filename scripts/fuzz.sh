@@ -47,7 +47,7 @@ make_seeds() {
     # A real sealed store under the fixed key the target uses (32 bytes of 0x07).
     printf '\x07%.0s' $(seq 32) > "$tmp/store.key"; chmod 600 "$tmp/store.key"
     printf 'backend = "mock"\n[mock]\npath = "%s"\nkey_file = "%s"\n' "$tmp/store.sealed" "$tmp/store.key" > "$tmp/km.toml"
-    (cd "$root" && cargo build -q -p keymgr)
+    (cd "$root" && cargo build -q -p keymgr-cli)
     for k in symmetric passphrase; do
         printf 'seed-secret' | "$root/target/debug/keymgr" --config "$tmp/km.toml" secret store --kind $k >/dev/null
     done

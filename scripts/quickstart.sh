@@ -8,7 +8,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 echo "== building keymgr (release)"
-cargo build --release -q -p keymgr -p examples
+cargo build --release -q -p keymgr-cli -p examples
 keymgr="$root/target/release/keymgr"
 
 work=$(mktemp -d)

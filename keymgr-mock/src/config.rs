@@ -40,15 +40,6 @@ pub struct MockConfig {
     pub argon2_parallelism: Option<u32>,
 }
 
-/// Where the command-line tool keeps its store when it has no
-/// configuration: `<user data dir>/keymgr/store.sealed` (e.g.
-/// `~/.local/share/keymgr/store.sealed`), with its key file
-/// [`default_key_file_for`] beside it. `None` when the platform has no
-/// user data directory.
-pub fn default_store_path() -> Option<PathBuf> {
-    dirs::data_dir().map(|d| d.join("keymgr").join("store.sealed"))
-}
-
 /// The key file used for the store at `store` when the configuration
 /// names none: the store's file name with `.key` appended
 /// (`store.sealed` → `store.sealed.key`).

@@ -137,7 +137,7 @@ use keymgr_core::{
     Page, Result, Secret, SecretId, SecretMetadata,
 };
 
-pub use config::{default_key_file_for, default_store_path, MockConfig};
+pub use config::{default_key_file_for, MockConfig};
 pub use db::DEFAULT_BUSY_TIMEOUT;
 pub use error::SealedError;
 pub use master::{Argon2Params, MasterKey, MASTER_KEY_LEN};

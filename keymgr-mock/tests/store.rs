@@ -11,8 +11,7 @@ use keymgr_core::{
     SecretKind,
 };
 use keymgr_mock::{
-    default_key_file_for, default_store_path, Argon2Params, MasterKey, MockConfig, MockKeyManager,
-    SealedError,
+    default_key_file_for, Argon2Params, MasterKey, MockConfig, MockKeyManager, SealedError,
 };
 
 const TINY: Argon2Params = Argon2Params {
@@ -485,16 +484,6 @@ fn config_passphrase_from_environment() {
     assert!(matches!(e, SealedError::WrongKey { .. }));
     let e = keymgr_core::Error::from(e);
     assert!(!e.to_string().contains("env pass phrase"));
-}
-
-#[test]
-fn default_store_path_is_under_the_user_data_dir() {
-    if let Some(p) = default_store_path() {
-        assert!(p.ends_with("keymgr/store.sealed"), "{}", p.display());
-        assert!(default_key_file_for(&p).ends_with("keymgr/store.sealed.key"));
-    } else {
-        eprintln!("no user data directory on this machine; nothing to check");
-    }
 }
 
 fn sql(path: &Path) -> rusqlite::Connection {

@@ -33,6 +33,3 @@ pub use config::{Config, ContextConfig};
 pub use fixed_key::{FixedKey, MigrationKeyManager, FIXED_KEY_ID};
 pub use keymgr_core::*;
 pub use kind::{CASTELLAN_BARBICAN_CLASS, CASTELLAN_VAULT_CLASS};
-
-/// The `luks` crate, re-exported for services that format and open volumes.
-pub use luks;

@@ -9,6 +9,8 @@ mod io;
 mod luks;
 mod pass;
 mod secret;
+#[cfg(feature = "mock")]
+mod store_path;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -203,7 +205,7 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 #[cfg(feature = "mock")]
 fn default_embedded_config() -> anyhow::Result<Config> {
     use anyhow::Context as _;
-    let path = keymgr_mock::default_store_path()
+    let path = store_path::default_store_path()
         .context("no configuration given and no user data directory for the embedded store")?;
     if !path.exists() {
         eprintln!(

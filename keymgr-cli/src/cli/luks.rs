@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use keymgr::luks::{
-    self, FormatOptions, HashAlg, KeyslotOptions, LuksType, PbkdfOptions, PbkdfType, Unlock, Volume,
-};
 use keymgr::passphrase::passphrase_for;
 use keymgr::SecretId;
+use luks::{
+    self, FormatOptions, HashAlg, KeyslotOptions, LuksType, PbkdfOptions, PbkdfType, Unlock, Volume,
+};
 use zeroize::Zeroizing;
 
 use super::confirm::{confirm, signature};

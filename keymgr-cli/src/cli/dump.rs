@@ -7,7 +7,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use base64::Engine as _;
-use keymgr::luks::Volume;
+use luks::Volume;
 use serde_json::Value;
 
 use super::shown;
