@@ -952,7 +952,7 @@ pub mod barbican;
 
 mod erased {
     /// Pretty JSON of any serializable value.
-    pub trait Json {
+    pub(super) trait Json {
         fn to_json(&self) -> String;
     }
     impl<T: serde::Serialize> Json for T {

@@ -165,7 +165,7 @@ pub(crate) fn v3_url(auth_endpoint: &str) -> String {
 
 impl Keystone {
     /// The client for the configuration's main credentials.
-    pub fn main(cfg: &BarbicanConfig) -> Result<Self> {
+    pub(crate) fn main(cfg: &BarbicanConfig) -> Result<Self> {
         let url = v3_url(cfg.auth_endpoint.as_deref().unwrap_or_default());
         let user = UserRef {
             id: cfg.user_id.clone(),
@@ -208,7 +208,7 @@ impl Keystone {
     }
 
     /// The client for the service-token credentials, if configured.
-    pub fn service(cfg: &BarbicanConfig) -> Result<Option<Self>> {
+    pub(crate) fn service(cfg: &BarbicanConfig) -> Result<Option<Self>> {
         if !cfg.has_service_credentials() {
             return Ok(None);
         }
@@ -240,12 +240,16 @@ impl Keystone {
 
     /// The cached token while it is fresh, else a new one. Concurrent
     /// callers wait for one authentication rather than each doing one.
-    pub async fn token(&self, http: &reqwest::Client, policy: &RetryPolicy) -> Result<Arc<Token>> {
+    pub(crate) async fn token(
+        &self,
+        http: &reqwest::Client,
+        policy: &RetryPolicy,
+    ) -> Result<Arc<Token>> {
         self.cache.get(|| self.authenticate(http, policy)).await
     }
 
     /// Forgets `stale` (after a 401), unless another caller already replaced it.
-    pub async fn invalidate(&self, stale: &Arc<Token>) {
+    pub(crate) async fn invalidate(&self, stale: &Arc<Token>) {
         self.cache.invalidate(stale).await;
     }
 

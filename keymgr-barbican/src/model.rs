@@ -71,7 +71,7 @@ impl From<ConsumerJson> for Consumer {
 
 impl SecretJson {
     /// The shared metadata; `what` names the call in errors.
-    pub fn into_metadata(self, what: &str) -> Result<SecretMetadata> {
+    pub(crate) fn into_metadata(self, what: &str) -> Result<SecretMetadata> {
         let id = SecretId::parse(&self.secret_ref).map_err(|e| Error::Backend {
             what: what.into(),
             status: 200,
@@ -101,7 +101,7 @@ impl SecretJson {
     }
 
     /// The content type to ask the payload in.
-    pub fn default_content_type(&self) -> Option<String> {
+    pub(crate) fn default_content_type(&self) -> Option<String> {
         self.content_types
             .as_ref()
             .and_then(|c| c.get("default").cloned())

@@ -53,7 +53,7 @@ pub(crate) struct Reply {
 
 impl Reply {
     /// The body as JSON of type `T`, or a backend error naming `what`.
-    pub fn json<T: serde::de::DeserializeOwned>(&self, what: &str) -> Result<T> {
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(&self, what: &str) -> Result<T> {
         serde_json::from_slice(&self.body).map_err(|e| Error::Backend {
             what: what.to_string(),
             status: self.status,
@@ -61,7 +61,7 @@ impl Reply {
         })
     }
 
-    pub fn is_success(&self) -> bool {
+    pub(crate) fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
 }

@@ -7,7 +7,7 @@ use crate::{
 };
 
 /// The page size [`KeyManager::list_all`] asks for when the query sets none.
-pub const LIST_ALL_PAGE_SIZE: usize = 100;
+pub(crate) const LIST_ALL_PAGE_SIZE: usize = 100;
 
 /// A key manager: where storage services keep their keys.
 ///

@@ -16,13 +16,13 @@ use crate::master::{Argon2Params, MasterKey};
 use crate::v1::{self, DeriveError, Kdf, SALT_LEN};
 
 /// The format version of the SQLite store.
-pub const VERSION: u16 = 2;
+pub(crate) const VERSION: u16 = 2;
 /// Length of the header blob in the `meta` table.
-pub const HEADER_LEN: usize = 2 + 1 + 12 + SALT_LEN + 32 + 32;
+pub(crate) const HEADER_LEN: usize = 2 + 1 + 12 + SALT_LEN + 32 + 32;
 /// Length of an index tag (kind, name, consumer).
-pub const TAG_LEN: usize = 16;
+pub(crate) const TAG_LEN: usize = 16;
 /// Length of an AES-GCM nonce.
-pub const NONCE_LEN: usize = 12;
+pub(crate) const NONCE_LEN: usize = 12;
 
 const INFO_CHECK: &[u8] = b"keymgr-mock/v2/check";
 const INFO_ENTRY: &[u8] = b"keymgr-mock/v2/entry";
@@ -53,7 +53,7 @@ pub(crate) enum HeaderError {
 
 impl Header {
     /// The blob stored in `meta`.
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut h = Vec::with_capacity(HEADER_LEN);
         h.extend_from_slice(&VERSION.to_le_bytes());
         let (kdf, params) = match self.kdf {
@@ -72,7 +72,7 @@ impl Header {
     }
 
     /// Parses and checks a header blob (no key needed).
-    pub fn decode(b: &[u8]) -> Result<Header, HeaderError> {
+    pub(crate) fn decode(b: &[u8]) -> Result<Header, HeaderError> {
         let mut r = Reader::new(b);
         let short = HeaderError::Corrupt("short header");
         let version = r.u16().ok_or(HeaderError::Corrupt("short header"))?;
@@ -125,14 +125,18 @@ pub(crate) struct Keys {
 impl Keys {
     /// Derives the keys of a store with this kdf and salt (Argon2id runs
     /// here for a passphrase).
-    pub fn derive(master: &MasterKey, kdf: Kdf, salt: [u8; SALT_LEN]) -> Result<Keys, DeriveError> {
+    pub(crate) fn derive(
+        master: &MasterKey,
+        kdf: Kdf,
+        salt: [u8; SALT_LEN],
+    ) -> Result<Keys, DeriveError> {
         let k1 = v1::Keys::derive(master, kdf, salt)?;
         Ok(Keys::from_prk(k1.prk(), salt))
     }
 
     /// The keys from an HKDF pseudo-random key (the same one the version-1
     /// file of this salt and master key had, so migration derives once).
-    pub fn from_prk(prk: &[u8; 32], salt: [u8; SALT_LEN]) -> Keys {
+    pub(crate) fn from_prk(prk: &[u8; 32], salt: [u8; SALT_LEN]) -> Keys {
         let hk = Hkdf::<Sha256>::from_prk(prk).expect("a 32-byte PRK is valid");
         let mut kcv = [0u8; 32];
         let mut index = Zeroizing::new([0u8; 32]);
@@ -148,7 +152,7 @@ impl Keys {
     }
 
     /// Whether `kcv` (from a header) is this key's, in constant time.
-    pub fn check(&self, kcv: &[u8; 32]) -> bool {
+    pub(crate) fn check(&self, kcv: &[u8; 32]) -> bool {
         self.kcv
             .iter()
             .zip(kcv.iter())
@@ -180,17 +184,17 @@ impl Keys {
     }
 
     /// The index tag of a kind within a project.
-    pub fn kind_tag(&self, project: &str, kind: SecretKind) -> [u8; TAG_LEN] {
+    pub(crate) fn kind_tag(&self, project: &str, kind: SecretKind) -> [u8; TAG_LEN] {
         self.tag(&[b"kind", project.as_bytes(), kind.as_str().as_bytes()])
     }
 
     /// The index tag of a name within a project.
-    pub fn name_tag(&self, project: &str, name: &str) -> [u8; TAG_LEN] {
+    pub(crate) fn name_tag(&self, project: &str, name: &str) -> [u8; TAG_LEN] {
         self.tag(&[b"name", project.as_bytes(), name.as_bytes()])
     }
 
     /// The index tag of a consumer of secret `id` (unique per secret).
-    pub fn consumer_tag(&self, id: &str, c: &Consumer) -> [u8; TAG_LEN] {
+    pub(crate) fn consumer_tag(&self, id: &str, c: &Consumer) -> [u8; TAG_LEN] {
         self.tag(&[
             b"consumer",
             id.as_bytes(),
@@ -201,7 +205,7 @@ impl Keys {
     }
 
     /// Seals `plaintext` for row `row` with a fresh random nonce.
-    pub fn seal(
+    pub(crate) fn seal(
         &self,
         row: &RowAad<'_>,
         plaintext: &[u8],
@@ -223,7 +227,12 @@ impl Keys {
 
     /// Opens a row sealed by [`Keys::seal`]; `None` when it does not
     /// authenticate (damaged, altered, or moved to another row).
-    pub fn open(&self, row: &RowAad<'_>, nonce: &[u8], ct: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    pub(crate) fn open(
+        &self,
+        row: &RowAad<'_>,
+        nonce: &[u8],
+        ct: &[u8],
+    ) -> Option<Zeroizing<Vec<u8>>> {
         let nonce: [u8; NONCE_LEN] = nonce.try_into().ok()?;
         self.entry_cipher(row.id())
             .decrypt(
@@ -330,7 +339,7 @@ fn kind_code(kind: SecretKind) -> u8 {
 impl Entry {
     /// The plaintext, in a buffer sized exactly (never reallocated, so no
     /// unzeroized copy is left behind).
-    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
+    pub(crate) fn encode(&self) -> Zeroizing<Vec<u8>> {
         let opt_str = |s: &Option<String>| 1 + s.as_ref().map_or(0, |s| 4 + s.len());
         let size = 2
             + 2 * 17
@@ -361,7 +370,7 @@ impl Entry {
     }
 
     /// Parses a plaintext; `None` when malformed.
-    pub fn decode(pt: &[u8]) -> Option<Entry> {
+    pub(crate) fn decode(pt: &[u8]) -> Option<Entry> {
         let mut r = Reader::new(pt);
         if r.u8()? != RECORD_VERSION {
             return None;

@@ -32,7 +32,7 @@ use crate::v1::{DeriveError, Kdf};
 use crate::SealedError;
 
 /// SQLite's `application_id` of a keymgr store ("KMG2").
-pub const APPLICATION_ID: u32 = 0x4b4d_4732;
+pub(crate) const APPLICATION_ID: u32 = 0x4b4d_4732;
 /// How long a call waits for another writer before reporting the store busy.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
@@ -352,7 +352,7 @@ fn create_new(path: &Path, master: &MasterKey) -> std::result::Result<(), Sealed
 impl Db {
     /// Opens the store at `path`: creates it when missing, migrates a
     /// version-1 sealed file, checks the key before anything is written.
-    pub fn open(path: &Path, master: MasterKey) -> std::result::Result<Db, SealedError> {
+    pub(crate) fn open(path: &Path, master: MasterKey) -> std::result::Result<Db, SealedError> {
         crate::file::create_private_dir(&crate::file::parent_dir(path))?;
         for _ in 0..4 {
             match classify(path)? {
@@ -434,7 +434,7 @@ impl Db {
 
     /// Sets how long a call waits for other writers before failing with
     /// [`SealedError::Busy`].
-    pub fn set_busy_timeout(&mut self, d: Duration) -> std::result::Result<(), SealedError> {
+    pub(crate) fn set_busy_timeout(&mut self, d: Duration) -> std::result::Result<(), SealedError> {
         self.busy = d;
         self.conn
             .busy_timeout(d)
@@ -454,14 +454,14 @@ impl Db {
     }
 
     /// Runs `f` in a read transaction (one consistent snapshot).
-    pub fn read<T>(&mut self, f: impl FnOnce(&Ops<'_>) -> Result<T>) -> Result<T> {
+    pub(crate) fn read<T>(&mut self, f: impl FnOnce(&Ops<'_>) -> Result<T>) -> Result<T> {
         self.transact(TransactionBehavior::Deferred, ("begin read", "end read"), f)
     }
 
     /// Runs `f` in a write transaction (taken at once, so it never has to
     /// upgrade a read lock), after dropping expired secrets; commits only
     /// when `f` succeeds.
-    pub fn write<T>(&mut self, f: impl FnOnce(&Ops<'_>) -> Result<T>) -> Result<T> {
+    pub(crate) fn write<T>(&mut self, f: impl FnOnce(&Ops<'_>) -> Result<T>) -> Result<T> {
         self.transact(
             TransactionBehavior::Immediate,
             ("begin write", "commit"),
@@ -523,7 +523,7 @@ struct Row {
 
 impl<'a> Ops<'a> {
     /// The operations inside `tx`, at time `now`.
-    pub fn new(
+    pub(crate) fn new(
         tx: &'a Transaction<'a>,
         keys: &'a Keys,
         path: &'a Path,
@@ -711,7 +711,7 @@ impl<'a> Ops<'a> {
     }
 
     /// Inserts an entry for `project` with a given id text and sequence number.
-    pub fn insert(&self, id: &str, project: &str, seq: i64, entry: &Entry) -> Result<()> {
+    pub(crate) fn insert(&self, id: &str, project: &str, seq: i64, entry: &Entry) -> Result<()> {
         let kind_tag = self.keys.kind_tag(project, entry.kind);
         let name_tag = entry
             .name
@@ -755,7 +755,13 @@ impl<'a> Ops<'a> {
     }
 
     /// Inserts a consumer row (ignored when already there); whether it was added.
-    pub fn insert_consumer(&self, seq: i64, id: &str, project: &str, c: &Consumer) -> Result<bool> {
+    pub(crate) fn insert_consumer(
+        &self,
+        seq: i64,
+        id: &str,
+        project: &str,
+        c: &Consumer,
+    ) -> Result<bool> {
         let tag = self.keys.consumer_tag(id, c);
         let aad = RowAad::Consumer {
             id,
@@ -780,7 +786,7 @@ impl<'a> Ops<'a> {
     }
 
     /// Stores a validated secret; its new id.
-    pub fn store(&self, ctx: &Context, secret: NewSecret) -> Result<SecretId> {
+    pub(crate) fn store(&self, ctx: &Context, secret: NewSecret) -> Result<SecretId> {
         let project = validate_new(ctx, &secret)?;
         let id = SecretId::new_random();
         let NewSecret {
@@ -808,7 +814,7 @@ impl<'a> Ops<'a> {
     }
 
     /// The secret with its payload.
-    pub fn get(&self, ctx: &Context, id: &SecretId) -> Result<Secret> {
+    pub(crate) fn get(&self, ctx: &Context, id: &SecretId) -> Result<Secret> {
         let row = self.visible(ctx, id, "get")?;
         let metadata = self.metadata_of(&row)?;
         Ok(Secret {
@@ -818,13 +824,13 @@ impl<'a> Ops<'a> {
     }
 
     /// The secret's metadata.
-    pub fn metadata(&self, ctx: &Context, id: &SecretId) -> Result<SecretMetadata> {
+    pub(crate) fn metadata(&self, ctx: &Context, id: &SecretId) -> Result<SecretMetadata> {
         let row = self.visible(ctx, id, "metadata of")?;
         self.metadata_of(&row)
     }
 
     /// One page, in creation order, filtered and counted in SQL.
-    pub fn list(&self, ctx: &Context, q: &ListQuery) -> Result<Page> {
+    pub(crate) fn list(&self, ctx: &Context, q: &ListQuery) -> Result<Page> {
         let project = project_of(ctx)?;
         let limit = q.limit.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE);
         let kind_tag = q.kind.map(|k| self.keys.kind_tag(project, k).to_vec());
@@ -898,7 +904,7 @@ impl<'a> Ops<'a> {
     }
 
     /// Deletes the secret; with consumers, only when `force`.
-    pub fn delete(&self, ctx: &Context, id: &SecretId, force: bool) -> Result<()> {
+    pub(crate) fn delete(&self, ctx: &Context, id: &SecretId, force: bool) -> Result<()> {
         let row = self.visible(ctx, id, "delete")?;
         let n: i64 = self
             .tx
@@ -925,7 +931,7 @@ impl<'a> Ops<'a> {
 
     /// Stores a copy (same kind, payload, name, algorithm, bit length,
     /// mode; no consumers, no expiration).
-    pub fn clone_secret(&self, ctx: &Context, id: &SecretId) -> Result<SecretId> {
+    pub(crate) fn clone_secret(&self, ctx: &Context, id: &SecretId) -> Result<SecretId> {
         let row = self.visible(ctx, id, "clone")?;
         let e = row.entry;
         let copy = NewSecret {
@@ -941,7 +947,7 @@ impl<'a> Ops<'a> {
     }
 
     /// Registers a consumer; adding one already registered changes nothing.
-    pub fn add_consumer(&self, ctx: &Context, id: &SecretId, c: &Consumer) -> Result<()> {
+    pub(crate) fn add_consumer(&self, ctx: &Context, id: &SecretId, c: &Consumer) -> Result<()> {
         let row = self.visible(ctx, id, "add consumer to")?;
         check_consumer(c)?;
         self.insert_consumer(row.seq, &row.id, &row.project, c)?;
@@ -949,7 +955,7 @@ impl<'a> Ops<'a> {
     }
 
     /// Removes a registered consumer; `NotFound` when it is not registered.
-    pub fn remove_consumer(&self, ctx: &Context, id: &SecretId, c: &Consumer) -> Result<()> {
+    pub(crate) fn remove_consumer(&self, ctx: &Context, id: &SecretId, c: &Consumer) -> Result<()> {
         let row = self.visible(ctx, id, "remove consumer from")?;
         let tag = self.keys.consumer_tag(&row.id, c);
         let n = self
@@ -969,14 +975,14 @@ impl<'a> Ops<'a> {
     }
 
     /// The consumers, in the order they were added.
-    pub fn list_consumers(&self, ctx: &Context, id: &SecretId) -> Result<Vec<Consumer>> {
+    pub(crate) fn list_consumers(&self, ctx: &Context, id: &SecretId) -> Result<Vec<Consumer>> {
         let row = self.visible(ctx, id, "list consumers of")?;
         self.consumers(&row)
     }
 
     /// Every row decrypted: `Ok(count)` when the whole store authenticates
     /// and SQLite's integrity check passes.
-    pub fn verify(&self) -> Result<usize> {
+    pub(crate) fn verify(&self) -> Result<usize> {
         let ok: String = self
             .tx
             .query_row("PRAGMA integrity_check(1)", [], |r| r.get(0))

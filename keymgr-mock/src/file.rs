@@ -70,7 +70,7 @@ pub(crate) struct V1Lock(File);
 
 impl V1Lock {
     /// Takes the lock, waiting for a version-1 writer to finish.
-    pub fn take(path: &Path) -> Result<V1Lock, SealedError> {
+    pub(crate) fn take(path: &Path) -> Result<V1Lock, SealedError> {
         let mut name = path.as_os_str().to_owned();
         name.push(".lock");
         let lock_path = PathBuf::from(name);

@@ -155,14 +155,14 @@ impl Store {
     }
 
     /// Removes expired secrets; whether any was removed.
-    pub fn purge_expired(&mut self, now: OffsetDateTime) -> bool {
+    pub(crate) fn purge_expired(&mut self, now: OffsetDateTime) -> bool {
         let before = self.records.len();
         self.records.retain(|_, r| !is_expired(&r.meta, now));
         before != self.records.len()
     }
 
     /// Stores a validated secret for the caller's project.
-    pub fn store(
+    pub(crate) fn store(
         &mut self,
         ctx: &Context,
         secret: NewSecret,
@@ -207,7 +207,7 @@ impl Store {
     }
 
     /// Generates and stores a symmetric key from the OS random source.
-    pub fn create_key(
+    pub(crate) fn create_key(
         &mut self,
         ctx: &Context,
         spec: &KeySpec,
@@ -218,7 +218,7 @@ impl Store {
     }
 
     /// The secret with its payload.
-    pub fn get(&self, ctx: &Context, id: &SecretId, now: OffsetDateTime) -> Result<Secret> {
+    pub(crate) fn get(&self, ctx: &Context, id: &SecretId, now: OffsetDateTime) -> Result<Secret> {
         let r = self.visible(ctx, id, now, "get")?;
         Ok(Secret {
             metadata: r.meta.clone(),
@@ -227,7 +227,7 @@ impl Store {
     }
 
     /// The secret's metadata.
-    pub fn metadata(
+    pub(crate) fn metadata(
         &self,
         ctx: &Context,
         id: &SecretId,
@@ -237,7 +237,12 @@ impl Store {
     }
 
     /// One page of the caller's live secrets matching `query`, in creation order.
-    pub fn list(&self, ctx: &Context, query: &ListQuery, now: OffsetDateTime) -> Result<Page> {
+    pub(crate) fn list(
+        &self,
+        ctx: &Context,
+        query: &ListQuery,
+        now: OffsetDateTime,
+    ) -> Result<Page> {
         let project = project_of(ctx)?;
         let mut hits: Vec<&Record> = self
             .records
@@ -265,7 +270,7 @@ impl Store {
     }
 
     /// Deletes the secret; with consumers, only when `force`.
-    pub fn delete(
+    pub(crate) fn delete(
         &mut self,
         ctx: &Context,
         id: &SecretId,
@@ -288,7 +293,7 @@ impl Store {
 
     /// Stores a copy of the secret (same kind, payload, name, algorithm,
     /// bit length, mode; no consumers, no expiration).
-    pub fn clone_secret(
+    pub(crate) fn clone_secret(
         &mut self,
         ctx: &Context,
         id: &SecretId,
@@ -309,7 +314,7 @@ impl Store {
 
     /// Registers a consumer; adding one already registered changes nothing.
     /// Whether it was added.
-    pub fn add_consumer(
+    pub(crate) fn add_consumer(
         &mut self,
         ctx: &Context,
         id: &SecretId,
@@ -326,7 +331,7 @@ impl Store {
     }
 
     /// Removes a registered consumer; `NotFound` when it is not registered.
-    pub fn remove_consumer(
+    pub(crate) fn remove_consumer(
         &mut self,
         ctx: &Context,
         id: &SecretId,
@@ -347,7 +352,7 @@ impl Store {
     }
 
     /// The consumers, in the order they were added.
-    pub fn list_consumers(
+    pub(crate) fn list_consumers(
         &self,
         ctx: &Context,
         id: &SecretId,

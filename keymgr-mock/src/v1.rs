@@ -36,17 +36,17 @@ use crate::store::{Record, Store};
 use crate::SealedError;
 
 /// The file's magic bytes.
-pub const MAGIC: &[u8; 8] = b"KMGRSEAL";
+pub(crate) const MAGIC: &[u8; 8] = b"KMGRSEAL";
 /// The format version written and read.
-pub const VERSION: u16 = 1;
+pub(crate) const VERSION: u16 = 1;
 /// Header length in bytes.
-pub const HEADER_LEN: usize = 132;
+pub(crate) const HEADER_LEN: usize = 132;
 /// Trailer (HMAC) length in bytes.
-pub const TRAILER_LEN: usize = 32;
+pub(crate) const TRAILER_LEN: usize = 32;
 /// The largest file read: 256 MiB.
-pub const MAX_FILE_LEN: u64 = 256 << 20;
+pub(crate) const MAX_FILE_LEN: u64 = 256 << 20;
 /// Salt length.
-pub const SALT_LEN: usize = 16;
+pub(crate) const SALT_LEN: usize = 16;
 
 const KDF_KEY_FILE: u8 = 1;
 const KDF_ARGON2ID: u8 = 2;
@@ -89,7 +89,11 @@ pub(crate) struct Keys {
 
 impl Keys {
     /// Derives the keys of a file with this kdf and salt.
-    pub fn derive(master: &MasterKey, kdf: Kdf, salt: [u8; SALT_LEN]) -> Result<Keys, DeriveError> {
+    pub(crate) fn derive(
+        master: &MasterKey,
+        kdf: Kdf,
+        salt: [u8; SALT_LEN],
+    ) -> Result<Keys, DeriveError> {
         let ikm: Zeroizing<[u8; MASTER_KEY_LEN]> = match (&master.source, kdf) {
             (Source::Key(k), Kdf::KeyFile) => Zeroizing::new(**k),
             (Source::Passphrase(p), Kdf::Argon2id(params)) => params
@@ -125,12 +129,12 @@ impl Keys {
     }
 
     /// The HKDF pseudo-random key of this file (salt and master key).
-    pub fn prk(&self) -> &[u8; 32] {
+    pub(crate) fn prk(&self) -> &[u8; 32] {
         &self.prk
     }
 
     /// Whether these keys belong to a file with this kdf and salt.
-    pub fn matches(&self, kdf: Kdf, salt: &[u8; SALT_LEN]) -> bool {
+    pub(crate) fn matches(&self, kdf: Kdf, salt: &[u8; SALT_LEN]) -> bool {
         self.kdf == kdf && &self.salt == salt
     }
 

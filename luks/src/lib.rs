@@ -1,4 +1,3 @@
-#![warn(unreachable_pub)]
 //! LUKS1 and LUKS2 volumes: on-disk formats, keyslots and userspace encrypted I/O,
 //! interoperable with cryptsetup 2.6+ and qemu's LUKS driver.
 //!

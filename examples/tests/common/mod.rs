@@ -7,7 +7,7 @@ use examples::ServiceConfig;
 
 /// A backend to run a flow against: name and keymgr TOML (without the
 /// `[examples]` section).
-pub struct Backend {
+pub(crate) struct Backend {
     pub name: &'static str,
     pub toml: String,
     /// Whether a second project can be used (transfers).
@@ -15,7 +15,7 @@ pub struct Backend {
 }
 
 /// Skips with `reason` (a failure under `KEYMGR_REQUIRE_TOOLS=1`).
-pub fn skip(reason: &str) {
+pub(crate) fn skip(reason: &str) {
     keymgr_test_support::testenv::skip_or_fail("examples", reason);
 }
 
@@ -25,7 +25,7 @@ fn run_id() -> String {
 
 /// The mock backend (sealed store inside the state dir) plus Vault and
 /// Barbican when their variables are set.
-pub fn backends(state_dir: &Path) -> Vec<Backend> {
+pub(crate) fn backends(state_dir: &Path) -> Vec<Backend> {
     let mut out = vec![Backend {
         name: "mock",
         toml: format!(
@@ -71,7 +71,7 @@ pub fn backends(state_dir: &Path) -> Vec<Backend> {
 
 /// `b` with its own state folder `root/<name>` (created), into which the
 /// mock backend's sealed store moves too.
-pub fn with_own_state(b: Backend, root: &Path) -> (Backend, PathBuf) {
+pub(crate) fn with_own_state(b: Backend, root: &Path) -> (Backend, PathBuf) {
     let state = root.join(b.name);
     std::fs::create_dir_all(&state).unwrap();
     let toml = b.toml.replace(
@@ -82,7 +82,7 @@ pub fn with_own_state(b: Backend, root: &Path) -> (Backend, PathBuf) {
 }
 
 /// The service configuration for `b` over `state_dir`, with tiny KDF costs.
-pub fn config(b: &Backend, state_dir: &Path, extra: &str) -> ServiceConfig {
+pub(crate) fn config(b: &Backend, state_dir: &Path, extra: &str) -> ServiceConfig {
     let toml = format!(
         "{}\n[examples]\npbkdf2_force_iterations = 1000\n{extra}",
         b.toml
@@ -91,12 +91,12 @@ pub fn config(b: &Backend, state_dir: &Path, extra: &str) -> ServiceConfig {
 }
 
 /// Whether `needle` occurs in `hay`.
-pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// qemu-img present, else skip (or fail under KEYMGR_REQUIRE_TOOLS=1).
-pub fn have_qemu_img() -> bool {
+pub(crate) fn have_qemu_img() -> bool {
     let ok = std::process::Command::new("qemu-img")
         .arg("--version")
         .output()

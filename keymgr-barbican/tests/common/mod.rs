@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 /// A provisioned user and the project it is a member of.
 #[derive(Debug, Clone)]
-pub struct User {
+pub(crate) struct User {
     pub name: String,
     pub id: String,
     pub password: String,
@@ -20,7 +20,7 @@ pub struct User {
 
 /// The running test environment.
 #[derive(Debug, Clone)]
-pub struct Env {
+pub(crate) struct Env {
     pub keystone: String,
     pub barbican: String,
     pub domain: String,
@@ -36,7 +36,7 @@ fn var(name: &str) -> Option<String> {
 
 /// The environment, or `None` (after saying why) when the servers are not
 /// running. With `KEYMGR_REQUIRE_TOOLS=1` a missing environment fails.
-pub fn env(test: &str) -> Option<Env> {
+pub(crate) fn env(test: &str) -> Option<Env> {
     let get = || -> Option<Env> {
         let user = |k: &str| -> Option<User> {
             Some(User {
@@ -78,7 +78,7 @@ pub fn env(test: &str) -> Option<Env> {
 
 impl Env {
     /// Password credentials of `u` scoped to its project, catalog lookup.
-    pub fn password_config(&self, u: &User) -> BarbicanConfig {
+    pub(crate) fn password_config(&self, u: &User) -> BarbicanConfig {
         let mut c = BarbicanConfig::password(
             &self.keystone,
             &u.name,
@@ -92,18 +92,18 @@ impl Env {
     }
 
     /// A context in `u`'s project, acting with the key manager's own credentials.
-    pub fn ctx(&self, u: &User) -> Context {
+    pub(crate) fn ctx(&self, u: &User) -> Context {
         Context::new(&u.project_id, &u.id).with_roles(["member"])
     }
 
     /// A context carrying `u`'s own token.
-    pub async fn user_ctx(&self, u: &User) -> Context {
+    pub(crate) async fn user_ctx(&self, u: &User) -> Context {
         let t = self.token(u).await;
         self.ctx(u).with_user_token(t)
     }
 
     /// A project-scoped token of `u`, straight from Keystone.
-    pub async fn token(&self, u: &User) -> String {
+    pub(crate) async fn token(&self, u: &User) -> String {
         let body = json!({"auth": {
             "identity": {"methods": ["password"], "password": {"user": {
                 "name": u.name, "domain": {"name": self.domain}, "password": u.password}}},
@@ -123,7 +123,7 @@ impl Env {
     }
 
     /// Revokes `token` (a user may revoke their own).
-    pub async fn revoke(&self, token: &str) {
+    pub(crate) async fn revoke(&self, token: &str) {
         let resp = reqwest::Client::new()
             .delete(format!("{}/auth/tokens", self.keystone))
             .header("X-Auth-Token", token)
@@ -136,7 +136,7 @@ impl Env {
 
     /// Creates an application credential of `u` (optionally restricted by
     /// access rules); returns its id and secret.
-    pub async fn app_cred(
+    pub(crate) async fn app_cred(
         &self,
         u: &User,
         name: &str,
@@ -174,6 +174,6 @@ impl Env {
 }
 
 /// A name unique to this run.
-pub fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }

@@ -8,7 +8,7 @@ use keymgr_barbican::{BarbicanConfig, BarbicanKeyManager, SecretAcl};
 use super::io::print_json;
 
 #[derive(Debug, Subcommand)]
-pub enum AclCommand {
+pub(super) enum AclCommand {
     /// Show who may read a secret.
     Get {
         /// Secret id.
@@ -55,7 +55,7 @@ fn print_acl(json: bool, acl: &SecretAcl) -> anyhow::Result<()> {
 }
 
 /// Runs one `acl` command (the backend must be Barbican).
-pub async fn run(config: &Config, json: bool, cmd: &AclCommand) -> anyhow::Result<()> {
+pub(super) async fn run(config: &Config, json: bool, cmd: &AclCommand) -> anyhow::Result<()> {
     if config.backend != keymgr::BackendKind::Barbican {
         anyhow::bail!(
             "ACLs are a Barbican feature; the configured backend is {:?}",

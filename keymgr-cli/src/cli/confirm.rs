@@ -8,7 +8,7 @@ use std::path::Path;
 use super::error::CliError;
 
 /// Asks before a destructive step described by `warning`.
-pub fn confirm(warning: &str, batch: bool) -> Result<(), CliError> {
+pub(super) fn confirm(warning: &str, batch: bool) -> Result<(), CliError> {
     if batch {
         return Ok(());
     }
@@ -37,7 +37,7 @@ pub fn confirm(warning: &str, batch: bool) -> Result<(), CliError> {
 
 /// The signature a device already carries (LUKS, a known file system or
 /// partition table, or whatever `blkid -p` recognises), if any.
-pub fn signature(device: &Path) -> Option<String> {
+pub(super) fn signature(device: &Path) -> Option<String> {
     if let Some(s) = known_signature(device) {
         return Some(s.to_string());
     }

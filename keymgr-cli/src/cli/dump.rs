@@ -29,7 +29,7 @@ fn hex_lines(bytes: &[u8], per_line: usize, indent: &str) -> String {
 }
 
 /// The text of `cryptsetup luksDump DEVICE`.
-pub fn text(vol: &Volume, device: &Path) -> String {
+pub(super) fn text(vol: &Volume, device: &Path) -> String {
     match vol.luks1_header() {
         Some(_) => luks1(vol, device),
         None => luks2(vol),

@@ -11,7 +11,7 @@
 use std::io::ErrorKind;
 
 /// The exit-code table for `--help` and the README.
-pub const EXIT_CODES: &str =
+pub(super) const EXIT_CODES: &str =
     "Exit codes (as cryptsetup's): 0 success, 1 wrong parameters or other error, \
 2 no permission or no key matches the passphrase, 3 out of memory, 4 wrong device \
 (missing or not a device), 5 device busy.";
@@ -19,7 +19,7 @@ pub const EXIT_CODES: &str =
 /// An error the command line reports with its own exit code.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
-pub struct CliError {
+pub(super) struct CliError {
     /// The exit code.
     pub code: u8,
     /// The kind `--json` reports.
@@ -30,7 +30,7 @@ pub struct CliError {
 
 impl CliError {
     /// Wrong parameters (exit 1).
-    pub fn usage(message: String) -> CliError {
+    pub(super) fn usage(message: String) -> CliError {
         CliError {
             code: 1,
             kind: "usage",
@@ -38,7 +38,7 @@ impl CliError {
         }
     }
     /// Wrong device (exit 4).
-    pub fn device(message: String) -> CliError {
+    pub(super) fn device(message: String) -> CliError {
         CliError {
             code: 4,
             kind: "device",
@@ -47,7 +47,7 @@ impl CliError {
     }
     /// An output that already exists (exit 1, as cryptsetup's for an
     /// existing header backup file).
-    pub fn exists(message: String) -> CliError {
+    pub(super) fn exists(message: String) -> CliError {
         CliError {
             code: 1,
             kind: "exists",
@@ -57,7 +57,7 @@ impl CliError {
     /// An I/O error on `what`, a file other than the device, named as the
     /// user gave it (a missing key file or input is wrong parameters, 1, as
     /// cryptsetup's; a missing device is 4, see [`CliError::device`]).
-    pub fn io(what: String, e: &std::io::Error) -> CliError {
+    pub(super) fn io(what: String, e: &std::io::Error) -> CliError {
         let (code, kind) = match e.kind() {
             ErrorKind::NotFound => (1, "not_found"),
             ErrorKind::AlreadyExists => (1, "exists"),
@@ -109,7 +109,7 @@ fn luks_code(e: &luks::Error) -> (u8, &'static str) {
 }
 
 /// The exit code and kind of an error: the first typed cause found.
-pub fn classify(e: &anyhow::Error) -> (u8, &'static str) {
+pub(super) fn classify(e: &anyhow::Error) -> (u8, &'static str) {
     for cause in e.chain() {
         if let Some(c) = cause.downcast_ref::<CliError>() {
             return (c.code, c.kind);

@@ -17,7 +17,7 @@ use super::pass::read_capped;
 
 /// Reads all bytes of `path` (`-` for stdin), at most `max` of them: a
 /// larger input is refused while reading. Every byte counts.
-pub fn read_secret_input(
+pub(super) fn read_secret_input(
     path: &Path,
     option: &str,
     max: usize,
@@ -39,7 +39,7 @@ pub fn read_secret_input(
 
 /// Where an output goes, checked before anything is unlocked or fetched.
 #[derive(Debug)]
-pub enum Output {
+pub(super) enum Output {
     /// Standard output (a pipe or file, never a terminal).
     Stdout,
     /// An existing device node, pipe or `/dev/fd/N`, written as it is.
@@ -51,7 +51,7 @@ pub enum Output {
 /// A regular file written under a temporary name in the same folder and
 /// renamed into place by [`NewFile::commit`] (removed if never committed).
 #[derive(Debug)]
-pub struct NewFile {
+pub(super) struct NewFile {
     dest: PathBuf,
     tmp: PathBuf,
     replace: bool,
@@ -60,12 +60,12 @@ pub struct NewFile {
 
 impl NewFile {
     /// The temporary path (for writers that create the file themselves).
-    pub fn tmp_path(&self) -> &Path {
+    pub(super) fn tmp_path(&self) -> &Path {
         &self.tmp
     }
 
     /// Creates the temporary file: O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600.
-    pub fn create(&mut self) -> Result<File, CliError> {
+    pub(super) fn create(&mut self) -> Result<File, CliError> {
         let f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -79,13 +79,13 @@ impl NewFile {
 
     /// Marks the temporary file as created by someone else (it is removed if
     /// never committed).
-    pub fn mark_created(&mut self) {
+    pub(super) fn mark_created(&mut self) {
         self.created = true;
     }
 
     /// Moves the written file into place: replacing the old one (with
     /// `--force`) or failing if a file appeared meanwhile.
-    pub fn commit(mut self) -> Result<(), CliError> {
+    pub(super) fn commit(mut self) -> Result<(), CliError> {
         use rustix::fs::{renameat_with, RenameFlags, CWD};
         let flags = if self.replace {
             RenameFlags::empty()
@@ -144,7 +144,7 @@ fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
 /// Checks an output path and prepares it (nothing is created yet for a new
 /// file). `volume` is the device the command reads or writes: an output
 /// that is the same file is refused.
-pub fn prepare_output(
+pub(super) fn prepare_output(
     path: &Path,
     option: &str,
     force: bool,
@@ -255,7 +255,7 @@ fn new_file(path: &Path, option: &str, replace: bool) -> Result<NewFile, CliErro
 }
 
 /// Writes `bytes` to a prepared output.
-pub fn write_output(out: Output, bytes: &[u8], path: &Path) -> Result<(), CliError> {
+pub(super) fn write_output(out: Output, bytes: &[u8], path: &Path) -> Result<(), CliError> {
     let werr = |e: std::io::Error| CliError::io(format!("writing {}", path.display()), &e);
     match out {
         Output::Stdout => {
@@ -276,7 +276,7 @@ pub fn write_output(out: Output, bytes: &[u8], path: &Path) -> Result<(), CliErr
 }
 
 /// Prints a value as pretty JSON on stdout.
-pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+pub(super) fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }

@@ -22,7 +22,7 @@ use super::pass::{self, Source};
 /// Where the passphrase comes from. Without `--key-file` or `--key-ref` it is
 /// typed on the terminal (no echo), or read as one line of standard input.
 #[derive(Debug, Args)]
-pub struct KeyArgs {
+pub(super) struct KeyArgs {
     /// Passphrase file; every byte counts (no newline stripping); `-` for stdin.
     #[arg(short = 'd', long, value_name = "FILE", conflicts_with = "key_ref")]
     key_file: Option<PathBuf>,
@@ -40,7 +40,7 @@ pub struct KeyArgs {
 
 /// Where a new passphrase comes from (typed twice on a terminal without a file or ref).
 #[derive(Debug, Args)]
-pub struct NewKeyArgs {
+pub(super) struct NewKeyArgs {
     /// New passphrase file; every byte counts; `-` for stdin.
     #[arg(
         long,
@@ -67,7 +67,7 @@ pub struct NewKeyArgs {
 
 /// cryptsetup's KDF options.
 #[derive(Debug, Args, Default)]
-pub struct PbkdfArgs {
+pub(super) struct PbkdfArgs {
     /// pbkdf2, argon2i or argon2id.
     #[arg(long)]
     pbkdf: Option<String>,
@@ -103,7 +103,7 @@ impl PbkdfArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum LuksCommand {
+pub(super) enum LuksCommand {
     /// Format DEVICE (a file or block device) as a LUKS volume.
     Format {
         /// The device or image file.
@@ -487,7 +487,7 @@ fn enter_for(device: &Path) -> String {
 }
 
 /// Runs one `luks` command and returns the exit code.
-pub async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<ExitCode> {
     let batch = cli.batch_mode;
     match cmd {
         LuksCommand::Format {

@@ -22,7 +22,7 @@ use keymgr::{Config, Context, KeyManager};
 /// Keys for storage services: Barbican, Vault/OpenBao or an embedded store.
 #[derive(Debug, Parser)]
 #[command(name = "keymgr", version, about, long_about = None, after_help = error::EXIT_CODES)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Configuration file: keymgr TOML, or an oslo.config INI such as
     /// cinder.conf (default: $KEYMGR_CONFIG, then KEYMGR_BACKEND variables,
     /// then the embedded store in the user's data directory).
@@ -62,7 +62,7 @@ enum Command {
 }
 
 /// What every command gets: the key manager, the context, output options.
-pub struct Env {
+pub(crate) struct Env {
     /// The configuration (backend-specific commands rebuild their backend from it).
     #[cfg_attr(not(feature = "barbican"), allow(dead_code))]
     config: Config,
@@ -72,7 +72,7 @@ pub struct Env {
 }
 
 /// Parses arguments, runs the command, prints errors, returns the exit code.
-pub fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let json_wanted = std::env::args_os().any(|a| a == "--json");
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -229,7 +229,7 @@ fn default_embedded_config() -> anyhow::Result<Config> {
 /// The context commands act for. With Barbican and no project given, the
 /// project is the one the configured credentials are scoped to (Barbican
 /// itself enforces isolation by the token), so the project id is left empty.
-pub fn context_for(config: &Config) -> Context {
+pub(crate) fn context_for(config: &Config) -> Context {
     let mut ctx = config.context.to_context();
     if config.backend == keymgr::BackendKind::Barbican && config.context.project_id.is_none() {
         ctx.project_id = String::new();

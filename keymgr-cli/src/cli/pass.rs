@@ -13,11 +13,11 @@ use zeroize::Zeroizing;
 use super::error::CliError;
 
 /// cryptsetup's default maximum key-file size (8 MiB).
-pub const MAX_KEY_FILE: u64 = 8 << 20;
+pub(super) const MAX_KEY_FILE: u64 = 8 << 20;
 
 /// Where one passphrase comes from.
 #[derive(Debug, Clone, Copy)]
-pub enum Source<'a> {
+pub(super) enum Source<'a> {
     /// A key file (`-` is standard input): every byte counts.
     File {
         /// The path as given.
@@ -40,7 +40,7 @@ pub enum Source<'a> {
 
 impl Source<'_> {
     /// Whether this source reads standard input.
-    pub fn uses_stdin(&self) -> bool {
+    pub(super) fn uses_stdin(&self) -> bool {
         match self {
             Source::File { path, .. } => *path == Path::new("-"),
             Source::Prompt { .. } => true,
@@ -49,7 +49,7 @@ impl Source<'_> {
 }
 
 /// Refuses two passphrases read from standard input (cryptsetup's rule).
-pub fn check_one_stdin(sources: &[Source<'_>]) -> Result<(), CliError> {
+pub(super) fn check_one_stdin(sources: &[Source<'_>]) -> Result<(), CliError> {
     let uses: Vec<String> = sources
         .iter()
         .filter(|s| s.uses_stdin())
@@ -69,7 +69,7 @@ pub fn check_one_stdin(sources: &[Source<'_>]) -> Result<(), CliError> {
 
 /// Checks a key file's options (before anything is read or unlocked) and
 /// that the file opens; returns the opened file (`None` for stdin).
-pub fn check_file(
+pub(super) fn check_file(
     path: &Path,
     option: &str,
     size: Option<u64>,
@@ -105,7 +105,10 @@ fn push_wiped(buf: &mut Zeroizing<Vec<u8>>, chunk: &[u8]) {
 /// Reads at most `max` bytes of `r` into a wiped buffer; `Ok(None)` when
 /// `r` holds more than `max` (found while reading: at most `max + 1`
 /// bytes are ever read).
-pub fn read_capped(r: &mut dyn Read, max: u64) -> std::io::Result<Option<Zeroizing<Vec<u8>>>> {
+pub(super) fn read_capped(
+    r: &mut dyn Read,
+    max: u64,
+) -> std::io::Result<Option<Zeroizing<Vec<u8>>>> {
     let mut buf = Zeroizing::new(Vec::new());
     let mut chunk = Zeroizing::new([0u8; 16 << 10]);
     let mut limited = r.take(max + 1);
@@ -245,7 +248,7 @@ static SAVED: std::sync::Mutex<Option<rustix::termios::Termios>> = std::sync::Mu
 
 /// Puts the terminal's echo back if a prompt had turned it off (called on
 /// Ctrl-C before exiting).
-pub fn restore_terminal() {
+pub(super) fn restore_terminal() {
     let saved = SAVED.lock().ok().and_then(|mut g| g.take());
     if let Some(t) = saved {
         let _ =
@@ -313,7 +316,7 @@ fn prompt(prompt: &str, verify: bool) -> Result<Zeroizing<Vec<u8>>, CliError> {
 }
 
 /// Reads the passphrase of one source.
-pub fn read(source: &Source<'_>) -> Result<Zeroizing<Vec<u8>>, CliError> {
+pub(super) fn read(source: &Source<'_>) -> Result<Zeroizing<Vec<u8>>, CliError> {
     match *source {
         Source::File {
             path,

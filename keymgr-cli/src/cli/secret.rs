@@ -15,7 +15,7 @@ use super::Env;
 const MAX_STORE_PAYLOAD: usize = 1 << 20;
 
 #[derive(Debug, Subcommand)]
-pub enum SecretCommand {
+pub(super) enum SecretCommand {
     /// Generate a new symmetric key in the key manager; prints its id.
     Create {
         /// Algorithm (only `aes`).
@@ -112,7 +112,7 @@ pub enum SecretCommand {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum ConsumerCommand {
+pub(super) enum ConsumerCommand {
     /// Register a consumer.
     Add(ConsumerArgs),
     /// Remove a consumer.
@@ -125,7 +125,7 @@ pub enum ConsumerCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct ConsumerArgs {
+pub(super) struct ConsumerArgs {
     /// Secret id.
     id: SecretId,
     /// Service, e.g. cinder.
@@ -193,7 +193,7 @@ fn print_metadata(env: &Env, m: &SecretMetadata) -> anyhow::Result<()> {
 }
 
 /// Runs one `secret` command.
-pub async fn run(env: &Env, cmd: &SecretCommand) -> anyhow::Result<()> {
+pub(super) async fn run(env: &Env, cmd: &SecretCommand) -> anyhow::Result<()> {
     let (km, ctx) = (&env.km, &env.ctx);
     match cmd {
         SecretCommand::Create {

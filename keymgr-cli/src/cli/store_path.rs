@@ -7,7 +7,7 @@ use std::path::PathBuf;
 /// `~/.local/share/keymgr/store.sealed`), with its key file
 /// (`keymgr_mock::default_key_file_for`) beside it. `None` when the platform
 /// has no user data directory.
-pub fn default_store_path() -> Option<PathBuf> {
+pub(super) fn default_store_path() -> Option<PathBuf> {
     dirs::data_dir().map(|d| d.join("keymgr").join("store.sealed"))
 }
 

@@ -8,7 +8,7 @@ fn required() -> bool {
 }
 
 /// The variable `name` that the script starting `server` exports, or `None` (skip).
-pub fn env(name: &str, server: &str) -> Option<String> {
+pub(crate) fn env(name: &str, server: &str) -> Option<String> {
     match std::env::var(name) {
         Ok(v) if !v.is_empty() => Some(v),
         _ if required() => {
@@ -22,7 +22,7 @@ pub fn env(name: &str, server: &str) -> Option<String> {
 }
 
 /// Whether the tool `name` runs (`name --version`); `false` means skip.
-pub fn tool(name: &str) -> bool {
+pub(crate) fn tool(name: &str) -> bool {
     let found = std::process::Command::new(name)
         .arg("--version")
         .output()
@@ -37,7 +37,7 @@ pub fn tool(name: &str) -> bool {
 }
 
 /// The test OpenBao's address and root token, or `None` (skip).
-pub fn openbao() -> Option<(String, String)> {
+pub(crate) fn openbao() -> Option<(String, String)> {
     Some((
         env("KEYMGR_TEST_VAULT_ADDR", "OpenBao")?,
         env("KEYMGR_TEST_VAULT_TOKEN", "OpenBao")?,

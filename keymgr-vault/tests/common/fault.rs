@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// What to do to one matching request.
 #[derive(Clone, Debug)]
-pub enum Fault {
+pub(crate) enum Fault {
     /// Forward it, then close the connection without answering (the
     /// client cannot know whether it landed).
     DropAnswer,
@@ -25,7 +25,7 @@ pub enum Fault {
 
 /// A request the proxy saw.
 #[derive(Clone, Debug)]
-pub struct Seen {
+pub(crate) struct Seen {
     /// Method.
     pub method: String,
     /// Path with query.
@@ -42,7 +42,7 @@ struct Rule {
 }
 
 /// The proxy.
-pub struct Proxy {
+pub(crate) struct Proxy {
     /// Its base URL.
     pub url: String,
     upstream: String,
@@ -52,7 +52,7 @@ pub struct Proxy {
 
 impl Proxy {
     /// Starts a proxy to `upstream` (a base URL).
-    pub async fn start(upstream: &str) -> Proxy {
+    pub(crate) async fn start(upstream: &str) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let rules: Arc<Mutex<Vec<Rule>>> = Arc::default();
@@ -77,7 +77,7 @@ impl Proxy {
 
     /// Injects `fault` into the next `times` requests with this method whose
     /// path contains `path_contains`.
-    pub fn inject(&self, method: &str, path_contains: &str, fault: Fault, times: usize) {
+    pub(crate) fn inject(&self, method: &str, path_contains: &str, fault: Fault, times: usize) {
         self.rules.lock().unwrap().push(Rule {
             method: method.to_string(),
             path_contains: path_contains.to_string(),
@@ -87,12 +87,12 @@ impl Proxy {
     }
 
     /// The requests seen so far.
-    pub fn seen(&self) -> Vec<Seen> {
+    pub(crate) fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
 
     /// The real server's URL.
-    pub fn upstream(&self) -> &str {
+    pub(crate) fn upstream(&self) -> &str {
         &self.upstream
     }
 }

@@ -1,18 +1,18 @@
 //! Test environment: the OpenBao servers started by scripts/servers/openbao.sh.
 #![allow(dead_code)]
 
-pub mod fault;
+pub(crate) mod fault;
 
 use keymgr_vault::VaultConfig;
 
 /// An environment variable, or `None` after printing why the test skips
 /// (a failure instead when KEYMGR_REQUIRE_TOOLS=1).
-pub fn env(name: &str) -> Option<String> {
+pub(crate) fn env(name: &str) -> Option<String> {
     keymgr_test_support::testenv::server_var(name, "OpenBao")
 }
 
 /// Token config for the dev server, or `None` (skip).
-pub fn dev_token_config() -> Option<VaultConfig> {
+pub(crate) fn dev_token_config() -> Option<VaultConfig> {
     Some(VaultConfig::with_token(
         env("KEYMGR_TEST_VAULT_ADDR")?,
         env("KEYMGR_TEST_VAULT_TOKEN")?,
@@ -21,14 +21,14 @@ pub fn dev_token_config() -> Option<VaultConfig> {
 
 /// A raw HTTP client with the root token, for writing and reading records
 /// exactly as Castellan does.
-pub struct Raw {
+pub(crate) struct Raw {
     pub http: reqwest::Client,
     pub addr: String,
     pub token: String,
 }
 
 impl Raw {
-    pub fn dev() -> Option<Raw> {
+    pub(crate) fn dev() -> Option<Raw> {
         Some(Raw {
             http: reqwest::Client::new(),
             addr: env("KEYMGR_TEST_VAULT_ADDR")?,
@@ -36,7 +36,7 @@ impl Raw {
         })
     }
 
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,

@@ -10,7 +10,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 /// A case of a table: a tuple whose first element is the case's name.
-pub trait Named {
+pub(crate) trait Named {
     /// The name a failure report gives.
     fn name(&self) -> String;
 }
@@ -29,7 +29,7 @@ named_tuples!((B), (B, C), (B, C, D), (B, C, D, E), (B, C, D, E, F));
 /// Runs `check` on every case of `table`. A case that panics is reported with
 /// its name and the others still run; the test then fails with the names of
 /// all the failed cases. Returns how many cases ran.
-pub fn check_named<T: Named>(
+pub(crate) fn check_named<T: Named>(
     table: &str,
     cases: impl IntoIterator<Item = T>,
     mut check: impl FnMut(T),
@@ -60,20 +60,20 @@ pub fn check_named<T: Named>(
 }
 
 /// `cryptsetup luksDump IMG` as text.
-pub fn cs_dump(cs: &Path, img: &Path) -> String {
+pub(crate) fn cs_dump(cs: &Path, img: &Path) -> String {
     let o = run_ok(cs, &["luksDump", &img.display().to_string()]);
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// `cryptsetup luksDump --dump-json-metadata IMG`, parsed.
-pub fn cs_json(cs: &Path, img: &Path) -> serde_json::Value {
+pub(crate) fn cs_json(cs: &Path, img: &Path) -> serde_json::Value {
     let img = img.display().to_string();
     let o = run_ok(cs, &["luksDump", "--dump-json-metadata", &img]);
     serde_json::from_slice(&o.stdout).expect("luksDump JSON")
 }
 
 /// `cryptsetup token import`: `token` (JSON text, through a file in `dir`) as token `id`.
-pub fn cs_token_import(cs: &Path, dir: &Path, img: &Path, token: &[u8], id: u32) {
+pub(crate) fn cs_token_import(cs: &Path, dir: &Path, img: &Path, token: &[u8], id: u32) {
     let file = dir.join(format!("token-{id}.json"));
     std::fs::write(&file, token).unwrap();
     let (file, img) = (file.display().to_string(), img.display().to_string());

@@ -10,12 +10,12 @@ use std::process::{Command, Output};
 
 /// Finds `name` on PATH (also /usr/sbin, /sbin). None = skip (after printing why),
 /// or panic when tools are required.
-pub fn tool(name: &str) -> Option<PathBuf> {
+pub(crate) fn tool(name: &str) -> Option<PathBuf> {
     keymgr_test_support::testenv::tool_on_path(name)
 }
 
 /// Writes a secret file with mode 0600.
-pub fn secret_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+pub(crate) fn secret_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     use std::io::Write;
     let p = dir.join(name);
     let mut f = std::fs::OpenOptions::new()
@@ -29,18 +29,18 @@ pub fn secret_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     p
 }
 
-pub fn sparse_file(dir: &Path, name: &str, size: u64) -> PathBuf {
+pub(crate) fn sparse_file(dir: &Path, name: &str, size: u64) -> PathBuf {
     let p = dir.join(name);
     let f = std::fs::File::create(&p).unwrap();
     f.set_len(size).unwrap();
     p
 }
 
-pub fn run(cmd: &Path, args: &[&str]) -> Output {
+pub(crate) fn run(cmd: &Path, args: &[&str]) -> Output {
     Command::new(cmd).args(args).output().expect("spawn tool")
 }
 
-pub fn run_ok(cmd: &Path, args: &[&str]) -> Output {
+pub(crate) fn run_ok(cmd: &Path, args: &[&str]) -> Output {
     let o = run(cmd, args);
     assert!(
         o.status.success(),
@@ -54,7 +54,7 @@ pub fn run_ok(cmd: &Path, args: &[&str]) -> Output {
 }
 
 /// cryptsetup's KDF arguments with tiny costs.
-pub fn fast_kdf_args(pbkdf: &str) -> Vec<String> {
+pub(crate) fn fast_kdf_args(pbkdf: &str) -> Vec<String> {
     if pbkdf == "pbkdf2" {
         vec![
             "--pbkdf".into(),
@@ -77,7 +77,7 @@ pub fn fast_kdf_args(pbkdf: &str) -> Vec<String> {
 }
 
 /// Whether cryptsetup accepts `key_file` for `img` (optionally only `slot`).
-pub fn cs_accepts(cs: &Path, img: &Path, key_file: &Path, slot: Option<u32>) -> bool {
+pub(crate) fn cs_accepts(cs: &Path, img: &Path, key_file: &Path, slot: Option<u32>) -> bool {
     let mut args = vec![
         "open".to_string(),
         "--test-passphrase".into(),
@@ -102,7 +102,7 @@ pub fn cs_accepts(cs: &Path, img: &Path, key_file: &Path, slot: Option<u32>) -> 
 }
 
 /// The volume key printed by `cryptsetup luksDump --dump-volume-key`.
-pub fn cs_volume_key(cs: &Path, img: &Path, key_file: &Path) -> Vec<u8> {
+pub(crate) fn cs_volume_key(cs: &Path, img: &Path, key_file: &Path) -> Vec<u8> {
     let o = run_ok(
         cs,
         &[
@@ -132,7 +132,7 @@ pub fn cs_volume_key(cs: &Path, img: &Path, key_file: &Path) -> Vec<u8> {
 }
 
 /// The Python interpreter with `cryptography`, or None (skip, or panic if required).
-pub fn python() -> Option<PathBuf> {
+pub(crate) fn python() -> Option<PathBuf> {
     let py = std::env::var_os("KEYMGR_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| "python3".into());
@@ -179,7 +179,7 @@ sys.stdout.buffer.write(bytes(out))
 
 /// Decrypts `ciphertext` (whole sectors, IV of the first = `first_iv`, counted in
 /// 512-byte units) with the independent Python implementation.
-pub fn oracle_decrypt(
+pub(crate) fn oracle_decrypt(
     py: &Path,
     dir: &Path,
     key: &[u8],
@@ -213,7 +213,7 @@ pub fn oracle_decrypt(
 }
 
 /// Deterministic pseudo-random bytes.
-pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..len)
         .map(|_| {
