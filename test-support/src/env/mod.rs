@@ -75,3 +75,27 @@ impl Vars {
             .ok()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_variable_names_itself_its_server_and_how_to_start_it() {
+        let vars = Vars::of("OpenBao", "scripts/servers/openbao.sh");
+        let m = vars
+            .required("KEYMGR_TEST_SURELY_NEVER_SET_BY_ANY_SCRIPT")
+            .unwrap_err();
+        assert_eq!(m.var, "KEYMGR_TEST_SURELY_NEVER_SET_BY_ANY_SCRIPT");
+        let text = m.to_string();
+        assert!(text.starts_with("KEYMGR_TEST_SURELY_NEVER_SET_BY_ANY_SCRIPT is not set: OpenBao"));
+        assert!(
+            text.contains("bash scripts/servers/openbao.sh start DIR"),
+            "{text}"
+        );
+        assert_eq!(
+            vars.optional("KEYMGR_TEST_SURELY_NEVER_SET_BY_ANY_SCRIPT"),
+            None
+        );
+    }
+}
