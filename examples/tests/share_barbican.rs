@@ -11,40 +11,22 @@ use examples::share::barbican::{BarbicanGranter, TenantUser};
 use examples::share::{CreateShare, ShareService};
 use keymgr::{ErrorKind, KeyManager, KeySpec, NewSecret, SecretKind};
 use keymgr_barbican::{BarbicanConfig, BarbicanKeyManager};
-
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
+use keymgr_test_support::env::OpenStackEnv;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn share_server_gets_acl_and_restricted_app_credential() {
-    let names = [
-        "KEYMGR_TEST_KEYSTONE_URL",
-        "KEYMGR_TEST_OS_USER_A",
-        "KEYMGR_TEST_OS_USER_A_ID",
-        "KEYMGR_TEST_OS_PASSWORD_A",
-        "KEYMGR_TEST_OS_PROJECT_A",
-        "KEYMGR_TEST_OS_PROJECT_A_ID",
-        "KEYMGR_TEST_OS_SERVICE_USER_ID",
-    ];
-    let vals: Vec<Option<String>> = names.iter().map(|n| var(n)).collect();
-    if vals.iter().any(Option::is_none) {
-        let reason = format!(
-            "Keystone/Barbican not configured (need {})",
-            names.join(", ")
-        );
-        common::skip(&reason);
+    let Some(env) = OpenStackEnv::load() else {
         return;
-    }
-    let v: Vec<String> = vals.into_iter().map(Option::unwrap_or_default).collect();
+    };
+    let a = env.user_a.clone();
     let (keystone, user, user_id, password, project, project_id, service_user) = (
-        v[0].clone(),
-        v[1].clone(),
-        v[2].clone(),
-        v[3].clone(),
-        v[4].clone(),
-        v[5].clone(),
-        v[6].clone(),
+        env.keystone_url,
+        a.name,
+        a.id,
+        a.password,
+        a.project,
+        a.project_id,
+        env.service.id,
     );
 
     let dir = tempfile::tempdir().unwrap();

@@ -12,7 +12,8 @@ use keymgr_core::{
 };
 use serde_json::json;
 
-use common::{env, unique};
+use common::{unique, Keystone};
+use keymgr_test_support::env::OpenStackEnv;
 
 fn kind_of<T: std::fmt::Debug>(r: keymgr_core::Result<T>) -> ErrorKind {
     match r {
@@ -23,11 +24,11 @@ fn kind_of<T: std::fmt::Debug>(r: keymgr_core::Result<T>) -> ErrorKind {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_returns_every_secret_beyond_100() {
-    let Some(env) = env("listing_returns_every_secret_beyond_100") else {
+    let Some(env) = OpenStackEnv::load() else {
         return;
     };
-    let km = BarbicanKeyManager::new(env.password_config(&env.a)).unwrap();
-    let ctx = env.ctx(&env.a);
+    let km = BarbicanKeyManager::new(env.password_config(&env.user_a)).unwrap();
+    let ctx = env.ctx(&env.user_a);
     // '+' and spaces: Barbican decodes the name filter twice.
     let name = format!("{} many + more", unique("list"));
     let mut ids = BTreeSet::new();
@@ -100,13 +101,13 @@ async fn listing_returns_every_secret_beyond_100() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_tokens_are_used_and_bad_ones_are_unauthenticated() {
-    let Some(env) = env("user_tokens_are_used_and_bad_ones_are_unauthenticated") else {
+    let Some(env) = OpenStackEnv::load() else {
         return;
     };
     // The key manager's own credentials are alice's (project A) ...
-    let km = BarbicanKeyManager::new(env.password_config(&env.a)).unwrap();
-    let token_b = env.token(&env.b).await;
-    let bob = env.ctx(&env.b).with_user_token(token_b.clone());
+    let km = BarbicanKeyManager::new(env.password_config(&env.user_a)).unwrap();
+    let token_b = env.token(&env.user_b).await;
+    let bob = env.ctx(&env.user_b).with_user_token(token_b.clone());
     // ... but with bob's token the secret lands in project B.
     let id = km
         .store(
@@ -116,10 +117,10 @@ async fn user_tokens_are_used_and_bad_ones_are_unauthenticated() {
         .await
         .unwrap();
     let hidden = [ErrorKind::NotFound, ErrorKind::Forbidden];
-    assert!(hidden.contains(&kind_of(km.get(&env.ctx(&env.a), &id).await)));
-    let km_b = BarbicanKeyManager::new(env.password_config(&env.b)).unwrap();
+    assert!(hidden.contains(&kind_of(km.get(&env.ctx(&env.user_a), &id).await)));
+    let km_b = BarbicanKeyManager::new(env.password_config(&env.user_b)).unwrap();
     assert_eq!(
-        km_b.get(&env.ctx(&env.b), &id)
+        km_b.get(&env.ctx(&env.user_b), &id)
             .await
             .unwrap()
             .payload
@@ -128,12 +129,12 @@ async fn user_tokens_are_used_and_bad_ones_are_unauthenticated() {
     );
 
     // Project B without B's token: refused here, nothing sent.
-    let err = km.get(&env.ctx(&env.b), &id).await.unwrap_err();
+    let err = km.get(&env.ctx(&env.user_b), &id).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Forbidden, "{err}");
     assert!(err.to_string().contains("user's token"), "{err}");
 
     // A garbage token, then a revoked one: Unauthenticated.
-    let junk = env.ctx(&env.b).with_user_token("gAAAAABnot-a-token");
+    let junk = env.ctx(&env.user_b).with_user_token("gAAAAABnot-a-token");
     assert_eq!(
         kind_of(km.get(&junk, &id).await),
         ErrorKind::Unauthenticated
@@ -143,22 +144,24 @@ async fn user_tokens_are_used_and_bad_ones_are_unauthenticated() {
     assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{err}");
     let err = km.list(&bob, &ListQuery::all()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{err}");
-    km_b.delete(&env.ctx(&env.b), &id, false).await.unwrap();
+    km_b.delete(&env.ctx(&env.user_b), &id, false)
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_token_is_sent_with_user_tokens() {
-    let Some(env) = env("service_token_is_sent_with_user_tokens") else {
+    let Some(env) = OpenStackEnv::load() else {
         return;
     };
-    let mut cfg = env.password_config(&env.a);
+    let mut cfg = env.password_config(&env.user_a);
     cfg.service_username = Some(env.service.name.clone());
     cfg.service_password = Some(env.service.password.clone().into());
     cfg.service_user_domain_name = Some(env.domain.clone());
     cfg.service_project_name = Some(env.service.project.clone());
     cfg.service_project_domain_name = Some(env.domain.clone());
     let km = BarbicanKeyManager::new(cfg).unwrap();
-    let bob = env.user_ctx(&env.b).await;
+    let bob = env.user_ctx(&env.user_b).await;
     let id = km
         .create_key(&bob, &KeySpec::aes(256).named(unique("svc")))
         .await
@@ -167,7 +170,7 @@ async fn service_token_is_sent_with_user_tokens() {
     km.delete(&bob, &id, false).await.unwrap();
 
     // Wrong service credentials are reported, not ignored.
-    let mut cfg = env.password_config(&env.a);
+    let mut cfg = env.password_config(&env.user_a);
     cfg.service_username = Some(env.service.name.clone());
     cfg.service_password = Some("wrong".to_string().into());
     cfg.service_user_domain_name = Some(env.domain.clone());
@@ -180,12 +183,12 @@ async fn service_token_is_sent_with_user_tokens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumers_block_delete_at_1_2_unless_forced() {
-    let Some(env) = env("consumers_block_delete_at_1_2_unless_forced") else {
+    let Some(env) = OpenStackEnv::load() else {
         return;
     };
-    let km = BarbicanKeyManager::new(env.password_config(&env.a)).unwrap();
+    let km = BarbicanKeyManager::new(env.password_config(&env.user_a)).unwrap();
     assert_eq!(km.microversion().await.unwrap(), "1.2");
-    let ctx = env.ctx(&env.a);
+    let ctx = env.ctx(&env.user_a);
     let id = km
         .store(
             &ctx,
@@ -209,7 +212,7 @@ async fn consumers_block_delete_at_1_2_unless_forced() {
     assert_eq!(kind_of(km.get(&ctx, &id).await), ErrorKind::NotFound);
 
     // Capped at 1.1 the refusal is the client's own; at 1.0 there are no consumers.
-    let mut cfg = env.password_config(&env.a);
+    let mut cfg = env.password_config(&env.user_a);
     cfg.max_microversion = Some("1.1".into());
     let km11 = BarbicanKeyManager::new(cfg).unwrap();
     assert_eq!(km11.microversion().await.unwrap(), "1.1");
@@ -227,7 +230,7 @@ async fn consumers_block_delete_at_1_2_unless_forced() {
     );
     km11.delete(&ctx, &id, true).await.unwrap();
 
-    let mut cfg = env.password_config(&env.a);
+    let mut cfg = env.password_config(&env.user_a);
     cfg.max_microversion = Some("1.0".into());
     let km10 = BarbicanKeyManager::new(cfg).unwrap();
     let id = km10
@@ -247,11 +250,11 @@ async fn consumers_block_delete_at_1_2_unless_forced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_rules_allow_reading_one_secret_only() {
-    let Some(env) = env("access_rules_allow_reading_one_secret_only") else {
+    let Some(env) = OpenStackEnv::load() else {
         return;
     };
-    let owner = BarbicanKeyManager::new(env.password_config(&env.b)).unwrap();
-    let ctx = env.ctx(&env.b);
+    let owner = BarbicanKeyManager::new(env.password_config(&env.user_b)).unwrap();
+    let ctx = env.ctx(&env.user_b);
     let name = unique("share");
     let allowed = owner
         .store(
@@ -271,8 +274,10 @@ async fn access_rules_allow_reading_one_secret_only() {
         {"service": "key-manager", "method": "GET", "path": format!("/v1/secrets/{allowed}")},
         {"service": "key-manager", "method": "GET", "path": format!("/v1/secrets/{allowed}/payload")},
     ]);
-    let (acid, acsecret) = env.app_cred(&env.b, &unique("manila"), Some(rules)).await;
-    let mut cfg = BarbicanConfig::application_credential(&env.keystone, acid, acsecret);
+    let (acid, acsecret) = env
+        .app_cred(&env.user_b, &unique("manila"), Some(rules))
+        .await;
+    let mut cfg = BarbicanConfig::application_credential(&env.keystone_url, acid, acsecret);
     cfg.http_retries = 1;
     let km = BarbicanKeyManager::new(cfg).unwrap();
     let own = Context::new("", "");
@@ -319,11 +324,11 @@ async fn access_rules_allow_reading_one_secret_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acls_grant_read_to_another_user() {
-    let Some(env) = env("acls_grant_read_to_another_user") else {
+    let Some(env) = OpenStackEnv::load() else {
         return;
     };
-    let km = BarbicanKeyManager::new(env.password_config(&env.a)).unwrap();
-    let ctx = env.ctx(&env.a);
+    let km = BarbicanKeyManager::new(env.password_config(&env.user_a)).unwrap();
+    let ctx = env.ctx(&env.user_a);
     let id = km
         .store(
             &ctx,
@@ -334,14 +339,14 @@ async fn acls_grant_read_to_another_user() {
     let acl = km.get_acl(&ctx, &id).await.unwrap();
     assert!(acl.project_access && acl.read_users.is_empty(), "{acl:?}");
 
-    let bob = env.user_ctx(&env.b).await;
+    let bob = env.user_ctx(&env.user_b).await;
     let hidden = [ErrorKind::NotFound, ErrorKind::Forbidden];
     assert!(hidden.contains(&kind_of(km.get(&bob, &id).await)));
-    km.set_acl(&ctx, &id, std::slice::from_ref(&env.b.id), true)
+    km.set_acl(&ctx, &id, std::slice::from_ref(&env.user_b.id), true)
         .await
         .unwrap();
     let acl = km.get_acl(&ctx, &id).await.unwrap();
-    assert_eq!(acl.read_users, vec![env.b.id.clone()]);
+    assert_eq!(acl.read_users, vec![env.user_b.id.clone()]);
     assert_eq!(km.get(&bob, &id).await.unwrap().payload.expose(), &[5u8; 8]);
     // Listing the secrets shared with bob.
     let shared = km
@@ -359,7 +364,7 @@ async fn acls_grant_read_to_another_user() {
     km.update_acl(&ctx, &id, None, Some(false)).await.unwrap();
     let acl = km.get_acl(&ctx, &id).await.unwrap();
     assert!(!acl.project_access);
-    assert_eq!(acl.read_users, vec![env.b.id.clone()]);
+    assert_eq!(acl.read_users, vec![env.user_b.id.clone()]);
 
     km.delete_acl(&ctx, &id).await.unwrap();
     let acl = km.get_acl(&ctx, &id).await.unwrap();
@@ -370,11 +375,11 @@ async fn acls_grant_read_to_another_user() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expiration_and_whitespace_passphrases_round_trip() {
-    let Some(env) = env("expiration_and_whitespace_passphrases_round_trip") else {
+    let Some(env) = OpenStackEnv::load() else {
         return;
     };
-    let km = BarbicanKeyManager::new(env.password_config(&env.a)).unwrap();
-    let ctx = env.ctx(&env.a);
+    let km = BarbicanKeyManager::new(env.password_config(&env.user_a)).unwrap();
+    let ctx = env.ctx(&env.user_a);
     let exp = keymgr_core::OffsetDateTime::now_utc() + time::Duration::days(3);
     let mut ns = NewSecret::new(SecretKind::Passphrase, b"  padded passphrase\n".to_vec());
     ns.expiration = Some(exp);
@@ -401,14 +406,14 @@ async fn expiration_and_whitespace_passphrases_round_trip() {
     km.delete(&ctx, &id, false).await.unwrap();
 
     // A configured endpoint (no catalog lookup) and the internal interface both work.
-    let mut cfg = env.password_config(&env.a);
-    cfg.barbican_endpoint = Some(format!("{}/v1", env.barbican));
+    let mut cfg = env.password_config(&env.user_a);
+    cfg.barbican_endpoint = Some(format!("{}/v1", env.barbican_url));
     assert!(BarbicanKeyManager::new(cfg)
         .unwrap()
         .list(&ctx, &ListQuery::all())
         .await
         .is_ok());
-    let mut cfg = env.password_config(&env.a);
+    let mut cfg = env.password_config(&env.user_a);
     cfg.barbican_endpoint_type = keymgr_barbican::EndpointType::Internal;
     cfg.barbican_region_name = Some("RegionOne".into());
     assert!(BarbicanKeyManager::new(cfg)
@@ -416,7 +421,7 @@ async fn expiration_and_whitespace_passphrases_round_trip() {
         .list(&ctx, &ListQuery::all())
         .await
         .is_ok());
-    let mut cfg = env.password_config(&env.a);
+    let mut cfg = env.password_config(&env.user_a);
     cfg.barbican_region_name = Some("Nowhere".into());
     let err = BarbicanKeyManager::new(cfg)
         .unwrap()
@@ -425,7 +430,7 @@ async fn expiration_and_whitespace_passphrases_round_trip() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config, "{err}");
     // Wrong password: Unauthenticated with Keystone's reason.
-    let mut cfg = env.password_config(&env.a);
+    let mut cfg = env.password_config(&env.user_a);
     cfg.password = Some("nope".to_string().into());
     let err = BarbicanKeyManager::new(cfg)
         .unwrap()
@@ -438,10 +443,10 @@ async fn expiration_and_whitespace_passphrases_round_trip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_auth_variant_reaches_the_right_project() {
-    let Some(env) = env("every_auth_variant_reaches_the_right_project") else {
+    let Some(env) = OpenStackEnv::load() else {
         return;
     };
-    let u = &env.a;
+    let u = &env.user_a;
     let mut variants = Vec::new();
 
     // Password with ids instead of names.
@@ -456,7 +461,7 @@ async fn every_auth_variant_reaches_the_right_project() {
 
     // A token exchanged for a project-scoped one.
     let c = BarbicanConfig {
-        auth_endpoint: Some(env.keystone.clone()),
+        auth_endpoint: Some(env.keystone_url.clone()),
         auth_type: keymgr_barbican::AuthType::Token,
         token: Some(env.token(u).await.into()),
         project_name: Some(u.project.clone()),
@@ -469,7 +474,7 @@ async fn every_auth_variant_reaches_the_right_project() {
     let ac_name = unique("byname");
     let (_, secret) = env.app_cred(u, &ac_name, None).await;
     let c = BarbicanConfig {
-        auth_endpoint: Some(env.keystone.clone()),
+        auth_endpoint: Some(env.keystone_url.clone()),
         auth_type: keymgr_barbican::AuthType::ApplicationCredential,
         application_credential_name: Some(ac_name),
         application_credential_secret: Some(secret.into()),
@@ -502,15 +507,15 @@ async fn every_auth_variant_reaches_the_right_project() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_key_leaves_no_order_behind() {
-    let Some(env) = env("create_key_leaves_no_order_behind") else {
+    let Some(env) = OpenStackEnv::load() else {
         return;
     };
     // Project B's user, through its own token, so the count is not
     // disturbed by the other tests (which create keys in project A).
-    let token = env.token(&env.b).await;
+    let token = env.token(&env.user_b).await;
     let orders = || async {
         let v: serde_json::Value = reqwest::Client::new()
-            .get(format!("{}/v1/orders?limit=1", env.barbican))
+            .get(format!("{}/v1/orders?limit=1", env.barbican_url))
             .header("X-Auth-Token", &token)
             .send()
             .await
@@ -520,8 +525,8 @@ async fn create_key_leaves_no_order_behind() {
             .unwrap();
         v["total"].as_u64().unwrap_or(0)
     };
-    let km = BarbicanKeyManager::new(env.password_config(&env.a)).unwrap();
-    let ctx = env.ctx(&env.b).with_user_token(token.clone());
+    let km = BarbicanKeyManager::new(env.password_config(&env.user_a)).unwrap();
+    let ctx = env.ctx(&env.user_b).with_user_token(token.clone());
     let before = orders().await;
     let mut ids = Vec::new();
     for bits in [128, 256, 512] {

@@ -8,35 +8,36 @@ mod common;
 use keymgr_barbican::{BarbicanConfig, BarbicanKeyManager};
 use keymgr_core::testkit;
 
-use common::{env, unique};
+use common::{unique, Keystone};
+use keymgr_test_support::env::OpenStackEnv;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_with_password_auth() {
-    let Some(env) = env("conformance_with_password_auth") else {
+    let Some(env) = OpenStackEnv::load() else {
         return;
     };
-    let km = BarbicanKeyManager::new(env.password_config(&env.a)).unwrap();
-    let a = env.ctx(&env.a);
+    let km = BarbicanKeyManager::new(env.password_config(&env.user_a)).unwrap();
+    let a = env.ctx(&env.user_a);
     // Project B acts through its user's own token: Barbican isolates.
-    let b = env.user_ctx(&env.b).await;
+    let b = env.user_ctx(&env.user_b).await;
     testkit::run_conformance(&km, &a, &b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_with_application_credential_auth() {
-    let Some(env) = env("conformance_with_application_credential_auth") else {
+    let Some(env) = OpenStackEnv::load() else {
         return;
     };
-    let (id, secret) = env.app_cred(&env.b, &unique("conf"), None).await;
-    let mut cfg = BarbicanConfig::application_credential(&env.keystone, id, secret);
+    let (id, secret) = env.app_cred(&env.user_b, &unique("conf"), None).await;
+    let mut cfg = BarbicanConfig::application_credential(&env.keystone_url, id, secret);
     cfg.http_retries = 4;
     let km = BarbicanKeyManager::new(cfg).unwrap();
     let own = km.own_context().await.unwrap();
     assert_eq!(
-        own.project_id, env.b.project_id,
+        own.project_id, env.user_b.project_id,
         "an app credential is scoped to its project"
     );
-    let a = env.ctx(&env.b);
-    let b = env.user_ctx(&env.a).await;
+    let a = env.ctx(&env.user_b);
+    let b = env.user_ctx(&env.user_a).await;
     testkit::run_conformance(&km, &a, &b).await;
 }

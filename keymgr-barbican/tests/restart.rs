@@ -11,26 +11,27 @@ use std::sync::Arc;
 use keymgr_barbican::BarbicanKeyManager;
 use keymgr_core::{Consumer, ErrorKind, KeyManager, ListQuery, NewSecret, SecretKind};
 
-use common::{env, unique};
+use common::{unique, Keystone};
+use keymgr_test_support::env::OpenStackEnv;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn barbican_restart_mid_loop_loses_and_duplicates_nothing() {
-    let Some(env) = env("barbican_restart_mid_loop_loses_and_duplicates_nothing") else {
+    let Some(env) = OpenStackEnv::load() else {
         return;
     };
-    let Some(restart) = env.restart.clone() else {
-        if keymgr_test_support::testenv::tools_required() {
-            panic!("KEYMGR_TEST_BARBICAN_RESTART is not set");
-        }
-        eprintln!("skipping: KEYMGR_TEST_BARBICAN_RESTART is not set");
+    let Some(restart) = env.barbican_restart.clone() else {
+        keymgr_test_support::testenv::skip_or_fail(
+            "barbican_restart_mid_loop_loses_and_duplicates_nothing",
+            "the environment has no command restarting Barbican (scripts/servers/openstack.sh exports one)",
+        );
         return;
     };
-    let mut cfg = env.password_config(&env.a);
+    let mut cfg = env.password_config(&env.user_a);
     // Enough patience for a restart (a few seconds): 0.2, 0.4, ... 5 s.
     cfg.http_retries = 12;
     cfg.http_retry_delay = 0.2;
     let km = BarbicanKeyManager::new(cfg).unwrap();
-    let ctx = env.ctx(&env.a);
+    let ctx = env.ctx(&env.user_a);
     let name = unique("restart");
     // Warm up: token, endpoint and microversion known before the restart.
     km.list(&ctx, &ListQuery::all().name(&name)).await.unwrap();

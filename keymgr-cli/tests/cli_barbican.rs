@@ -6,16 +6,17 @@ mod common;
 
 use std::process::Command;
 
-fn write_config(path: &Path, user: &str, password: &str, project: &str) -> Option<()> {
+use keymgr_test_support::env::{OpenStackEnv, OsUser};
+
+fn write_config(path: &Path, env: &OpenStackEnv, u: &OsUser) {
     std::fs::write(
         path,
         format!(
-            "backend = \"barbican\"\n[barbican]\nauth_endpoint = \"{}\"\nauth_type = \"password\"\nusername = \"{user}\"\npassword = \"{password}\"\nuser_domain_name = \"Default\"\nproject_name = \"{project}\"\nproject_domain_name = \"Default\"\nbarbican_endpoint_type = \"public\"\nbarbican_region_name = \"RegionOne\"\nnumber_of_retries = 20\nretry_delay = 1\n",
-            common::env("KEYMGR_TEST_KEYSTONE_URL", "Keystone/Barbican")?
+            "backend = \"barbican\"\n[barbican]\nauth_endpoint = \"{}\"\nauth_type = \"password\"\nusername = \"{}\"\npassword = \"{}\"\nuser_domain_name = \"Default\"\nproject_name = \"{}\"\nproject_domain_name = \"Default\"\nbarbican_endpoint_type = \"public\"\nbarbican_region_name = \"RegionOne\"\nnumber_of_retries = 20\nretry_delay = 1\n",
+            env.keystone_url, u.name, u.password, u.project
         ),
     )
     .unwrap();
-    Some(())
 }
 
 fn run(config: &Path, args: &[&str]) -> std::process::Output {
@@ -39,23 +40,14 @@ fn ok(config: &Path, args: &[&str]) -> String {
 
 #[test]
 fn secrets_and_acls_through_the_cli() {
-    let (Some(ua), Some(pa), Some(proj_a)) = (
-        common::env("KEYMGR_TEST_OS_USER_A", "Keystone/Barbican"),
-        common::env("KEYMGR_TEST_OS_PASSWORD_A", "Keystone/Barbican"),
-        common::env("KEYMGR_TEST_OS_PROJECT_A", "Keystone/Barbican"),
-    ) else {
+    let Some(env) = OpenStackEnv::load() else {
         return;
     };
-    let (ub, pb, proj_b, ub_id) = (
-        common::env("KEYMGR_TEST_OS_USER_B", "Keystone/Barbican").unwrap(),
-        common::env("KEYMGR_TEST_OS_PASSWORD_B", "Keystone/Barbican").unwrap(),
-        common::env("KEYMGR_TEST_OS_PROJECT_B", "Keystone/Barbican").unwrap(),
-        common::env("KEYMGR_TEST_OS_USER_B_ID", "Keystone/Barbican").unwrap(),
-    );
+    let ub_id = env.user_b.id.clone();
     let dir = tempfile::tempdir().unwrap();
     let (ca, cb) = (dir.path().join("a.toml"), dir.path().join("b.toml"));
-    write_config(&ca, &ua, &pa, &proj_a).unwrap();
-    write_config(&cb, &ub, &pb, &proj_b).unwrap();
+    write_config(&ca, &env, &env.user_a);
+    write_config(&cb, &env, &env.user_b);
 
     let key: Vec<u8> = (0..32u8).map(|b| b ^ 0xa5).collect();
     std::fs::write(dir.path().join("k"), &key).unwrap();

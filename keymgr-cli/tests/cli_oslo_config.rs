@@ -92,18 +92,19 @@ fn store_then_get(dir: &Path, config: &Path) {
 #[cfg(feature = "barbican")]
 #[test]
 fn cinder_conf_drives_the_cli_against_barbican() {
-    let (Some(url), Some(user), Some(pw), Some(project)) = (
-        common::env("KEYMGR_TEST_KEYSTONE_URL", "Keystone/Barbican"),
-        common::env("KEYMGR_TEST_OS_USER_A", "Keystone/Barbican"),
-        common::env("KEYMGR_TEST_OS_PASSWORD_A", "Keystone/Barbican"),
-        common::env("KEYMGR_TEST_OS_PROJECT_A", "Keystone/Barbican"),
-    ) else {
+    let Some(env) = keymgr_test_support::env::OpenStackEnv::load() else {
         return;
     };
+    let (url, user, pw, project) = (
+        &env.keystone_url,
+        &env.user_a.name,
+        &env.user_a.password,
+        &env.user_a.project,
+    );
     let (su, spw, sproject) = (
-        common::env("KEYMGR_TEST_OS_SERVICE_USER", "Keystone/Barbican").unwrap(),
-        common::env("KEYMGR_TEST_OS_SERVICE_PASSWORD", "Keystone/Barbican").unwrap(),
-        common::env("KEYMGR_TEST_OS_SERVICE_PROJECT", "Keystone/Barbican").unwrap(),
+        &env.service.name,
+        &env.service.password,
+        &env.service.project,
     );
     let dir = tempfile::tempdir().unwrap();
     for (i, (backend, name)) in [

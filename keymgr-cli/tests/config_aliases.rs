@@ -202,14 +202,15 @@ fn every_vault_alias_round_trips_across_two_processes() {
 #[cfg(feature = "barbican")]
 #[test]
 fn every_barbican_alias_round_trips_across_two_processes() {
-    let (Some(url), Some(user), Some(pw), Some(project)) = (
-        common::env("KEYMGR_TEST_KEYSTONE_URL", "Keystone/Barbican"),
-        common::env("KEYMGR_TEST_OS_USER_A", "Keystone/Barbican"),
-        common::env("KEYMGR_TEST_OS_PASSWORD_A", "Keystone/Barbican"),
-        common::env("KEYMGR_TEST_OS_PROJECT_A", "Keystone/Barbican"),
-    ) else {
+    let Some(env) = keymgr_test_support::env::OpenStackEnv::load() else {
         return;
     };
+    let (url, user, pw, project) = (
+        &env.keystone_url,
+        &env.user_a.name,
+        &env.user_a.password,
+        &env.user_a.project,
+    );
     let dir = tempfile::tempdir().unwrap();
     let opts = [
         ("auth_endpoint", url.as_str()),

@@ -2,20 +2,20 @@
 
 mod common;
 
+use keymgr_test_support::env::VaultEnv;
+
 use keymgr_core::{Context, KeyManager, NewSecret, SecretId, SecretKind};
 use keymgr_vault::{castellan_record, VaultKeyManager};
 use reqwest::Method;
 
 #[tokio::test]
 async fn castellan_records_read_here_on_kv2_and_kv1() {
-    let Some(raw) = common::Raw::dev() else {
+    let Some(env) = VaultEnv::load() else {
         return;
     };
-    for (mount, version) in [
-        ("secret".to_string(), 2u8),
-        (common::env("KEYMGR_TEST_VAULT_KV1_MOUNT").unwrap(), 1),
-    ] {
-        let mut cfg = common::dev_token_config().unwrap();
+    let raw = common::Raw::new(&env);
+    for (mount, version) in [("secret".to_string(), 2u8), (env.kv1_mount.clone(), 1)] {
+        let mut cfg = common::token_config(&env);
         cfg.kv_mountpoint = mount.clone();
         cfg.kv_version = version;
         let km = VaultKeyManager::new(cfg).unwrap();
@@ -81,10 +81,11 @@ async fn castellan_records_read_here_on_kv2_and_kv1() {
 
 #[tokio::test]
 async fn records_written_here_are_in_castellans_layout() {
-    let Some(raw) = common::Raw::dev() else {
+    let Some(env) = VaultEnv::load() else {
         return;
     };
-    let km = VaultKeyManager::new(common::dev_token_config().unwrap()).unwrap();
+    let raw = common::Raw::new(&env);
+    let km = VaultKeyManager::new(common::token_config(&env)).unwrap();
     let ctx = Context::new("p1", "u");
     let payload = vec![0u8, 0xaa, 0x05, 0xff];
     let mut ns = NewSecret::new(SecretKind::Symmetric, payload.clone()).named("vol-key");
@@ -168,12 +169,13 @@ fn castellan_get(body: &serde_json::Value, kv_version: u8) -> (String, Vec<u8>) 
 
 #[tokio::test]
 async fn every_kind_written_here_reads_as_castellan_reads_it_with_a_kv_path() {
-    let Some(raw) = common::Raw::dev() else {
+    let Some(env) = VaultEnv::load() else {
         return;
     };
-    let kv1 = common::env("KEYMGR_TEST_VAULT_KV1_MOUNT").unwrap();
+    let raw = common::Raw::new(&env);
+    let kv1 = env.kv1_mount.clone();
     for (mount, version) in [("secret".to_string(), 2u8), (kv1, 1)] {
-        let mut cfg = common::dev_token_config().unwrap();
+        let mut cfg = common::token_config(&env);
         cfg.kv_mountpoint = mount.clone();
         cfg.kv_version = version;
         cfg.kv_path = Some("castellan/compat".into());
@@ -216,10 +218,11 @@ async fn every_kind_written_here_reads_as_castellan_reads_it_with_a_kv_path() {
 
 #[tokio::test]
 async fn castellan_deletes_and_destroyed_versions_are_not_found_and_not_listed() {
-    let Some(raw) = common::Raw::dev() else {
+    let Some(env) = VaultEnv::load() else {
         return;
     };
-    let km = VaultKeyManager::new(common::dev_token_config().unwrap()).unwrap();
+    let raw = common::Raw::new(&env);
+    let km = VaultKeyManager::new(common::token_config(&env)).unwrap();
     let ctx = Context::new("p-del", "u");
     let name = format!("castellan-del-{}", uuid::Uuid::new_v4().simple());
     let a = km
@@ -279,9 +282,10 @@ async fn castellan_deletes_and_destroyed_versions_are_not_found_and_not_listed()
 
 #[tokio::test]
 async fn records_without_an_owner_are_shared_unless_configured_otherwise() {
-    let Some(raw) = common::Raw::dev() else {
+    let Some(env) = VaultEnv::load() else {
         return;
     };
+    let raw = common::Raw::new(&env);
     let id_hex = uuid::Uuid::new_v4().simple().to_string();
     let body = castellan_record(SecretKind::Passphrase, b"legacy", None, None, None, None, 2);
     let (st, _) = raw
@@ -289,14 +293,14 @@ async fn records_without_an_owner_are_shared_unless_configured_otherwise() {
         .await;
     assert_eq!(st, 200);
     let id = SecretId::parse(&id_hex).unwrap();
-    let shared = VaultKeyManager::new(common::dev_token_config().unwrap()).unwrap();
+    let shared = VaultKeyManager::new(common::token_config(&env)).unwrap();
     for project in ["p1", "p2"] {
         let s = shared.get(&Context::new(project, "u"), &id).await.unwrap();
         assert_eq!(s.payload.expose(), b"legacy");
         assert_eq!(s.metadata.name, None);
         assert_eq!(s.metadata.created, None);
     }
-    let mut cfg = common::dev_token_config().unwrap();
+    let mut cfg = common::token_config(&env);
     cfg.legacy_records_visible = false;
     let strict = VaultKeyManager::new(cfg).unwrap();
     let e = strict.get(&Context::new("p1", "u"), &id).await.unwrap_err();

@@ -4,6 +4,8 @@
 
 mod common;
 
+use keymgr_test_support::env::VaultEnv;
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -41,7 +43,7 @@ print(json.dumps(out))
 "#;
 
 fn python_with_castellan() -> Option<String> {
-    let py = common::env("KEYMGR_PYTHON")?;
+    let py = keymgr_test_support::testenv::server_var("KEYMGR_PYTHON", "the Python venv")?;
     let ok = Command::new(&py)
         .args(["-c", "import castellan.key_manager.vault_key_manager"])
         .status()
@@ -58,12 +60,13 @@ fn python_with_castellan() -> Option<String> {
 
 #[tokio::test]
 async fn castellan_and_keymgr_read_each_others_keys() {
-    let (Some(py), Some(raw)) = (python_with_castellan(), common::Raw::dev()) else {
+    let (Some(py), Some(env)) = (python_with_castellan(), VaultEnv::load()) else {
         return;
     };
-    let kv1 = common::env("KEYMGR_TEST_VAULT_KV1_MOUNT").unwrap();
+    let raw = common::Raw::new(&env);
+    let kv1 = env.kv1_mount.clone();
     for (mount, version) in [("secret".to_string(), 2u8), (kv1, 1)] {
-        let mut cfg = common::dev_token_config().unwrap();
+        let mut cfg = common::token_config(&env);
         cfg.kv_mountpoint = mount.clone();
         cfg.kv_version = version;
         cfg.kv_path = Some("castellan/real".into());

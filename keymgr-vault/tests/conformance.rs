@@ -2,6 +2,8 @@
 
 mod common;
 
+use keymgr_test_support::env::VaultEnv;
+
 use keymgr_core::{testkit, Context, KeyManager};
 use keymgr_vault::{VaultConfig, VaultKeyManager};
 
@@ -14,9 +16,10 @@ fn contexts() -> (Context, Context) {
 
 #[tokio::test]
 async fn kv2_with_token() {
-    let Some(cfg) = common::dev_token_config() else {
+    let Some(env) = VaultEnv::load() else {
         return;
     };
+    let cfg = common::token_config(&env);
     let km = VaultKeyManager::new(cfg).unwrap();
     let (a, b) = contexts();
     testkit::run_conformance(&km, &a, &b).await;
@@ -24,29 +27,23 @@ async fn kv2_with_token() {
 
 #[tokio::test]
 async fn kv1_with_token() {
-    let Some(mut cfg) = common::dev_token_config() else {
+    let Some(env) = VaultEnv::load() else {
         return;
     };
-    cfg.kv_mountpoint = common::env("KEYMGR_TEST_VAULT_KV1_MOUNT").unwrap();
+    let mut cfg = common::token_config(&env);
+    cfg.kv_mountpoint = env.kv1_mount.clone();
     cfg.kv_version = 1;
     let km = VaultKeyManager::new(cfg).unwrap();
     let (a, b) = contexts();
     testkit::run_conformance(&km, &a, &b).await;
 }
 
-fn approle_config() -> Option<VaultConfig> {
-    Some(VaultConfig::with_approle(
-        common::env("KEYMGR_TEST_VAULT_ADDR")?,
-        common::env("KEYMGR_TEST_VAULT_ROLE_ID")?,
-        common::env("KEYMGR_TEST_VAULT_SECRET_ID")?,
-    ))
-}
-
 #[tokio::test]
 async fn kv2_with_approle_and_a_path_prefix() {
-    let Some(mut cfg) = approle_config() else {
+    let Some(env) = VaultEnv::load() else {
         return;
     };
+    let mut cfg = common::approle_config(&env, &env.addr);
     cfg.kv_path = Some("keymgr/approle".into());
     let km = VaultKeyManager::new(cfg).unwrap();
     let (a, b) = contexts();
@@ -55,10 +52,11 @@ async fn kv2_with_approle_and_a_path_prefix() {
 
 #[tokio::test]
 async fn kv1_with_approle() {
-    let Some(mut cfg) = approle_config() else {
+    let Some(env) = VaultEnv::load() else {
         return;
     };
-    cfg.kv_mountpoint = common::env("KEYMGR_TEST_VAULT_KV1_MOUNT").unwrap();
+    let mut cfg = common::approle_config(&env, &env.addr);
+    cfg.kv_mountpoint = env.kv1_mount.clone();
     cfg.kv_version = 1;
     let km = VaultKeyManager::new(cfg).unwrap();
     let (a, b) = contexts();
@@ -67,13 +65,10 @@ async fn kv1_with_approle() {
 
 #[tokio::test]
 async fn kv2_with_jwt_login_configured_by_castellan_names() {
-    let (Some(addr), Some(role), Some(file)) = (
-        common::env("KEYMGR_TEST_VAULT_ADDR"),
-        common::env("KEYMGR_TEST_VAULT_JWT_ROLE"),
-        common::env("KEYMGR_TEST_VAULT_JWT_FILE"),
-    ) else {
+    let Some(env) = VaultEnv::load() else {
         return;
     };
+    let (addr, role, file) = (&env.addr, &env.jwt.role, env.jwt.token_file.display());
     let cfg: VaultConfig = toml::from_str(&format!(
         "vault_url = \"{addr}\"\nauth_method = \"jwt\"\ntoken_role = \"{role}\"\n\
          token_file = \"{file}\"\nkv_mountpoint = \"secret\"\nkv_path = \"keymgr/jwt\"\n\
@@ -87,13 +82,11 @@ async fn kv2_with_jwt_login_configured_by_castellan_names() {
 
 #[tokio::test]
 async fn create_key_with_transit_random_bytes() {
-    let (Some(mut cfg), Some(transit)) = (
-        common::dev_token_config(),
-        common::env("KEYMGR_TEST_VAULT_TRANSIT_MOUNT"),
-    ) else {
+    let Some(env) = VaultEnv::load() else {
         return;
     };
-    cfg.transit_mountpoint = Some(transit);
+    let mut cfg = common::token_config(&env);
+    cfg.transit_mountpoint = Some(env.transit_mount.clone());
     let km = VaultKeyManager::new(cfg).unwrap();
     let (a, _) = contexts();
     let mut seen = std::collections::BTreeSet::new();
@@ -111,7 +104,7 @@ async fn create_key_with_transit_random_bytes() {
         km.delete(&a, &id, false).await.unwrap();
     }
     // A Transit mount that does not exist is an error, not a silent fallback.
-    let mut cfg = common::dev_token_config().unwrap();
+    let mut cfg = common::token_config(&env);
     cfg.transit_mountpoint = Some("no-such-transit".into());
     let km = VaultKeyManager::new(cfg).unwrap();
     let e = km
@@ -129,9 +122,10 @@ async fn create_key_with_transit_random_bytes() {
 
 #[tokio::test]
 async fn kv2_in_a_namespace() {
-    let Some(raw) = common::Raw::dev() else {
+    let Some(env) = VaultEnv::load() else {
         return;
     };
+    let raw = common::Raw::new(&env);
     // OpenBao has namespaces: make one with its own KV v2 mount.
     let ns = format!("keymgr-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let (st, _) = raw
@@ -152,7 +146,7 @@ async fn kv2_in_a_namespace() {
         .await
         .unwrap();
     assert!(resp.status().is_success(), "mount in namespace");
-    let mut cfg = common::dev_token_config().unwrap();
+    let mut cfg = common::token_config(&env);
     cfg.namespace = Some(ns.clone());
     let km = VaultKeyManager::new(cfg).unwrap();
     let (a, b) = contexts();
@@ -165,7 +159,7 @@ async fn kv2_in_a_namespace() {
         )
         .await
         .unwrap();
-    let root = VaultKeyManager::new(common::dev_token_config().unwrap()).unwrap();
+    let root = VaultKeyManager::new(common::token_config(&env)).unwrap();
     let e = root.get(&a, &id).await.unwrap_err();
     assert_eq!(e.kind(), keymgr_core::ErrorKind::NotFound, "{e}");
     assert_eq!(km.get(&a, &id).await.unwrap().payload.expose(), &[5u8; 4]);

@@ -2,27 +2,29 @@
 
 mod common;
 
+use keymgr_test_support::env::VaultEnv;
+
 use keymgr_core::{Context, ErrorKind, KeyManager, KeySpec, SecretId};
 use keymgr_vault::{VaultConfig, VaultKeyManager};
 use reqwest::Method;
 
 #[tokio::test]
 async fn bad_token_is_unauthenticated_and_missing_is_not_found() {
-    let Some(addr) = common::env("KEYMGR_TEST_VAULT_ADDR") else {
+    let Some(env) = VaultEnv::load() else {
         return;
     };
     let ctx = Context::new("p", "u");
-    let km = VaultKeyManager::new(VaultConfig::with_token(&addr, "not-a-token")).unwrap();
+    let km = VaultKeyManager::new(VaultConfig::with_token(&env.addr, "not-a-token")).unwrap();
     let e = km.create_key(&ctx, &KeySpec::aes(256)).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unauthenticated, "{e}");
     assert!(!e.to_string().contains("not-a-token"));
 
-    let km = VaultKeyManager::new(common::dev_token_config().unwrap()).unwrap();
+    let km = VaultKeyManager::new(common::token_config(&env)).unwrap();
     let e = km.get(&ctx, &SecretId::new_random()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);
 
     // A deleted (soft-deleted) latest version is NotFound too (the other 404 shape).
-    let raw = common::Raw::dev().unwrap();
+    let raw = common::Raw::new(&env);
     let id = km.create_key(&ctx, &KeySpec::aes(128)).await.unwrap();
     let (st, _) = raw
         .call(
@@ -38,9 +40,10 @@ async fn bad_token_is_unauthenticated_and_missing_is_not_found() {
 
 #[tokio::test]
 async fn a_token_without_rights_is_forbidden() {
-    let Some(raw) = common::Raw::dev() else {
+    let Some(env) = VaultEnv::load() else {
         return;
     };
+    let raw = common::Raw::new(&env);
     // A valid token whose policy allows nothing on secret/.
     let (st, body) = raw
         .call(

@@ -4,17 +4,19 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::fault::{Fault, Proxy};
 use keymgr_core::{Consumer, Context, ErrorKind, KeyManager, ListQuery, NewSecret, SecretKind};
+use keymgr_test_support::env::VaultEnv;
+use keymgr_test_support::proxy::{Fault, FaultProxy, Rule};
 use keymgr_vault::{VaultConfig, VaultKeyManager};
 use reqwest::Method;
 
-async fn proxied() -> Option<(Proxy, String)> {
-    let addr = common::env("KEYMGR_TEST_VAULT_ADDR")?;
-    let token = common::env("KEYMGR_TEST_VAULT_TOKEN")?;
-    Some((Proxy::start(&addr).await, token))
+async fn proxied() -> Option<(FaultProxy, String)> {
+    let env = VaultEnv::load()?;
+    let proxy = FaultProxy::start(&env.addr).await.unwrap();
+    Some((proxy, env.root_token))
 }
 
 fn unique(tag: &str) -> String {
@@ -26,10 +28,14 @@ async fn a_create_whose_answer_was_lost_is_neither_lost_nor_duplicated() {
     let Some((proxy, token)) = proxied().await else {
         return;
     };
-    let km = VaultKeyManager::new(VaultConfig::with_token(&proxy.url, &token)).unwrap();
+    let km = VaultKeyManager::new(VaultConfig::with_token(proxy.url(""), &token)).unwrap();
     let ctx = Context::new("faults", "u");
     let name = unique("lost-answer");
-    proxy.inject("POST", "/v1/secret/data/", Fault::DropAnswer, 1);
+    proxy.inject(
+        Rule::once(Fault::ResetAfter)
+            .method("POST")
+            .path("/v1/secret/data/"),
+    );
     let id = km
         .store(
             &ctx,
@@ -59,7 +65,11 @@ async fn a_create_whose_answer_was_lost_is_neither_lost_nor_duplicated() {
     // The same for a consumer removal whose answer was lost.
     let c = Consumer::new("cinder", "volume", "v1");
     km.add_consumer(&ctx, &id, &c).await.unwrap();
-    proxy.inject("POST", id.as_str(), Fault::DropAnswer, 1);
+    proxy.inject(
+        Rule::once(Fault::ResetAfter)
+            .method("POST")
+            .path(id.as_str()),
+    );
     km.remove_consumer(&ctx, &id, &c)
         .await
         .expect("a removal that landed is done");
@@ -72,14 +82,18 @@ async fn throttling_and_transient_errors_are_retried() {
     let Some((proxy, token)) = proxied().await else {
         return;
     };
-    let km = VaultKeyManager::new(VaultConfig::with_token(&proxy.url, &token)).unwrap();
+    let km = VaultKeyManager::new(VaultConfig::with_token(proxy.url(""), &token)).unwrap();
     let ctx = Context::new("faults", "u");
     let id = km
         .store(&ctx, NewSecret::new(SecretKind::Opaque, vec![9u8; 4]))
         .await
         .unwrap();
 
-    proxy.inject("GET", id.as_str(), Fault::Status(429, Some(1)), 1);
+    proxy.inject(
+        Rule::once(Fault::RetryAfter(429, 1))
+            .method("GET")
+            .path(id.as_str()),
+    );
     let t0 = Instant::now();
     km.get(&ctx, &id).await.expect("get after a 429");
     assert!(
@@ -88,17 +102,35 @@ async fn throttling_and_transient_errors_are_retried() {
         t0.elapsed()
     );
 
-    proxy.inject("GET", id.as_str(), Fault::Status(412, None), 2);
-    proxy.inject("GET", id.as_str(), Fault::Status(500, None), 1);
-    proxy.inject("GET", id.as_str(), Fault::Status(502, None), 1);
+    proxy.inject(
+        Rule::once(Fault::Status(412))
+            .method("GET")
+            .path(id.as_str())
+            .times(2),
+    );
+    proxy.inject(
+        Rule::once(Fault::Status(500))
+            .method("GET")
+            .path(id.as_str()),
+    );
+    proxy.inject(
+        Rule::once(Fault::Status(502))
+            .method("GET")
+            .path(id.as_str()),
+    );
     assert_eq!(km.get(&ctx, &id).await.unwrap().payload.expose(), &[9u8; 4]);
     assert_eq!(km.stats().retries, 5);
 
     // More failures than retries: a typed, retryable error naming the call.
-    let mut cfg = VaultConfig::with_token(&proxy.url, &token);
+    let mut cfg = VaultConfig::with_token(proxy.url(""), &token);
     cfg.max_retries = 1;
     let km1 = VaultKeyManager::new(cfg).unwrap();
-    proxy.inject("GET", id.as_str(), Fault::Status(500, None), 2);
+    proxy.inject(
+        Rule::once(Fault::Status(500))
+            .method("GET")
+            .path(id.as_str())
+            .times(2),
+    );
     let e = km1.get(&ctx, &id).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
     assert!(
@@ -106,7 +138,11 @@ async fn throttling_and_transient_errors_are_retried() {
         "{e}"
     );
     // 400 is the caller's mistake: not retried, the server's message kept.
-    proxy.inject("GET", id.as_str(), Fault::Status(400, None), 1);
+    proxy.inject(
+        Rule::once(Fault::Status(400))
+            .method("GET")
+            .path(id.as_str()),
+    );
     let e = km1.get(&ctx, &id).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
     assert!(e.to_string().contains("injected fault"), "{e}");
@@ -118,22 +154,26 @@ async fn redirects_are_followed_with_the_token() {
     let Some((proxy, token)) = proxied().await else {
         return;
     };
-    let km = VaultKeyManager::new(VaultConfig::with_token(&proxy.url, &token)).unwrap();
+    let km = VaultKeyManager::new(VaultConfig::with_token(proxy.url(""), &token)).unwrap();
     let ctx = Context::new("faults", "u");
-    proxy.inject("POST", "/v1/secret/data/", Fault::Redirect, 1);
+    proxy.inject(
+        Rule::once(Fault::Redirect)
+            .method("POST")
+            .path("/v1/secret/data/"),
+    );
     let id = km
         .store(&ctx, NewSecret::new(SecretKind::Opaque, vec![1u8; 8]))
         .await
         .expect("a redirected write lands with the token");
     assert_eq!(km.stats().redirects, 1);
-    assert!(proxy.seen().iter().all(|s| s.has_token));
+    assert!(proxy.seen().iter().all(|s| s.has_header("x-vault-token")));
     assert_eq!(km.get(&ctx, &id).await.unwrap().payload.expose(), &[1u8; 8]);
 
     // A chain of redirects across two proxies is followed too.
-    let looping = Proxy::start(&proxy.url).await;
-    let km2 = VaultKeyManager::new(VaultConfig::with_token(&looping.url, &token)).unwrap();
-    looping.inject("GET", "/v1/", Fault::Redirect, 1);
-    proxy.inject("GET", "/v1/", Fault::Redirect, 1);
+    let looping = FaultProxy::start(&proxy.url("")).await.unwrap();
+    let km2 = VaultKeyManager::new(VaultConfig::with_token(looping.url(""), &token)).unwrap();
+    looping.inject(Rule::once(Fault::Redirect).method("GET").path("/v1/"));
+    proxy.inject(Rule::once(Fault::Redirect).method("GET").path("/v1/"));
     // looping -> proxy -> upstream: two hops, within the bound.
     km2.get(&ctx, &id)
         .await
@@ -150,9 +190,19 @@ async fn sealed_and_dead_nodes_fail_over_to_the_next() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
     };
-    sealed.inject("GET", "/v1/", Fault::Status(503, None), 1000);
-    sealed.inject("POST", "/v1/", Fault::Status(503, None), 1000);
-    let nodes = format!("{dead},{},{}", sealed.url, sealed.upstream());
+    sealed.inject(
+        Rule::once(Fault::Status(503))
+            .method("GET")
+            .path("/v1/")
+            .times(1000),
+    );
+    sealed.inject(
+        Rule::once(Fault::Status(503))
+            .method("POST")
+            .path("/v1/")
+            .times(1000),
+    );
+    let nodes = format!("{dead},{},{}", sealed.url(""), sealed.upstream());
     let km = VaultKeyManager::new(VaultConfig::with_token(nodes, &token)).unwrap();
     let ctx = Context::new("faults", "u");
     let id = km
@@ -166,14 +216,15 @@ async fn sealed_and_dead_nodes_fail_over_to_the_next() {
 
 #[tokio::test]
 async fn a_revoked_approle_token_is_replaced_by_logging_in_again() {
-    let Some(raw) = common::Raw::dev() else {
+    let Some(env) = VaultEnv::load() else {
         return;
     };
-    let role = common::env("KEYMGR_TEST_VAULT_ROLE_ID").unwrap();
-    let secret = common::env("KEYMGR_TEST_VAULT_SECRET_ID").unwrap();
+    let raw = common::Raw::new(&env);
+    let role = env.approle.role_id.clone();
+    let secret = env.approle.secret_id.clone();
     // Log in through a proxy to learn the token the client got.
-    let proxy = Proxy::start(&raw.addr).await;
-    let km = VaultKeyManager::new(VaultConfig::with_approle(&proxy.url, role, secret)).unwrap();
+    let proxy = FaultProxy::start(&raw.addr).await.unwrap();
+    let km = VaultKeyManager::new(VaultConfig::with_approle(proxy.url(""), role, secret)).unwrap();
     let ctx = Context::new("faults", "u");
     let id = km
         .store(&ctx, NewSecret::new(SecretKind::Opaque, vec![3u8; 8]))
@@ -221,9 +272,10 @@ async fn a_revoked_approle_token_is_replaced_by_logging_in_again() {
 
 #[tokio::test]
 async fn a_rotated_token_file_is_read_again_after_a_403() {
-    let Some(raw) = common::Raw::dev() else {
+    let Some(env) = VaultEnv::load() else {
         return;
     };
+    let raw = common::Raw::new(&env);
     let dir = std::env::temp_dir().join(unique("keymgr-vault-token"));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("token");
@@ -264,9 +316,10 @@ async fn a_rotated_token_file_is_read_again_after_a_403() {
 
 #[tokio::test]
 async fn a_short_lease_is_replaced_before_it_ends() {
-    let Some(raw) = common::Raw::dev() else {
+    let Some(env) = VaultEnv::load() else {
         return;
     };
+    let raw = common::Raw::new(&env);
     let role = unique("short");
     let (st, _) = raw
         .call(
@@ -294,9 +347,9 @@ async fn a_short_lease_is_replaced_before_it_ends() {
         )
         .await;
     let secret_id = b["data"]["secret_id"].as_str().unwrap().to_string();
-    let proxy = Proxy::start(&raw.addr).await;
+    let proxy = FaultProxy::start(&raw.addr).await.unwrap();
     let km =
-        VaultKeyManager::new(VaultConfig::with_approle(&proxy.url, role_id, secret_id)).unwrap();
+        VaultKeyManager::new(VaultConfig::with_approle(proxy.url(""), role_id, secret_id)).unwrap();
     let ctx = Context::new("faults", "u");
     let id = km
         .store(&ctx, NewSecret::new(SecretKind::Opaque, vec![6u8; 8]))
@@ -325,7 +378,7 @@ async fn a_success_whose_body_is_broken_is_retried_then_unavailable_never_not_fo
     let Some((proxy, token)) = proxied().await else {
         return;
     };
-    let km = VaultKeyManager::new(VaultConfig::with_token(&proxy.url, &token)).unwrap();
+    let km = VaultKeyManager::new(VaultConfig::with_token(proxy.url(""), &token)).unwrap();
     let ctx = Context::new("faults", "u");
     let name = unique("broken-body");
     let id = km
@@ -337,12 +390,15 @@ async fn a_success_whose_body_is_broken_is_retried_then_unavailable_never_not_fo
         .unwrap();
     // Once: retried, the real answer wins.
     proxy.inject(
-        "GET",
-        id.as_str(),
-        Fault::Body(200, "<html>proxy</html>"),
-        1,
+        Rule::once(Fault::Body(200, "<html>proxy</html>".into()))
+            .method("GET")
+            .path(id.as_str()),
     );
-    proxy.inject("GET", "list=true", Fault::Body(200, "{\"trunc"), 1);
+    proxy.inject(
+        Rule::once(Fault::Body(200, "{\"trunc".into()))
+            .method("GET")
+            .path("list=true"),
+    );
     assert_eq!(km.get(&ctx, &id).await.unwrap().payload.expose(), &[8u8; 8]);
     let listed = km
         .list_all(&ctx, &ListQuery::all().name(&name))
@@ -350,17 +406,31 @@ async fn a_success_whose_body_is_broken_is_retried_then_unavailable_never_not_fo
         .unwrap();
     assert_eq!(listed.len(), 1);
     // Always: a typed transport error, not "not found" nor an empty list.
-    let mut cfg = VaultConfig::with_token(&proxy.url, &token);
+    let mut cfg = VaultConfig::with_token(proxy.url(""), &token);
     cfg.max_retries = 1;
     let km1 = VaultKeyManager::new(cfg).unwrap();
-    proxy.inject("GET", id.as_str(), Fault::Body(200, "not json"), 2);
+    proxy.inject(
+        Rule::once(Fault::Body(200, "not json".into()))
+            .method("GET")
+            .path(id.as_str())
+            .times(2),
+    );
     let e = km1.get(&ctx, &id).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
-    proxy.inject("GET", "list=true", Fault::Body(200, "not json"), 2);
+    proxy.inject(
+        Rule::once(Fault::Body(200, "not json".into()))
+            .method("GET")
+            .path("list=true")
+            .times(2),
+    );
     let e = km1.list(&ctx, &ListQuery::all()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
     // JSON without the expected shape is no better.
-    proxy.inject("GET", id.as_str(), Fault::Body(200, "{}"), 1);
+    proxy.inject(
+        Rule::once(Fault::Body(200, "{}".into()))
+            .method("GET")
+            .path(id.as_str()),
+    );
     let e = km1.get(&ctx, &id).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
     km.delete(&ctx, &id, false).await.unwrap();
@@ -371,15 +441,19 @@ async fn an_answer_over_the_body_cap_is_a_typed_error_not_read_whole() {
     let Some((proxy, token)) = proxied().await else {
         return;
     };
-    let km = VaultKeyManager::new(VaultConfig::with_token(&proxy.url, &token)).unwrap();
+    let km = VaultKeyManager::new(VaultConfig::with_token(proxy.url(""), &token)).unwrap();
     let ctx = Context::new("faults", "u");
     let id = km
         .store(&ctx, NewSecret::new(SecretKind::Opaque, vec![5u8; 8]))
         .await
         .unwrap();
     // 17 MiB of JSON string: over the 16 MiB cap, never held whole.
-    let huge: &'static str = Box::leak(format!("\"{}\"", "k".repeat(17 << 20)).into_boxed_str());
-    proxy.inject("GET", id.as_str(), Fault::Body(200, huge), 1);
+    let huge: Arc<str> = format!("\"{}\"", "k".repeat(17 << 20)).into();
+    proxy.inject(
+        Rule::once(Fault::Body(200, huge.clone()))
+            .method("GET")
+            .path(id.as_str()),
+    );
     let e = km.get(&ctx, &id).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Backend, "{e}");
     assert!(e.to_string().contains("longer than"), "{e}");
@@ -392,7 +466,7 @@ async fn a_token_a_header_cannot_carry_is_unauthenticated_before_sending() {
     let Some((proxy, _token)) = proxied().await else {
         return;
     };
-    let km = VaultKeyManager::new(VaultConfig::with_token(&proxy.url, "s.bad\ntoken")).unwrap();
+    let km = VaultKeyManager::new(VaultConfig::with_token(proxy.url(""), "s.bad\ntoken")).unwrap();
     let ctx = Context::new("faults", "u");
     let id = keymgr_core::SecretId::new_random();
     let e = km.get(&ctx, &id).await.unwrap_err();

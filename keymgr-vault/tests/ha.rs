@@ -3,14 +3,13 @@
 //! is killed and restarted. Every created key must read back with its
 //! bytes; no read may return a wrong payload; failures must be typed.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use keymgr_core::{Context, ErrorKind, KeyManager, NewSecret, SecretKind};
+use keymgr_test_support::env::VaultClusterEnv;
 use keymgr_vault::{VaultConfig, VaultKeyManager};
 
 async fn leader(http: &reqwest::Client, nodes: &[String]) -> Option<String> {
@@ -28,14 +27,14 @@ async fn leader(http: &reqwest::Client, nodes: &[String]) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn keys_survive_step_down_and_node_restart() {
-    let Some(cluster) = common::env("KEYMGR_TEST_VAULT_CLUSTER") else {
+    let Some(cluster) = VaultClusterEnv::load() else {
         return;
     };
-    let token = common::env("KEYMGR_TEST_VAULT_CLUSTER_TOKEN").unwrap();
-    let ctl = common::env("KEYMGR_TEST_VAULT_NODE_CTL").unwrap();
-    let dir = common::env("KEYMGR_TEST_VAULT_CLUSTER_DIR").unwrap();
+    let token = cluster.root_token.clone();
+    let ctl = cluster.node_ctl.clone();
+    let dir = cluster.dir.display().to_string();
     let started = Instant::now();
-    let nodes: Vec<String> = cluster.split(',').map(str::to_string).collect();
+    let nodes: Vec<String> = cluster.nodes.clone();
     assert_eq!(nodes.len(), 3);
 
     // One manager per node, each starting on a different node and failing over to the others.

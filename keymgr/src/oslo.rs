@@ -243,38 +243,50 @@ enum Use {
     Refused(&'static str),
 }
 
+/// An option the backend's section takes under the same name, a string.
+const fn kept(name: &'static str) -> (&'static str, Use) {
+    kept_as(name, Ty::Str)
+}
+
+/// An option the backend's section takes under the same name, typed.
+const fn kept_as(name: &'static str, ty: Ty) -> (&'static str, Use) {
+    (name, Use::To(name, ty))
+}
+
+/// Keystone scopes other than a project, refused in `[key_manager]` and
+/// `[barbican_service_user]`.
+const SCOPES_REFUSED: &[(&str, &str)] = &[
+    (
+        "trust_id",
+        "trust scope is not supported: scope to a project",
+    ),
+    (
+        "domain_id",
+        "domain scope is not supported: scope to a project",
+    ),
+    (
+        "domain_name",
+        "domain scope is not supported: scope to a project",
+    ),
+];
+
 const KEY_MANAGER: &[(&str, Use)] = &[
     ("backend", Use::Own),
     ("api_class", Use::Own),
     ("fixed_key", Use::Own),
     ("auth_type", Use::Own),
     ("auth_url", Use::Own),
-    ("token", Use::To("token", Ty::Str)),
-    ("username", Use::To("username", Ty::Str)),
-    ("password", Use::To("password", Ty::Str)),
-    ("user_id", Use::To("user_id", Ty::Str)),
-    ("user_domain_id", Use::To("user_domain_id", Ty::Str)),
-    ("user_domain_name", Use::To("user_domain_name", Ty::Str)),
-    ("project_id", Use::To("project_id", Ty::Str)),
-    ("project_name", Use::To("project_name", Ty::Str)),
-    ("project_domain_id", Use::To("project_domain_id", Ty::Str)),
-    (
-        "project_domain_name",
-        Use::To("project_domain_name", Ty::Str),
-    ),
+    kept("token"),
+    kept("username"),
+    kept("password"),
+    kept("user_id"),
+    kept("user_domain_id"),
+    kept("user_domain_name"),
+    kept("project_id"),
+    kept("project_name"),
+    kept("project_domain_id"),
+    kept("project_domain_name"),
     ("reauthenticate", Use::Ignored),
-    (
-        "trust_id",
-        Use::Refused("trust scope is not supported: scope to a project"),
-    ),
-    (
-        "domain_id",
-        Use::Refused("domain scope is not supported: scope to a project"),
-    ),
-    (
-        "domain_name",
-        Use::Refused("domain scope is not supported: scope to a project"),
-    ),
 ];
 
 /// keystoneauth's session options, which Castellan registers and never uses.
@@ -288,26 +300,17 @@ const SESSION_IGNORED: &[&str] = &[
 ];
 
 const BARBICAN: &[(&str, Use)] = &[
-    ("barbican_endpoint", Use::To("barbican_endpoint", Ty::Str)),
-    (
-        "barbican_api_version",
-        Use::To("barbican_api_version", Ty::Str),
-    ),
+    kept("barbican_endpoint"),
+    kept("barbican_api_version"),
     ("auth_endpoint", Use::Own),
-    ("retry_delay", Use::To("retry_delay", Ty::Float)),
-    ("number_of_retries", Use::To("number_of_retries", Ty::Int)),
-    ("verify_ssl", Use::To("verify_ssl", Ty::Bool)),
-    ("verify_ssl_path", Use::To("verify_ssl_path", Ty::Str)),
-    (
-        "barbican_endpoint_type",
-        Use::To("barbican_endpoint_type", Ty::Str),
-    ),
-    (
-        "barbican_region_name",
-        Use::To("barbican_region_name", Ty::Str),
-    ),
+    kept_as("retry_delay", Ty::Float),
+    kept_as("number_of_retries", Ty::Int),
+    kept_as("verify_ssl", Ty::Bool),
+    kept("verify_ssl_path"),
+    kept("barbican_endpoint_type"),
+    kept("barbican_region_name"),
     ("send_service_user_token", Use::Own),
-    ("timeout", Use::To("timeout", Ty::Float)),
+    kept_as("timeout", Ty::Float),
 ];
 
 const SERVICE_USER: &[(&str, Use)] = &[
@@ -342,36 +345,24 @@ const SERVICE_USER: &[(&str, Use)] = &[
         "system_scope",
         Use::Refused("system scope is not supported: scope to a project"),
     ),
-    (
-        "trust_id",
-        Use::Refused("trust scope is not supported: scope to a project"),
-    ),
-    (
-        "domain_id",
-        Use::Refused("domain scope is not supported: scope to a project"),
-    ),
-    (
-        "domain_name",
-        Use::Refused("domain scope is not supported: scope to a project"),
-    ),
 ];
 
 const VAULT: &[(&str, Use)] = &[
-    ("vault_url", Use::To("vault_url", Ty::Str)),
-    ("root_token_id", Use::To("root_token_id", Ty::Str)),
-    ("auth_method", Use::To("auth_method", Ty::Str)),
-    ("approle_role_id", Use::To("approle_role_id", Ty::Str)),
-    ("approle_secret_id", Use::To("approle_secret_id", Ty::Str)),
-    ("token_role", Use::To("token_role", Ty::Str)),
-    ("token_file", Use::To("token_file", Ty::Str)),
-    ("auth_path", Use::To("auth_path", Ty::Str)),
-    ("kv_mountpoint", Use::To("kv_mountpoint", Ty::Str)),
-    ("kv_path", Use::To("kv_path", Ty::Str)),
-    ("kv_version", Use::To("kv_version", Ty::Int)),
-    ("use_ssl", Use::To("use_ssl", Ty::Bool)),
-    ("ssl_ca_crt_file", Use::To("ssl_ca_crt_file", Ty::Str)),
-    ("namespace", Use::To("namespace", Ty::Str)),
-    ("timeout", Use::To("timeout", Ty::Float)),
+    kept("vault_url"),
+    kept("root_token_id"),
+    kept("auth_method"),
+    kept("approle_role_id"),
+    kept("approle_secret_id"),
+    kept("token_role"),
+    kept("token_file"),
+    kept("auth_path"),
+    kept("kv_mountpoint"),
+    kept("kv_path"),
+    kept_as("kv_version", Ty::Int),
+    kept_as("use_ssl", Ty::Bool),
+    kept("ssl_ca_crt_file"),
+    kept("namespace"),
+    kept_as("timeout", Ty::Float),
 ];
 
 /// The key manager sections and their options.
@@ -392,6 +383,11 @@ fn usage(section: &str, option: &str) -> Option<Use> {
     }
     if section != "key_manager" && SESSION_IGNORED.contains(&option) {
         return Some(Use::Ignored);
+    }
+    if matches!(section, "key_manager" | "barbican_service_user") {
+        if let Some((_, why)) = SCOPES_REFUSED.iter().find(|(n, _)| *n == option) {
+            return Some(Use::Refused(why));
+        }
     }
     None
 }

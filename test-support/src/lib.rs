@@ -3,5 +3,14 @@
 //!
 //! - [`testenv`]: a server's variable or a tool on `PATH`, skipping with a
 //!   printed reason or failing when `KEYMGR_REQUIRE_TOOLS=1`.
+//! - [`env`]: the test servers' typed environments, built from the
+//!   `KEYMGR_TEST_*` variables that `scripts/servers/*.sh` export, one file
+//!   per kind of server: [`env::VaultEnv`] and [`env::VaultClusterEnv`]
+//!   (OpenBao), [`env::OpenStackEnv`] (Keystone and Barbican). Tests read
+//!   those variables only through them.
+//! - [`proxy`]: the one fault-injecting HTTP proxy put between a client and
+//!   a real server ([`proxy::FaultProxy`], every fault in [`proxy::Fault`]).
 
+pub mod env;
+pub mod proxy;
 pub mod testenv;

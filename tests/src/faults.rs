@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use keymgr::{ErrorKind, KeyManager, KeySpec, ListQuery, NewSecret, SecretKind};
 
-use crate::proxy::{Fault, FaultProxy, Rule};
+use keymgr_test_support::proxy::{Fault, FaultProxy, Rule};
 
 /// The faults of the matrix; `delay` should exceed the proxied client's timeout.
 pub fn all_faults(delay: Duration) -> Vec<Fault> {

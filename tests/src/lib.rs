@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use keymgr::{Config, KeyManager};
+use keymgr_test_support::env::{OpenStackEnv, VaultEnv};
 
 pub mod faults;
 pub mod load;
-pub mod proxy;
 
 /// A backend under test with the context to use.
 pub struct Backend {
@@ -21,10 +21,6 @@ pub struct Backend {
     pub ctx: keymgr::Context,
     /// Credentials in its configuration that must never be logged.
     pub credentials: Vec<String>,
-}
-
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 /// Every backend available here: the embedded one always, Vault and
@@ -43,74 +39,63 @@ pub fn backends(state_dir: &std::path::Path) -> Vec<Backend> {
         ctx: keymgr::Context::new("hygiene", "tester"),
         credentials: Vec::new(),
     });
-    match vault_config(None) {
-        Some((c, token)) => out.push(Backend {
+    if let Some(env) = VaultEnv::load() {
+        let (c, token) = vault_config(&env, None);
+        out.push(Backend {
             name: "vault",
             km: keymgr::build(&c).expect("vault backend"),
             ctx: keymgr::Context::new("hygiene", "tester"),
             credentials: vec![token],
-        }),
-        None => missing("OpenBao (KEYMGR_TEST_VAULT_ADDR)"),
+        });
     }
-    match barbican_config(None, None) {
-        Some((c, pw)) => out.push(Backend {
+    if let Some(env) = OpenStackEnv::load() {
+        let (c, pw) = barbican_config(&env, None, None);
+        out.push(Backend {
             name: "barbican",
             km: keymgr::build(&c).expect("barbican backend"),
             ctx: keymgr::Context::new("", "tester"),
             credentials: vec![pw],
-        }),
-        None => missing("Keystone/Barbican (KEYMGR_TEST_KEYSTONE_URL)"),
+        });
     }
     out
 }
 
-/// The real OpenBao's address from the test environment.
-pub fn vault_addr() -> Option<String> {
-    var("KEYMGR_TEST_VAULT_ADDR")
-}
-
-/// The real Keystone (`.../v3`) and Barbican URLs from the test environment.
-pub fn openstack_urls() -> Option<(String, String)> {
-    Some((
-        var("KEYMGR_TEST_KEYSTONE_URL")?,
-        var("KEYMGR_TEST_BARBICAN_URL")?,
-    ))
-}
-
 /// A Vault backend configuration for the test environment's OpenBao,
 /// reached at `addr` (default: the server itself), and its token.
-pub fn vault_config(addr: Option<&str>) -> Option<(Config, String)> {
-    let real = var("KEYMGR_TEST_VAULT_ADDR")?;
-    let token = var("KEYMGR_TEST_VAULT_TOKEN")?;
+pub fn vault_config(env: &VaultEnv, addr: Option<&str>) -> (Config, String) {
     let mut c = Config::new(keymgr::BackendKind::Vault);
     c.section.insert(
         "vault_url".into(),
-        toml::Value::String(addr.map(str::to_string).unwrap_or(real)),
+        toml::Value::String(addr.unwrap_or(&env.addr).to_string()),
     );
-    c.section
-        .insert("root_token_id".into(), toml::Value::String(token.clone()));
-    Some((c, token))
+    c.section.insert(
+        "root_token_id".into(),
+        toml::Value::String(env.root_token.clone()),
+    );
+    (c, env.root_token.clone())
 }
 
 /// A Barbican backend configuration for user A of the test environment,
 /// with Keystone at `auth` and Barbican at `endpoint` (defaults: the real
 /// servers; the catalog is used when no endpoint is given), and its password.
-pub fn barbican_config(auth: Option<&str>, endpoint: Option<&str>) -> Option<(Config, String)> {
-    let url = var("KEYMGR_TEST_KEYSTONE_URL")?;
-    let user = var("KEYMGR_TEST_OS_USER_A")?;
-    let pw = var("KEYMGR_TEST_OS_PASSWORD_A")?;
-    let project = var("KEYMGR_TEST_OS_PROJECT_A")?;
+pub fn barbican_config(
+    env: &OpenStackEnv,
+    auth: Option<&str>,
+    endpoint: Option<&str>,
+) -> (Config, String) {
+    let user = &env.user_a;
     let mut c = Config::new(keymgr::BackendKind::Barbican);
     for (k, v) in [
-        ("auth_endpoint", auth.map(str::to_string).unwrap_or(url)),
-        ("auth_type", "password".into()),
-        ("username", user),
-        ("password", pw.clone()),
-        ("user_domain_name", "Default".into()),
-        ("project_name", project),
-        ("project_domain_name", "Default".into()),
+        ("auth_endpoint", auth.unwrap_or(&env.keystone_url)),
+        ("auth_type", "password"),
+        ("username", &user.name),
+        ("password", &user.password),
+        ("user_domain_name", &env.domain),
+        ("project_name", &user.project),
+        ("project_domain_name", &env.domain),
     ] {
-        c.section.insert(k.into(), toml::Value::String(v));
+        c.section
+            .insert(k.into(), toml::Value::String(v.to_string()));
     }
     if let Some(e) = endpoint {
         c.section
@@ -120,12 +105,7 @@ pub fn barbican_config(auth: Option<&str>, endpoint: Option<&str>) -> Option<(Co
     // load each request queues behind the others, far past the 10 s default.
     c.section
         .insert("timeout".into(), toml::Value::Integer(120));
-    Some((c, pw))
-}
-
-/// Reports a missing server: a panic under `KEYMGR_REQUIRE_TOOLS=1`, else a skip notice.
-pub fn missing(what: &str) {
-    keymgr_test_support::testenv::skip_or_fail(what, "not running (scripts/test.sh starts it)");
+    (c, user.password.clone())
 }
 
 /// A process-wide TRACE log capture (tracing events and `log` records).

@@ -8,20 +8,20 @@
 use std::time::Duration;
 
 use keymgr::{ErrorKind, ListQuery};
+use keymgr_test_support::env::OpenStackEnv;
+use keymgr_test_support::proxy::{FaultProxy, Rule};
 use tests::faults::{all_faults, run_matrix};
-use tests::proxy::{FaultProxy, Rule};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_barbican_call_survives_every_fault() {
-    let Some((_, barbican)) = tests::openstack_urls() else {
-        tests::missing("Keystone/Barbican (KEYMGR_TEST_KEYSTONE_URL)");
+    let Some(env) = OpenStackEnv::load() else {
         return;
     };
-    let proxy = FaultProxy::start(&barbican).await.unwrap();
-    let (mut c, _) = tests::barbican_config(None, Some(&proxy.url(""))).unwrap();
+    let proxy = FaultProxy::start(&env.barbican_url).await.unwrap();
+    let (mut c, _) = tests::barbican_config(&env, None, Some(&proxy.url("")));
     c.section.insert("timeout".into(), toml::Value::Float(5.0));
     let proxied = keymgr::build(&c).unwrap();
-    let (d, _) = tests::barbican_config(None, None).unwrap();
+    let (d, _) = tests::barbican_config(&env, None, None);
     let direct = keymgr::build(&d).unwrap();
     let ctx = keymgr::Context::new("", "tester");
     // Warm the proxied client (token, microversion) so faults hit the operation itself.
@@ -53,14 +53,13 @@ async fn every_barbican_call_survives_every_fault() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keystone_faults_give_typed_errors_and_recover() {
-    let Some((keystone, _)) = tests::openstack_urls() else {
-        tests::missing("Keystone/Barbican (KEYMGR_TEST_KEYSTONE_URL)");
+    let Some(env) = OpenStackEnv::load() else {
         return;
     };
-    let proxy = FaultProxy::start(&keystone).await.unwrap();
+    let proxy = FaultProxy::start(&env.keystone_url).await.unwrap();
     let mut fired = 0;
     for fault in all_faults(Duration::from_secs(9)) {
-        let (mut c, _) = tests::barbican_config(Some(&proxy.url("/v3")), None).unwrap();
+        let (mut c, _) = tests::barbican_config(&env, Some(&proxy.url("/v3")), None);
         c.section.insert("timeout".into(), toml::Value::Float(8.0));
         let km = keymgr::build(&c).unwrap();
         let ctx = keymgr::Context::new("", "tester");

@@ -7,18 +7,16 @@
 
 use std::time::Duration;
 
+use keymgr_test_support::env::VaultEnv;
+use keymgr_test_support::proxy::FaultProxy;
 use tests::faults::{all_faults, run_matrix};
-use tests::proxy::FaultProxy;
 
 async fn setup() -> Option<(FaultProxy, keymgr::Config, keymgr::Config)> {
-    let Some(addr) = tests::vault_addr() else {
-        tests::missing("OpenBao (KEYMGR_TEST_VAULT_ADDR)");
-        return None;
-    };
-    let proxy = FaultProxy::start(&addr).await.unwrap();
-    let (mut c, _) = tests::vault_config(Some(&proxy.url(""))).unwrap();
+    let env = VaultEnv::load()?;
+    let proxy = FaultProxy::start(&env.addr).await.unwrap();
+    let (mut c, _) = tests::vault_config(&env, Some(&proxy.url("")));
     c.section.insert("timeout".into(), toml::Value::Float(2.0));
-    let (d, _) = tests::vault_config(None).unwrap();
+    let (d, _) = tests::vault_config(&env, None);
     Some((proxy, c, d))
 }
 

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use keymgr::passphrase::passphrase_for;
 use keymgr::{Context, KeyManager, ListQuery, NewSecret, Payload, SecretId, SecretKind};
 use keymgr_core::testkit::sample_payloads;
+use keymgr_test_support::env::{OpenStackEnv, VaultEnv};
 use serde_json::{json, Value};
 
 /// Castellan, os-brick and python-barbicanclient acting as a Python
@@ -361,10 +362,10 @@ fn uuid_hex() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vault_fleet_reads_keymgr_and_keymgr_reads_the_fleet() {
     let Some(py) = python() else { return };
-    let Some((mut cfg, _)) = tests::vault_config(None) else {
-        tests::missing("OpenBao (KEYMGR_TEST_VAULT_ADDR)");
+    let Some(env) = VaultEnv::load() else {
         return;
     };
+    let (mut cfg, _) = tests::vault_config(&env, None);
     let kv_path = format!("fleet-{}", &uuid_hex()[..8]);
     cfg.section
         .insert("kv_path".into(), toml::Value::String(kv_path.clone()));
@@ -375,10 +376,10 @@ async fn vault_fleet_reads_keymgr_and_keymgr_reads_the_fleet() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn barbican_fleet_reads_keymgr_and_keymgr_reads_the_fleet() {
     let Some(py) = python() else { return };
-    let Some((cfg, _)) = tests::barbican_config(None, None) else {
-        tests::missing("Keystone/Barbican (KEYMGR_TEST_KEYSTONE_URL)");
+    let Some(env) = OpenStackEnv::load() else {
         return;
     };
+    let (cfg, _) = tests::barbican_config(&env, None, None);
     let km = keymgr::build(&cfg).unwrap();
     matrix(&py, "barbican", km, Context::new("", "tester"), "").await;
 }

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use examples::ServiceConfig;
+use keymgr_test_support::env::{OpenStackEnv, VaultEnv};
 
 /// A backend to run a flow against: name and keymgr TOML (without the
 /// `[examples]` section).
@@ -34,28 +35,24 @@ pub(crate) fn backends(state_dir: &Path) -> Vec<Backend> {
         ),
         second_project: true,
     }];
-    match (
-        std::env::var("KEYMGR_TEST_VAULT_ADDR"),
-        std::env::var("KEYMGR_TEST_VAULT_TOKEN"),
-    ) {
-        (Ok(addr), Ok(token)) => out.push(Backend {
+    if let Some(env) = VaultEnv::load() {
+        let (addr, token) = (&env.addr, &env.root_token);
+        out.push(Backend {
             name: "vault",
             toml: format!(
                 "backend = \"vault\"\n[context]\nproject_id = \"examples-{}\"\nuser_id = \"alice\"\n[vault]\nvault_url = {addr:?}\nroot_token_id = {token:?}\n",
                 run_id()
             ),
             second_project: true,
-        }),
-        _ => skip("Vault flow: KEYMGR_TEST_VAULT_ADDR / KEYMGR_TEST_VAULT_TOKEN not set"),
+        });
     }
-    let vars = [
-        "KEYMGR_TEST_KEYSTONE_URL",
-        "KEYMGR_TEST_OS_USER_A",
-        "KEYMGR_TEST_OS_PASSWORD_A",
-        "KEYMGR_TEST_OS_PROJECT_A",
-    ]
-    .map(std::env::var);
-    if let [Ok(url), Ok(user), Ok(pass), Ok(project)] = vars {
+    if let Some(env) = OpenStackEnv::load() {
+        let (url, user, pass, project) = (
+            &env.keystone_url,
+            &env.user_a.name,
+            &env.user_a.password,
+            &env.user_a.project,
+        );
         out.push(Backend {
             name: "barbican",
             toml: format!(
@@ -63,8 +60,6 @@ pub(crate) fn backends(state_dir: &Path) -> Vec<Backend> {
             ),
             second_project: false,
         });
-    } else {
-        skip("Barbican flow: KEYMGR_TEST_KEYSTONE_URL / KEYMGR_TEST_OS_USER_A / ..._PASSWORD_A / ..._PROJECT_A not set");
     }
     out
 }

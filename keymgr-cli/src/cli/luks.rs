@@ -460,6 +460,58 @@ fn progress(total: u64) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
+/// What adding or changing a passphrase (`luksAddKey`, `luksChangeKey`)
+/// needs, prepared in cryptsetup's order.
+struct Rekey {
+    /// The volume, open for writing.
+    vol: Volume,
+    /// The new keyslot's options.
+    opts: KeyslotOptions,
+    /// The existing passphrase, tested.
+    pass: Zeroizing<Vec<u8>>,
+    /// The new passphrase.
+    newpass: Zeroizing<Vec<u8>>,
+}
+
+impl Rekey {
+    /// Checks both passphrase inputs, the device and the keyslot
+    /// (`--key-slot` is `new_slot` when adding, `old_slot` when changing)
+    /// and the KDF options, reads the existing passphrase and tests it
+    /// against `old_slot` (any keyslot when `None`), then reads the new one
+    /// (from a file or a secret before the KDF runs, a prompt after).
+    async fn prepare(
+        cli: &super::Cli,
+        device: &Path,
+        [old, new]: [Want<'_>; 2],
+        pbkdf: &PbkdfArgs,
+        new_slot: Option<u32>,
+        old_slot: Option<u32>,
+    ) -> anyhow::Result<Rekey> {
+        check_keys(&[&old, &new], false)?;
+        check_writable(device)?;
+        let vol = Volume::open(device)?;
+        check_slot(&vol, new_slot.or(old_slot), "--key-slot")?;
+        let opts = KeyslotOptions {
+            key_slot: new_slot,
+            pbkdf: pbkdf.options(None)?,
+        };
+        opts.pbkdf.check(vol.version() == 1)?;
+        let pass = old.read(cli).await?;
+        let early = new.read_early(cli).await?;
+        vol.test_passphrase(&pass, old_slot)?;
+        let newpass = match early {
+            Some(p) => p,
+            None => new.read(cli).await?,
+        };
+        Ok(Rekey {
+            vol,
+            opts,
+            pass,
+            newpass,
+        })
+    }
+}
+
 /// The keyslot range of an open volume.
 fn check_slot(vol: &Volume, slot: Option<u32>, option: &str) -> Result<(), CliError> {
     let max = if vol.version() == 1 { 7 } else { 31 };
@@ -591,23 +643,12 @@ pub(super) async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<E
         } => {
             let old = Want::key(k, "Enter any existing passphrase: ".into(), false);
             let new = Want::new_key(n, "Enter new passphrase for key slot: ".into());
-            check_keys(&[&old, &new], false)?;
-            check_writable(device)?;
-            let mut vol = Volume::open(device)?;
-            check_slot(&vol, *key_slot, "--key-slot")?;
-            let opts = KeyslotOptions {
-                key_slot: *key_slot,
-                pbkdf: pbkdf.options(None)?,
-            };
-            opts.pbkdf.check(vol.version() == 1)?;
-            let pass = old.read(cli).await?;
-            // A new key from a file or a secret is read before the KDF runs.
-            let early = new.read_early(cli).await?;
-            vol.test_passphrase(&pass, None)?;
-            let newpass = match early {
-                Some(p) => p,
-                None => new.read(cli).await?,
-            };
+            let Rekey {
+                mut vol,
+                opts,
+                pass,
+                newpass,
+            } = Rekey::prepare(cli, device, [old, new], pbkdf, *key_slot, None).await?;
             let slot = vol.add_key(
                 Unlock::Passphrase {
                     passphrase: &pass,
@@ -631,22 +672,12 @@ pub(super) async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<E
         } => {
             let old = Want::key(k, "Enter passphrase to be changed: ".into(), false);
             let new = Want::new_key(n, "Enter new passphrase: ".into());
-            check_keys(&[&old, &new], false)?;
-            check_writable(device)?;
-            let mut vol = Volume::open(device)?;
-            check_slot(&vol, *key_slot, "--key-slot")?;
-            let opts = KeyslotOptions {
-                key_slot: None,
-                pbkdf: pbkdf.options(None)?,
-            };
-            opts.pbkdf.check(vol.version() == 1)?;
-            let pass = old.read(cli).await?;
-            let early = new.read_early(cli).await?;
-            vol.test_passphrase(&pass, *key_slot)?;
-            let newpass = match early {
-                Some(p) => p,
-                None => new.read(cli).await?,
-            };
+            let Rekey {
+                mut vol,
+                opts,
+                pass,
+                newpass,
+            } = Rekey::prepare(cli, device, [old, new], pbkdf, None, *key_slot).await?;
             let slot = vol.change_key(&pass, &newpass, *key_slot, &opts)?;
             report(
                 cli,

@@ -1,22 +1,19 @@
-//! Test environment: the OpenBao servers started by scripts/servers/openbao.sh.
+//! What the Vault tests build from the OpenBao servers started by
+//! scripts/servers/openbao.sh (read through
+//! `keymgr_test_support::env::VaultEnv`): a configuration, a raw client.
 #![allow(dead_code)]
 
-pub(crate) mod fault;
-
+use keymgr_test_support::env::VaultEnv;
 use keymgr_vault::VaultConfig;
 
-/// An environment variable, or `None` after printing why the test skips
-/// (a failure instead when KEYMGR_REQUIRE_TOOLS=1).
-pub(crate) fn env(name: &str) -> Option<String> {
-    keymgr_test_support::testenv::server_var(name, "OpenBao")
+/// Root-token configuration for the dev server.
+pub(crate) fn token_config(env: &VaultEnv) -> VaultConfig {
+    VaultConfig::with_token(&env.addr, &env.root_token)
 }
 
-/// Token config for the dev server, or `None` (skip).
-pub(crate) fn dev_token_config() -> Option<VaultConfig> {
-    Some(VaultConfig::with_token(
-        env("KEYMGR_TEST_VAULT_ADDR")?,
-        env("KEYMGR_TEST_VAULT_TOKEN")?,
-    ))
+/// AppRole configuration for the dev server, reached at `addr`.
+pub(crate) fn approle_config(env: &VaultEnv, addr: &str) -> VaultConfig {
+    VaultConfig::with_approle(addr, &env.approle.role_id, &env.approle.secret_id)
 }
 
 /// A raw HTTP client with the root token, for writing and reading records
@@ -28,12 +25,13 @@ pub(crate) struct Raw {
 }
 
 impl Raw {
-    pub(crate) fn dev() -> Option<Raw> {
-        Some(Raw {
+    /// A raw client of the dev server with its root token.
+    pub(crate) fn new(env: &VaultEnv) -> Raw {
+        Raw {
             http: reqwest::Client::new(),
-            addr: env("KEYMGR_TEST_VAULT_ADDR")?,
-            token: env("KEYMGR_TEST_VAULT_TOKEN")?,
-        })
+            addr: env.addr.clone(),
+            token: env.root_token.clone(),
+        }
     }
 
     pub(crate) async fn call(

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use keymgr::blocking::BlockingKeyManager;
 use keymgr::{Config, Context, NewSecret, SecretKind};
+use keymgr_test_support::env::{OpenStackEnv, VaultEnv};
 
 /// Median and sum of `lat` (sorted in place).
 fn median_and_total(lat: &mut [Duration]) -> (Duration, Duration) {
@@ -40,15 +41,16 @@ fn main() {
     let seconds: f64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(10.0);
     let (cfg, ctx): (Config, Context) = match backend.as_str() {
         "vault" => (
-            tests::vault_config(None)
-                .expect("KEYMGR_TEST_VAULT_ADDR/TOKEN")
-                .0,
+            tests::vault_config(&VaultEnv::read().unwrap_or_else(|m| panic!("{m}")), None).0,
             Context::new("bench", "bench"),
         ),
         "barbican" => (
-            tests::barbican_config(None, None)
-                .expect("KEYMGR_TEST_KEYSTONE_URL and user A")
-                .0,
+            tests::barbican_config(
+                &OpenStackEnv::read().unwrap_or_else(|m| panic!("{m}")),
+                None,
+                None,
+            )
+            .0,
             Context::new("", "bench"),
         ),
         other => panic!("unknown backend {other}"),

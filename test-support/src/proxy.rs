@@ -1,13 +1,31 @@
-//! A fault-injecting HTTP/1.1 proxy on 127.0.0.1, placed between a client
-//! and a real server (OpenBao, Keystone, Barbican).
+//! The one fault-injecting HTTP/1.1 proxy of the workspace's tests, on
+//! 127.0.0.1, placed between a client and a real server (OpenBao,
+//! Keystone, Barbican). It is for fault injection only: every answer that
+//! is not an injected fault comes from the real server.
 //!
 //! Each client request is read whole, then, according to the [`Rule`]s set
 //! with [`FaultProxy::inject`], either forwarded unchanged over a fresh
 //! upstream connection, or answered with a [`Fault`]: a reset before or after
-//! the upstream saw the request, a 5xx status, a delay past the client's
-//! timeout, a truncated or non-JSON body, or a wrong `Content-Type`. Every
-//! connection is closed after one exchange, so clients reconnect for each
-//! request. Counters tell how many faults of each kind were injected.
+//! the upstream saw the request, a status (with or without `Retry-After`),
+//! a redirect to the real server, a body of the test's choosing, a delay
+//! past the client's timeout, a truncated or non-JSON body, or a wrong
+//! `Content-Type`. Every connection is closed after one exchange, so clients
+//! reconnect for each request. [`FaultProxy::seen`] lists the requests
+//! received; [`FaultProxy::counters`] tells how many faults of each kind
+//! were injected.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use keymgr_test_support::proxy::{Fault, FaultProxy, Rule};
+//!
+//! let proxy = FaultProxy::start("http://127.0.0.1:8200").await?;
+//! // The next two GETs of a path containing `/v1/secret/` answer 503.
+//! proxy.inject(Rule::once(Fault::Status(503)).method("GET").path("/v1/secret/").times(2));
+//! let client_url = proxy.url(""); // give this to the client under test
+//! # let _ = client_url;
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -25,8 +43,16 @@ pub enum Fault {
     /// Forward the request, let the server act on it, then reset the client
     /// connection without an answer (the ambiguous failure).
     ResetAfter,
-    /// Answer this status (e.g. 500, 502, 503) without forwarding.
+    /// Answer this status (e.g. 500, 502, 503) without forwarding, with a
+    /// JSON body whose message contains `injected fault`.
     Status(u16),
+    /// As [`Fault::Status`], with `Retry-After: SECONDS`.
+    RetryAfter(u16, u64),
+    /// Answer 307 with the same path on the upstream server, without forwarding.
+    Redirect,
+    /// Answer this status and exactly this body (labelled JSON, whether or
+    /// not it is) without forwarding.
+    Body(u16, Arc<str>),
     /// Wait this long before doing anything (past the client's timeout), then
     /// drop the connection without forwarding.
     Delay(Duration),
@@ -45,6 +71,9 @@ impl Fault {
             Fault::ResetBefore => "reset-before".into(),
             Fault::ResetAfter => "reset-after".into(),
             Fault::Status(s) => format!("status-{s}"),
+            Fault::RetryAfter(s, _) => format!("status-{s}-retry-after"),
+            Fault::Redirect => "redirect".into(),
+            Fault::Body(s, _) => format!("body-{s}"),
             Fault::Delay(_) => "delay".into(),
             Fault::Truncate => "truncated-body".into(),
             Fault::NotJson => "non-json-body".into(),
@@ -125,8 +154,26 @@ pub struct Counters {
     pub forwarded: u64,
     /// Faults injected, by [`Fault::name`].
     pub injected: BTreeMap<String, u64>,
-    /// Request lines seen (method and path), in order.
-    pub log: Vec<String>,
+    /// The requests received, in order.
+    pub log: Vec<Seen>,
+}
+
+/// A request the proxy received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// Its method, upper case.
+    pub method: String,
+    /// Its path with the query.
+    pub path: String,
+    /// The names of its headers, lower case (never their values: they may be tokens).
+    pub headers: Vec<String>,
+}
+
+impl Seen {
+    /// Whether the request carried the header `name` (any case).
+    pub fn has_header(&self, name: &str) -> bool {
+        self.headers.iter().any(|h| h.eq_ignore_ascii_case(name))
+    }
 }
 
 impl Counters {
@@ -145,19 +192,21 @@ struct State {
 /// A running fault-injecting proxy; it stops when dropped.
 pub struct FaultProxy {
     addr: SocketAddr,
+    upstream: String,
     state: Arc<Mutex<State>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl FaultProxy {
     /// Starts a proxy on a free loopback port forwarding to `upstream`
-    /// (`host:port`, or a URL whose host and port are used).
+    /// (`host:port`, or an `http://` URL whose host and port are used).
     pub async fn start(upstream: &str) -> std::io::Result<FaultProxy> {
-        let upstream = authority(upstream);
+        let upstream = format!("http://{}", authority(upstream));
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(Mutex::new(State::default()));
         let st = state.clone();
+        let upstream_url = upstream.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((conn, _)) = listener.accept().await else {
@@ -169,7 +218,17 @@ impl FaultProxy {
                 });
             }
         });
-        Ok(FaultProxy { addr, state, task })
+        Ok(FaultProxy {
+            addr,
+            upstream: upstream_url,
+            state,
+            task,
+        })
+    }
+
+    /// The upstream server's base URL, `http://host:port`.
+    pub fn upstream(&self) -> &str {
+        &self.upstream
     }
 
     /// The proxy's address.
@@ -202,6 +261,11 @@ impl FaultProxy {
     pub fn counters(&self) -> Counters {
         self.state.lock().unwrap().counters.clone()
     }
+
+    /// The requests received so far, in order.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.lock().unwrap().counters.log.clone()
+    }
 }
 
 impl Drop for FaultProxy {
@@ -217,10 +281,11 @@ fn authority(upstream: &str) -> String {
     s.split('/').next().unwrap_or(s).to_string()
 }
 
-fn pick(state: &Mutex<State>, method: &str, path: &str) -> Option<Fault> {
+fn pick(state: &Mutex<State>, seen: Seen) -> Option<Fault> {
+    let (method, path) = (seen.method.as_str(), seen.path.as_str());
     let mut st = state.lock().unwrap();
     st.counters.requests += 1;
-    st.counters.log.push(format!("{method} {path}"));
+    st.counters.log.push(seen.clone());
     let mut chosen = None;
     for r in st.rules.iter_mut() {
         if r.remaining == 0 {
@@ -314,7 +379,40 @@ async fn reset(conn: TcpStream) {
     drop(conn);
 }
 
-async fn serve(mut conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Result<()> {
+/// The JSON body of an injected status: Vault's `errors` list and
+/// Barbican's `code`, `title` and `description`.
+fn injected_body(code: u16) -> String {
+    format!("{{\"errors\":[\"injected fault {code}\"],\"code\":{code},\"title\":\"Injected\",\"description\":\"fault injected by the test proxy\"}}")
+}
+
+/// Answers `code` with the `extra` header lines and `body` (labelled JSON),
+/// then closes the connection.
+async fn answer(
+    mut conn: TcpStream,
+    code: u16,
+    extra: &[String],
+    body: &[u8],
+) -> std::io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {code} Injected\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for e in extra {
+        head.push_str(e);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    conn.write_all(head.as_bytes()).await?;
+    conn.write_all(body).await?;
+    conn.shutdown().await
+}
+
+async fn serve(
+    mut conn: TcpStream,
+    upstream_url: &str,
+    state: &Mutex<State>,
+) -> std::io::Result<()> {
+    let upstream = authority(upstream_url);
     let Some((head, mut body)) = read_head(&mut conn).await? else {
         return Ok(());
     };
@@ -334,7 +432,18 @@ async fn serve(mut conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std
     let mut parts = first.split_whitespace();
     let method = parts.next().unwrap_or("").to_ascii_uppercase();
     let path = parts.next().unwrap_or("").to_string();
-    let fault = pick(state, &method, &path);
+    let headers = head
+        .split("\r\n")
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, _)| k.trim().to_ascii_lowercase())
+        .collect();
+    let seen = Seen {
+        method: method.clone(),
+        path: path.clone(),
+        headers,
+    };
+    let fault = pick(state, seen);
 
     match &fault {
         Some(Fault::ResetBefore) => {
@@ -342,13 +451,18 @@ async fn serve(mut conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std
             return Ok(());
         }
         Some(Fault::Status(code)) => {
-            let body = format!("{{\"errors\":[\"injected {code}\"],\"code\":{code},\"title\":\"Injected\",\"description\":\"fault injected by the test proxy\"}}");
-            let resp = format!(
-                "HTTP/1.1 {code} Injected\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            conn.write_all(resp.as_bytes()).await?;
-            return conn.shutdown().await;
+            return answer(conn, *code, &[], injected_body(*code).as_bytes()).await;
+        }
+        Some(Fault::RetryAfter(code, secs)) => {
+            let extra = [format!("Retry-After: {secs}")];
+            return answer(conn, *code, &extra, injected_body(*code).as_bytes()).await;
+        }
+        Some(Fault::Redirect) => {
+            let extra = [format!("Location: {upstream_url}{path}")];
+            return answer(conn, 307, &extra, b"").await;
+        }
+        Some(Fault::Body(code, text)) => {
+            return answer(conn, *code, &[], text.as_bytes()).await;
         }
         Some(Fault::Delay(d)) => {
             tokio::time::sleep(*d).await;
