@@ -3,6 +3,9 @@
 # a throwaway CA, a server certificate and a client certificate
 # (extendedKeyUsage = clientAuth) made with openssl; TLS 1.2 with client
 # certificate authentication; a SQLite database in DIR.
+# The keys are ECDSA P-256: PyKMIP's TLS1.2 suite offers, of AEAD cipher
+# suites (the only ones rustls has), only ECDHE-ECDSA-AES-GCM, which need an
+# ECDSA server certificate (with an RSA one it has only CBC suites left).
 # Usage: pykmip.sh start DIR | stop DIR
 # Everything it makes lives in DIR (mode 0700); keys are 0600 files.
 set -Eeuo pipefail
@@ -22,12 +25,12 @@ start)
     umask 077
     pki="$dir/pki"; mkdir -p "$pki"
     # CA
-    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=keymgr test KMIP CA" \
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=keymgr test KMIP CA" \
         -keyout "$pki/ca.key" -out "$pki/ca.crt" \
         -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
     # server and client leaf certificates
     leaf() { # NAME CN EKU SAN
-        openssl req -newkey rsa:2048 -nodes -subj "/CN=$2" -keyout "$pki/$1.key" -out "$pki/$1.csr" 2>/dev/null
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$2" -keyout "$pki/$1.key" -out "$pki/$1.csr" 2>/dev/null
         printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=%s\n%s' \
             "$3" "$4" > "$pki/$1.ext"
         openssl x509 -req -in "$pki/$1.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
