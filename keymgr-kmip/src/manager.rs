@@ -267,8 +267,28 @@ impl KmipKeyManager {
             uid(owned.id.as_str()),
             model::attribute("Application Specific Information", index, value),
         ];
-        self.transport.call(operation, payload, what).await?;
-        Ok(())
+        match self.transport.call(operation, payload, what).await {
+            Ok(_) => Ok(()),
+            // PyKMIP does not know Add Attribute and answers Invalid
+            // Message; others say Operation Not Supported.
+            Err(e)
+                if operation == op::ADD_ATTRIBUTE
+                    && matches!(
+                        e.kind(),
+                        keymgr_core::ErrorKind::InvalidInput | keymgr_core::ErrorKind::Backend
+                    ) =>
+            {
+                Err(Error::Backend {
+                    what: what.to_string(),
+                    status: model::reason::OPERATION_NOT_SUPPORTED as u16,
+                    message: format!(
+                        "the object was made by another client without a {NS_CONSUMERS} \
+                         entry, and the server refused Add Attribute ({e})"
+                    ),
+                })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn register(
