@@ -107,7 +107,10 @@ async fn pykmip_and_keymgr_read_each_others_objects() {
     for kind in SecretKind::ALL {
         let bytes = sample_payloads(kind).remove(0);
         let id = km
-            .store(&ctx, NewSecret::new(kind, bytes.clone()).named(format!("km-{kind}")))
+            .store(
+                &ctx,
+                NewSecret::new(kind, bytes.clone()).named(format!("km-{kind}")),
+            )
             .await
             .unwrap();
         mine.push((id, kmip_type(kind), bytes));
@@ -116,7 +119,13 @@ async fn pykmip_and_keymgr_read_each_others_objects() {
         .create_key(&ctx, &KeySpec::aes(256).named("km-created"))
         .await
         .unwrap();
-    let created_bytes = km.get(&ctx, &created).await.unwrap().payload.expose().to_vec();
+    let created_bytes = km
+        .get(&ctx, &created)
+        .await
+        .unwrap()
+        .payload
+        .expose()
+        .to_vec();
     mine.push((created.clone(), "SYMMETRIC_KEY", created_bytes));
 
     let private = sample_payloads(SecretKind::Private).remove(0);
@@ -129,7 +138,11 @@ async fn pykmip_and_keymgr_read_each_others_objects() {
         let seen = &out["read"][id.as_str()];
         assert_eq!(seen["type"], *ty, "PyKMIP's object type of {id}");
         assert_eq!(seen["hex"], hex(bytes), "PyKMIP's bytes of {id} ({ty})");
-        assert_eq!(seen["names"].as_array().unwrap().len(), 1, "one Name on {id}");
+        assert_eq!(
+            seen["names"].as_array().unwrap().len(),
+            1,
+            "one Name on {id}"
+        );
     }
 
     // What PyKMIP registered, keymgr reads byte for byte.
@@ -142,15 +155,30 @@ async fn pykmip_and_keymgr_read_each_others_objects() {
             "PyKMIP ids are its own decimal Unique Identifiers: {id}"
         );
         let s = km.get(&ctx, &id).await.unwrap();
-        assert_eq!(hex(s.payload.expose()), w["hex"].as_str().unwrap(), "bytes of {id}");
-        assert_eq!(s.kind().as_str(), w["kind"].as_str().unwrap(), "kind of {id}");
-        assert_eq!(s.metadata.name.as_deref(), w["name"].as_str(), "name of {id}");
+        assert_eq!(
+            hex(s.payload.expose()),
+            w["hex"].as_str().unwrap(),
+            "bytes of {id}"
+        );
+        assert_eq!(
+            s.kind().as_str(),
+            w["kind"].as_str().unwrap(),
+            "kind of {id}"
+        );
+        assert_eq!(
+            s.metadata.name.as_deref(),
+            w["name"].as_str(),
+            "name of {id}"
+        );
         if s.kind() == SecretKind::Symmetric {
             assert_eq!(s.metadata.algorithm.as_deref(), Some("aes"));
             assert_eq!(s.metadata.bit_length, Some(256));
         }
         // Another project does not see it.
-        let e = km.get(&Context::new("p-other", "u"), &id).await.unwrap_err();
+        let e = km
+            .get(&Context::new("p-other", "u"), &id)
+            .await
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
         // PyKMIP has no Add Attribute: an object without keymgr's consumer
         // entry cannot take consumers there, and says so with a typed error.

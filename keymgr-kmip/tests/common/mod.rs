@@ -23,3 +23,4 @@ pub(crate) fn config() -> Option<KmipConfig> {
     cfg.timeout = 30.0;
     Some(cfg)
 }
+pub(crate) mod fault;
