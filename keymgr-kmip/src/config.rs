@@ -41,8 +41,23 @@ pub struct KmipConfig {
     pub timeout: f64,
     /// A protocol version to use (`"1.2"`, `"1.3"`, `"1.4"`) instead of
     /// asking the server with Discover Versions.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "version_text")]
     pub kmip_version: Option<String>,
+}
+
+/// `kmip_version` as text, also when given as a number (`1.2` in TOML or
+/// `KEYMGR_KMIP_KMIP_VERSION=1.2`, which the facade reads as a number).
+fn version_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum V {
+        Text(String),
+        Number(f64),
+    }
+    Ok(Some(match <V as serde::Deserialize>::deserialize(d)? {
+        V::Text(s) => s,
+        V::Number(n) => format!("{n:.1}"),
+    }))
 }
 
 fn default_port() -> u16 {
@@ -156,5 +171,10 @@ mod tests {
         c.timeout = 0.0;
         assert!(c.validate().is_err());
         assert!(toml::from_str::<KmipConfig>("host = \"h\"\nbogus = 1\n").is_err());
+        let c: KmipConfig = toml::from_str(
+            "host = \"h\"\ncertfile = \"c\"\nkeyfile = \"k\"\nca_certs = \"a\"\nkmip_version = 1.3\n",
+        )
+        .unwrap();
+        assert_eq!(c.kmip_version.as_deref(), Some("1.3"));
     }
 }
