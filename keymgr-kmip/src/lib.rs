@@ -67,7 +67,8 @@
 //! # Failures
 //!
 //! One deadline (`timeout`) covers each exchange: connect, TLS, request
-//! and answer (`Timeout`). Reads go over pooled connections and are sent
+//! and answer (`Timeout`). At most 16 connections are open at once, all
+//! kept for reuse; more concurrent calls wait for one (within the deadline). Reads go over pooled connections and are sent
 //! again once on a fresh one if the pooled connection was dead; writes
 //! (Create, Register, Modify Attribute, Revoke, Destroy) use a fresh
 //! connection and are never repeated: a lost answer is `Unavailable`

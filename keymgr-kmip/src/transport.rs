@@ -26,8 +26,11 @@ use crate::errors;
 use crate::model::{self, op, tag, Outcome, Version};
 use crate::ttlv::{self, Item};
 
-/// Idle connections kept for reuse.
-const POOL_MAX: usize = 8;
+/// The most connections open to the server at once; more concurrent calls
+/// wait their turn (within their deadline). Every connection is kept for
+/// reuse, so a busy client holds at most this many TLS sessions (PyKMIP,
+/// for one, runs a thread per connection).
+const MAX_CONNECTIONS: usize = 16;
 
 type Conn = TlsStream<TcpStream>;
 
@@ -40,6 +43,7 @@ pub(crate) struct Transport {
     pinned: Option<Version>,
     version: OnceCell<Version>,
     idle: Mutex<Vec<Conn>>,
+    permits: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Transport {
@@ -115,6 +119,7 @@ impl Transport {
             pinned: cfg.pinned_version()?,
             version: OnceCell::new(),
             idle: Mutex::new(Vec::new()),
+            permits: tokio::sync::Semaphore::new(MAX_CONNECTIONS),
         })
     }
 
@@ -135,7 +140,7 @@ impl Transport {
 
     fn put_idle(&self, conn: Conn) {
         if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < POOL_MAX {
+            if idle.len() < MAX_CONNECTIONS {
                 idle.push(conn);
             }
         }
@@ -199,6 +204,10 @@ impl Transport {
         what: &str,
     ) -> Result<Item> {
         let request = ttlv::encode(&model::request(version, operation, payload));
+        let _permit = tokio::time::timeout(self.deadline, self.permits.acquire())
+            .await
+            .map_err(|_| errors::timeout(what, self.deadline))?
+            .map_err(|_| errors::unavailable(what, "the client is shutting down"))?;
         let read = matches!(
             operation,
             op::GET | op::GET_ATTRIBUTES | op::LOCATE | op::DISCOVER_VERSIONS

@@ -10,15 +10,20 @@ use common::fault::{Mode, Proxy};
 use keymgr_core::{Context, ErrorKind, KeyManager, ListQuery, NewSecret, SecretKind};
 use keymgr_kmip::KmipKeyManager;
 
-async fn setup() -> Option<(Proxy, KmipKeyManager)> {
+async fn setup_with(timeout: f64) -> Option<(Proxy, KmipKeyManager)> {
     let mut cfg = common::config()?;
     let proxy = Proxy::start(format!("{}:{}", cfg.host, cfg.port)).await;
     cfg.port = proxy.port;
-    cfg.timeout = 1.5;
+    cfg.timeout = timeout;
     let km = KmipKeyManager::new(cfg).unwrap();
     // Negotiate through the proxy while it passes everything.
     km.kmip_version().await.unwrap();
     Some((proxy, km))
+}
+
+/// The proxy and a client with a 1.5 s deadline (the fault tests wait it out).
+async fn setup() -> Option<(Proxy, KmipKeyManager)> {
+    setup_with(1.5).await
 }
 
 async fn count(km: &KmipKeyManager, ctx: &Context, name: &str) -> usize {
@@ -90,4 +95,33 @@ async fn lost_and_torn_answers_are_unavailable_and_never_duplicated() {
         km.delete(&ctx, &found[0].id, false).await.unwrap();
         assert_eq!(count(&km, &ctx, &name).await, 0);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_concurrent_gets_share_at_most_sixteen_connections() {
+    let Some((proxy, km)) = setup_with(30.0).await else {
+        return;
+    };
+    let km = std::sync::Arc::new(km);
+    let ctx = Context::new("p-faults", "u");
+    let id = km
+        .store(&ctx, NewSecret::new(SecretKind::Symmetric, vec![9u8; 32]))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (km, ctx, id) = (km.clone(), ctx.clone(), id.clone());
+        tasks.push(tokio::spawn(async move {
+            km.get(&ctx, &id).await.map(|s| s.payload.expose().to_vec())
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), vec![9u8; 32]);
+    }
+    assert!(
+        proxy.max_open() <= 16,
+        "{} connections at once",
+        proxy.max_open()
+    );
+    km.delete(&ctx, &id, false).await.unwrap();
 }

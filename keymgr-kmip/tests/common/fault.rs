@@ -5,6 +5,7 @@
 //! (a KMIP request), then acts on the server's answer. Every answer that
 //! is not an injected fault comes from the real server.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -28,6 +29,8 @@ pub(crate) enum Mode {
 pub(crate) struct Proxy {
     pub port: u16,
     mode: Arc<Mutex<Mode>>,
+    /// Connections open now, and the most open at once.
+    open: Arc<(AtomicUsize, AtomicUsize)>,
 }
 
 impl Proxy {
@@ -36,12 +39,25 @@ impl Proxy {
         let port = listener.local_addr().unwrap().port();
         let mode = Arc::new(Mutex::new(Mode::Pass));
         let m = mode.clone();
+        let open = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
+        let o = open.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                tokio::spawn(serve(client, upstream.clone(), m.clone()));
+                let (upstream, m, o) = (upstream.clone(), m.clone(), o.clone());
+                tokio::spawn(async move {
+                    let now = o.0.fetch_add(1, Ordering::SeqCst) + 1;
+                    o.1.fetch_max(now, Ordering::SeqCst);
+                    serve(client, upstream, m).await;
+                    o.0.fetch_sub(1, Ordering::SeqCst);
+                });
             }
         });
-        Proxy { port, mode }
+        Proxy { port, mode, open }
+    }
+
+    /// The most connections that were open at once.
+    pub(crate) fn max_open(&self) -> usize {
+        self.open.1.load(Ordering::SeqCst)
     }
 
     pub(crate) fn set(&self, mode: Mode) {
@@ -80,7 +96,7 @@ async fn serve(mut client: TcpStream, upstream: String, mode: Arc<Mutex<Mode>>) 
                     break;
                 }
                 if pending[0] == 23 {
-                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                    flag.store(true, Ordering::SeqCst);
                 }
                 pending.drain(..5 + len);
             }
@@ -95,7 +111,7 @@ async fn serve(mut client: TcpStream, upstream: String, mode: Arc<Mutex<Mode>>) 
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        let answering = sent_request.load(std::sync::atomic::Ordering::SeqCst);
+        let answering = sent_request.load(Ordering::SeqCst);
         let now = *mode.lock().unwrap();
         match now {
             Mode::LoseAnswer if answering => break,
