@@ -34,7 +34,7 @@
 //! | `store` opaque | Register Opaque Object |
 //! | `store` private / public | Register Private Key (PKCS#8) / Public Key (X.509 SubjectPublicKeyInfo), RSA or EC |
 //! | `store` certificate | Register Certificate, type X.509 |
-//! | `get` | Get Attributes (ownership), then Get |
+//! | `get` | Get Attributes and Get in one batched message (the key material is dropped unless the attributes name the caller's project) |
 //! | `metadata`, `list_consumers` | Get Attributes |
 //! | `list` | Locate (project, Object Type, Name; Maximum Items, Offset Items) + Get Attributes per id |
 //! | `delete` | Get Attributes; Revoke (Cessation of Operation) if Active; Destroy |

@@ -220,20 +220,21 @@ impl KmipKeyManager {
         SecretId::parse(raw)
     }
 
-    /// Get Attributes of `id`, checked to be owned by `ctx`'s project
-    /// (`NotFound` otherwise, as for an id that does not exist).
-    async fn owned(&self, ctx: &Context, id: &SecretId, what: &str) -> Result<Owned> {
+    /// The Get Attributes payload for `id`.
+    fn get_attributes_payload(id: &SecretId) -> Vec<Item> {
         let mut payload = vec![uid(id.as_str())];
         payload.extend(
             ATTRIBUTE_NAMES
                 .iter()
                 .map(|n| Item::text(tag::ATTRIBUTE_NAME, *n)),
         );
-        let answer = self
-            .transport
-            .call(op::GET_ATTRIBUTES, payload, what)
-            .await?;
-        let attrs = Attributes::from_payload(&answer);
+        payload
+    }
+
+    /// A Get Attributes answer for `id`, checked to be owned by `ctx`'s
+    /// project (`NotFound` otherwise, as for an id that does not exist).
+    fn check_owned(ctx: &Context, id: &SecretId, answer: &Item, what: &str) -> Result<Owned> {
+        let attrs = Attributes::from_payload(answer);
         match attrs.asi(NS_PROJECT) {
             Some((_, p)) if p == ctx.project_id => {}
             _ => return Err(Error::not_found(what)),
@@ -252,6 +253,15 @@ impl KmipKeyManager {
             meta,
             consumers,
         })
+    }
+
+    /// Get Attributes of `id`, checked to be owned by `ctx`'s project.
+    async fn owned(&self, ctx: &Context, id: &SecretId, what: &str) -> Result<Owned> {
+        let answer = self
+            .transport
+            .call(op::GET_ATTRIBUTES, Self::get_attributes_payload(id), what)
+            .await?;
+        Self::check_owned(ctx, id, &answer, what)
     }
 
     /// Replaces the consumer list of an owned object.
@@ -500,12 +510,30 @@ impl KeyManager for KmipKeyManager {
 
     async fn get(&self, ctx: &Context, id: &SecretId) -> Result<Secret> {
         let what = format!("get secret {id}");
-        let owned = self.owned(ctx, id, &what).await?;
-        let mut metadata = owned.metadata(&what)?;
-        let answer = self
+        // Get Attributes and Get in one message (one round trip). The
+        // server answers Get whoever owns the object (all tenants share the
+        // client certificate); the key material is dropped (zeroized)
+        // unless the attributes name the caller's project.
+        let mut answers = self
             .transport
-            .call(op::GET, vec![uid(id.as_str())], &what)
-            .await?;
+            .call_batch(
+                vec![
+                    (op::GET_ATTRIBUTES, Self::get_attributes_payload(id)),
+                    (op::GET, vec![uid(id.as_str())]),
+                ],
+                &what,
+            )
+            .await?
+            .into_iter();
+        let (Some(attributes), Some(answer)) = (answers.next(), answers.next()) else {
+            return Err(Error::Unavailable {
+                what,
+                reason: "the answer lacks a batch item".into(),
+            });
+        };
+        let owned = Self::check_owned(ctx, id, &attributes?, &what)?;
+        let mut metadata = owned.metadata(&what)?;
+        let answer = answer?;
         let malformed = |why: &str| Error::Unavailable {
             what: what.clone(),
             reason: format!("the Get answer {why}"),

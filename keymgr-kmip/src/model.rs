@@ -50,6 +50,7 @@ pub(crate) mod tag {
     pub(crate) const SECRET_DATA_TYPE: u32 = 0x420086;
     pub(crate) const SYMMETRIC_KEY: u32 = 0x42008F;
     pub(crate) const TEMPLATE_ATTRIBUTE: u32 = 0x420091;
+    pub(crate) const UNIQUE_BATCH_ITEM_ID: u32 = 0x420093;
     pub(crate) const UNIQUE_IDENTIFIER: u32 = 0x420094;
     pub(crate) const OFFSET_ITEMS: u32 = 0x4200D4;
 }
@@ -180,24 +181,27 @@ impl std::fmt::Display for Version {
 pub(crate) const SUPPORTED: [Version; 3] =
     [Version::new(1, 4), Version::new(1, 3), Version::new(1, 2)];
 
-/// A one-item request message.
-pub(crate) fn request(version: Version, operation: u32, payload: Vec<Item>) -> Item {
-    Item::structure(
-        tag::REQUEST_MESSAGE,
+/// A request message of one or more batch items `(operation, payload)`,
+/// carried out in order by the server. Several items carry Unique Batch
+/// Item IDs (one byte: their position), which the answer's items echo.
+pub(crate) fn request(version: Version, batch: Vec<(u32, Vec<Item>)>) -> Item {
+    let mut items = vec![Item::structure(
+        tag::REQUEST_HEADER,
         vec![
-            Item::structure(
-                tag::REQUEST_HEADER,
-                vec![version.item(), Item::integer(tag::BATCH_COUNT, 1)],
-            ),
-            Item::structure(
-                tag::BATCH_ITEM,
-                vec![
-                    Item::enumeration(tag::OPERATION, operation),
-                    Item::structure(tag::REQUEST_PAYLOAD, payload),
-                ],
-            ),
+            version.item(),
+            Item::integer(tag::BATCH_COUNT, batch.len() as i32),
         ],
-    )
+    )];
+    let several = batch.len() > 1;
+    for (i, (operation, payload)) in batch.into_iter().enumerate() {
+        let mut bi = vec![Item::enumeration(tag::OPERATION, operation)];
+        if several {
+            bi.push(Item::bytes(tag::UNIQUE_BATCH_ITEM_ID, &[i as u8]));
+        }
+        bi.push(Item::structure(tag::REQUEST_PAYLOAD, payload));
+        items.push(Item::structure(tag::BATCH_ITEM, bi));
+    }
+    Item::structure(tag::REQUEST_MESSAGE, items)
 }
 
 /// The result of one batch item of a response.
@@ -210,24 +214,61 @@ pub(crate) enum Outcome {
         reason: Option<u32>,
         message: String,
     },
+    /// Left out of the answer after an earlier item of the batch failed.
+    NotDone,
 }
 
 /// Why a response does not have the expected shape.
 #[derive(Debug)]
 pub(crate) struct Malformed(pub(crate) &'static str);
 
-/// Reads the one batch item of a response message.
-pub(crate) fn outcome(msg: &Item, operation: u32) -> Result<Outcome, Malformed> {
+/// Reads the batch items of a response message: one per operation of
+/// the request, in its order.
+pub(crate) fn outcomes(msg: &Item, operations: &[u32]) -> Result<Vec<Outcome>, Malformed> {
     if msg.tag != tag::RESPONSE_MESSAGE {
         return Err(Malformed("not a Response Message"));
     }
     msg.child(tag::RESPONSE_HEADER)
         .ok_or(Malformed("no Response Header"))?;
-    let mut items = msg.children_with(tag::BATCH_ITEM);
-    let bi = items.next().ok_or(Malformed("no Batch Item"))?;
-    if items.next().is_some() {
-        return Err(Malformed("more than one Batch Item"));
+    let items: Vec<&Item> = msg.children_with(tag::BATCH_ITEM).collect();
+    if operations.len() == 1 {
+        if items.len() != 1 {
+            return Err(Malformed("the answer does not have one Batch Item"));
+        }
+        return Ok(vec![outcome(items[0], operations[0])?]);
     }
+    if items.len() > operations.len() {
+        return Err(Malformed(
+            "the answer has more Batch Items than the request",
+        ));
+    }
+    let mut out = Vec::with_capacity(operations.len());
+    for (i, op) in operations.iter().enumerate() {
+        let found = items.iter().find(|bi| {
+            bi.child(tag::UNIQUE_BATCH_ITEM_ID).and_then(Item::as_bytes) == Some(&[i as u8][..])
+        });
+        out.push(match found {
+            Some(bi) => outcome(bi, *op)?,
+            None => Outcome::NotDone,
+        });
+    }
+    // A server stops at the first failed item (KMIP's default Batch Error
+    // Continuation Option) and may leave the rest out; a missing item
+    // with no failure before it is a broken answer.
+    let first_missing = out.iter().position(|o| matches!(o, Outcome::NotDone));
+    if let Some(m) = first_missing {
+        if !out[..m]
+            .iter()
+            .any(|o| matches!(o, Outcome::Failure { .. }))
+        {
+            return Err(Malformed("a Batch Item is missing from the answer"));
+        }
+    }
+    Ok(out)
+}
+
+/// Reads one response batch item.
+fn outcome(bi: &Item, operation: u32) -> Result<Outcome, Malformed> {
     if let Some(o) = bi.child(tag::OPERATION) {
         if o.as_enum() != Some(operation) {
             return Err(Malformed("the answer is for another operation"));
@@ -351,5 +392,55 @@ impl Attributes {
             .enumerate()
             .find(|(_, (ns, _))| ns == namespace)
             .map(|(i, (_, d))| (i, d.as_str()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: u8, operation: u32, status: u32) -> Item {
+        Item::structure(
+            tag::BATCH_ITEM,
+            vec![
+                Item::enumeration(tag::OPERATION, operation),
+                Item::bytes(tag::UNIQUE_BATCH_ITEM_ID, &[id]),
+                Item::enumeration(tag::RESULT_STATUS, status),
+                Item::enumeration(tag::RESULT_REASON, reason::ITEM_NOT_FOUND),
+            ],
+        )
+    }
+
+    fn response(items: Vec<Item>) -> Item {
+        let mut all = vec![Item::structure(tag::RESPONSE_HEADER, vec![])];
+        all.extend(items);
+        Item::structure(tag::RESPONSE_MESSAGE, all)
+    }
+
+    #[test]
+    fn batch_answers_are_matched_by_id_and_checked() {
+        let ops = [op::GET_ATTRIBUTES, op::GET];
+        // Out of order: matched by Unique Batch Item ID.
+        let r = response(vec![item(1, op::GET, 0), item(0, op::GET_ATTRIBUTES, 1)]);
+        let o = outcomes(&r, &ops).unwrap();
+        assert!(matches!(
+            o[0],
+            Outcome::Failure {
+                reason: Some(1),
+                ..
+            }
+        ));
+        assert!(matches!(o[1], Outcome::Success(_)));
+        // Stopped after a failure: the rest is NotDone.
+        let r = response(vec![item(0, op::GET_ATTRIBUTES, 1)]);
+        assert!(matches!(outcomes(&r, &ops).unwrap()[1], Outcome::NotDone));
+        // Missing without a failure, extra items, another operation: broken.
+        let r = response(vec![item(0, op::GET_ATTRIBUTES, 0)]);
+        assert!(outcomes(&r, &ops).is_err());
+        let r = response(vec![item(0, op::GET_ATTRIBUTES, 0); 3]);
+        assert!(outcomes(&r, &ops).is_err());
+        let r = response(vec![item(0, op::GET, 0), item(1, op::GET, 0)]);
+        assert!(outcomes(&r, &ops).is_err());
+        assert!(outcomes(&Item::integer(1, 1), &ops).is_err());
     }
 }

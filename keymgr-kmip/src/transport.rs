@@ -195,23 +195,26 @@ impl Transport {
         }
     }
 
-    /// Sends one operation with `version` and returns the success payload.
+    /// Sends one message of `batch` (operation, payload) items with
+    /// `version`; one result per item, in order.
     async fn send(
         &self,
         version: Version,
-        operation: u32,
-        payload: Vec<Item>,
+        batch: Vec<(u32, Vec<Item>)>,
         what: &str,
-    ) -> Result<Item> {
-        let request = ttlv::encode(&model::request(version, operation, payload));
+    ) -> Result<Vec<Result<Item>>> {
+        let operations: Vec<u32> = batch.iter().map(|(op, _)| *op).collect();
+        let request = ttlv::encode(&model::request(version, batch));
         let _permit = tokio::time::timeout(self.deadline, self.permits.acquire())
             .await
             .map_err(|_| errors::timeout(what, self.deadline))?
             .map_err(|_| errors::unavailable(what, "the client is shutting down"))?;
-        let read = matches!(
-            operation,
-            op::GET | op::GET_ATTRIBUTES | op::LOCATE | op::DISCOVER_VERSIONS
-        );
+        let read = operations.iter().all(|op| {
+            matches!(
+                *op,
+                op::GET | op::GET_ATTRIBUTES | op::LOCATE | op::DISCOVER_VERSIONS
+            )
+        });
         let pooled = if read { self.take_idle() } else { None };
         let was_pooled = pooled.is_some();
         let mut result = self.exchange_once(pooled, &request).await;
@@ -233,14 +236,23 @@ impl Transport {
                 return Err(errors::unavailable(what, reason))
             }
         };
-        match model::outcome(&answer, operation) {
-            Ok(Outcome::Success(payload)) => {
+        match model::outcomes(&answer, &operations) {
+            Ok(outcomes) => {
                 self.put_idle(conn);
-                Ok(payload)
-            }
-            Ok(Outcome::Failure { reason, message }) => {
-                self.put_idle(conn);
-                Err(errors::failure(what, reason, &message))
+                Ok(outcomes
+                    .into_iter()
+                    .map(|o| match o {
+                        Outcome::Success(payload) => Ok(payload),
+                        Outcome::Failure { reason, message } => {
+                            Err(errors::failure(what, reason, &message))
+                        }
+                        Outcome::NotDone => Err(Error::Backend {
+                            what: what.to_string(),
+                            status: 0,
+                            message: "not carried out: an earlier item of the batch failed".into(),
+                        }),
+                    })
+                    .collect())
             }
             Err(model::Malformed(why)) => Err(errors::unavailable(
                 what,
@@ -261,8 +273,13 @@ impl Transport {
                 let what = "KMIP Discover Versions";
                 let offered: Vec<Item> = model::SUPPORTED.iter().map(|v| v.item()).collect();
                 let payload = self
-                    .send(Version::new(1, 2), op::DISCOVER_VERSIONS, offered, what)
-                    .await?;
+                    .send(
+                        Version::new(1, 2),
+                        vec![(op::DISCOVER_VERSIONS, offered)],
+                        what,
+                    )
+                    .await?
+                    .remove(0)?;
                 let server: Vec<Version> = payload
                     .children_with(tag::PROTOCOL_VERSION)
                     .filter_map(Version::from_item)
@@ -297,6 +314,19 @@ impl Transport {
         what: &str,
     ) -> Result<Item> {
         let v = self.version().await?;
-        self.send(v, operation, payload, what).await
+        self.send(v, vec![(operation, payload)], what)
+            .await?
+            .remove(0)
+    }
+
+    /// Sends several operations in one message (one round trip), with the
+    /// negotiated version; one result per operation, in order.
+    pub(crate) async fn call_batch(
+        &self,
+        batch: Vec<(u32, Vec<Item>)>,
+        what: &str,
+    ) -> Result<Vec<Result<Item>>> {
+        let v = self.version().await?;
+        self.send(v, batch, what).await
     }
 }
