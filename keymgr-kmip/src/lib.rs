@@ -22,7 +22,11 @@
 //! asked once with Discover Versions (the best the server offers of 1.4,
 //! 1.3, 1.2) unless `kmip_version` pins one. KMIP 2.x is not spoken: a
 //! server offering 2.0 and 1.x is used with 1.x (PyKMIP offers 2.0 to 1.0
-//! and is used with 1.4). The TTLV codec is this crate's own (`ttlv`
+//! and is used with 1.4). KMIP 2.0 replaced Template-Attribute with an
+//! Attributes structure that has no Attribute Index, and PyKMIP refuses a
+//! second value of a multi-valued attribute without one, so the three
+//! Application Specific Information entries below could not be written
+//! over 2.0 there; one layout for every version was kept. The TTLV codec is this crate's own (`ttlv`
 //! module): every length checked, answers capped at 4 MiB, no panic on
 //! any bytes (a fuzz target and property tests check it).
 //!
