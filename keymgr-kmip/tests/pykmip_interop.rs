@@ -14,8 +14,8 @@ use keymgr_core::{
 use keymgr_kmip::KmipKeyManager;
 
 /// Reads the given ids with ProxyKmipClient, then registers a symmetric
-/// key, a password and a PKCS#8 private key carrying the project entry
-/// keymgr looks for; prints what it saw and wrote as JSON.
+/// key (and activates it), a password and a PKCS#8 private key carrying
+/// the project entry keymgr looks for; prints what it saw and wrote as JSON.
 const PROBE: &str = r#"
 import json, os, sys
 from kmip.pie.client import ProxyKmipClient
@@ -33,6 +33,8 @@ asi = [{"application_namespace": "x-keymgr-project", "application_data": req["pr
 def reg(obj, kind):
     obj._application_specific_informations = asi
     uid = c.register(obj)
+    if kind == "symmetric":
+        c.activate(uid)  # an Active key: keymgr's delete must revoke it first
     out["written"].append({"id": uid, "kind": kind, "hex": obj.value.hex(), "name": obj.names[0]})
 reg(objects.SymmetricKey(enums.CryptographicAlgorithm.AES, 256, bytes(range(32)), name="py-aes"), "symmetric")
 reg(objects.SecretData("pykmip pässword".encode(), enums.SecretDataType.PASSWORD, name="py-pass"), "passphrase")
@@ -188,7 +190,10 @@ async fn pykmip_and_keymgr_read_each_others_objects() {
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Backend, "{e}");
         assert!(km.list_consumers(&ctx, &id).await.unwrap().is_empty());
+        // Revoke (for the Active key) then Destroy.
         km.delete(&ctx, &id, false).await.unwrap();
+        let e = km.get(&ctx, &id).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
     }
     for (id, _, _) in mine {
         km.delete(&ctx, &id, true).await.unwrap();
