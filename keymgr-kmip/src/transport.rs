@@ -98,7 +98,10 @@ fn tls_config(cfg: &KmipConfig) -> Result<rustls::ClientConfig> {
 /// Whether an exchange failed before or after the request may have been
 /// acted on.
 enum Failed {
-    /// Nothing usable was received: safe to repeat a read.
+    /// No connection (TCP or TLS): nothing was sent.
+    Connect(String),
+    /// The request may have been sent, but no answer came: safe to repeat
+    /// a read, not a write.
     Io(String),
     /// The deadline passed.
     Timeout,
@@ -126,12 +129,12 @@ impl Transport {
     async fn connect(&self) -> std::result::Result<Conn, Failed> {
         let tcp = TcpStream::connect(&self.addr)
             .await
-            .map_err(|e| Failed::Io(format!("connect to {}: {e}", self.addr)))?;
+            .map_err(|e| Failed::Connect(format!("connect to {}: {e}", self.addr)))?;
         let _ = tcp.set_nodelay(true);
         self.connector
             .connect(self.server_name.clone(), tcp)
             .await
-            .map_err(|e| Failed::Io(format!("TLS with {}: {e}", self.addr)))
+            .map_err(|e| Failed::Connect(format!("TLS with {}: {e}", self.addr)))
     }
 
     fn take_idle(&self) -> Option<Conn> {
@@ -158,7 +161,7 @@ impl Transport {
         conn.read_exact(&mut head)
             .await
             .map_err(|e| Failed::Io(format!("the connection closed before an answer: {e}")))?;
-        let total = ttlv::frame_len(&head).unwrap_or(0);
+        let total = ttlv::frame_len(&head).unwrap_or(8);
         if total > ttlv::MAX_MESSAGE {
             return Err(Failed::Bad(format!(
                 "an answer of {total} bytes is larger than the {} byte limit",
@@ -218,7 +221,7 @@ impl Transport {
         let pooled = if read { self.take_idle() } else { None };
         let was_pooled = pooled.is_some();
         let mut result = self.exchange_once(pooled, &request).await;
-        if was_pooled && matches!(result, Err(Failed::Io(_))) {
+        if was_pooled && matches!(result, Err(Failed::Io(_) | Failed::Connect(_))) {
             // A dead idle connection: a read is safe to send again.
             tracing::debug!(what, "kmip: idle connection was dead, reconnecting");
             result = self.exchange_once(None, &request).await;
@@ -226,13 +229,13 @@ impl Transport {
         let (answer, conn) = match result {
             Ok(v) => v,
             Err(Failed::Timeout) => return Err(errors::timeout(what, self.deadline)),
-            Err(Failed::Io(reason)) if !read => {
+            Err(Failed::Io(reason) | Failed::Bad(reason)) if !read => {
                 return Err(errors::unavailable(
                     what,
                     format!("{reason} (the server may have carried out the request)"),
                 ))
             }
-            Err(Failed::Io(reason) | Failed::Bad(reason)) => {
+            Err(Failed::Connect(reason) | Failed::Io(reason) | Failed::Bad(reason)) => {
                 return Err(errors::unavailable(what, reason))
             }
         };

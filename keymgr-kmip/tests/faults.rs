@@ -125,3 +125,24 @@ async fn sixty_four_concurrent_gets_share_at_most_sixteen_connections() {
     );
     km.delete(&ctx, &id, false).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_refused_connection_is_unavailable_and_nothing_was_sent() {
+    let Some(mut cfg) = common::config() else {
+        return;
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    cfg.port = listener.local_addr().unwrap().port();
+    drop(listener);
+    cfg.kmip_version = Some("1.4".into());
+    let km = KmipKeyManager::new(cfg).unwrap();
+    let e = km
+        .store(
+            &Context::new("p-faults", "u"),
+            NewSecret::new(SecretKind::Opaque, vec![1u8; 8]),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(!e.to_string().contains("may have carried out"), "{e}");
+}
