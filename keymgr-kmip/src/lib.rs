@@ -77,6 +77,8 @@
 //! (Create, Register, Modify Attribute, Revoke, Destroy) use a fresh
 //! connection and are never repeated: a lost answer is `Unavailable`
 //! ("the server may have carried out the request"), never a duplicate.
+//! A handshake the server ends with an alert about the client certificate
+//! (unknown CA, wrong key usage, expired...) is `Unauthenticated`.
 //! KMIP Result Reasons map to kinds as in the `errors` module (Item Not
 //! Found `NotFound`, Permission Denied `Forbidden`, Invalid Field
 //! `InvalidInput`, Illegal Operation `Conflict`, …).

@@ -100,6 +100,8 @@ fn tls_config(cfg: &KmipConfig) -> Result<rustls::ClientConfig> {
 enum Failed {
     /// No connection (TCP or TLS): nothing was sent.
     Connect(String),
+    /// The server refused the client certificate during the handshake.
+    Refused(String),
     /// The request may have been sent, but no answer came: safe to repeat
     /// a read, not a write.
     Io(String),
@@ -107,6 +109,25 @@ enum Failed {
     Timeout,
     /// An answer came but is not a KMIP response (or is too large).
     Bad(String),
+}
+
+/// Whether a TLS handshake failed on an alert the server sends about the
+/// client's certificate (unknown CA, wrong key usage, expired, revoked...).
+fn refused_our_certificate(e: &std::io::Error) -> bool {
+    use rustls::AlertDescription as A;
+    matches!(
+        e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+        Some(rustls::Error::AlertReceived(
+            A::BadCertificate
+                | A::UnsupportedCertificate
+                | A::CertificateRevoked
+                | A::CertificateExpired
+                | A::CertificateUnknown
+                | A::UnknownCA
+                | A::AccessDenied
+                | A::CertificateRequired
+        ))
+    )
 }
 
 impl Transport {
@@ -134,7 +155,14 @@ impl Transport {
         self.connector
             .connect(self.server_name.clone(), tcp)
             .await
-            .map_err(|e| Failed::Connect(format!("TLS with {}: {e}", self.addr)))
+            .map_err(|e| {
+                let msg = format!("TLS with {}: {e}", self.addr);
+                if refused_our_certificate(&e) {
+                    Failed::Refused(msg)
+                } else {
+                    Failed::Connect(msg)
+                }
+            })
     }
 
     fn take_idle(&self) -> Option<Conn> {
@@ -229,6 +257,12 @@ impl Transport {
         let (answer, conn) = match result {
             Ok(v) => v,
             Err(Failed::Timeout) => return Err(errors::timeout(what, self.deadline)),
+            Err(Failed::Refused(reason)) => {
+                return Err(Error::Unauthenticated {
+                    what: what.to_string(),
+                    reason: format!("the server refused the client certificate: {reason}"),
+                })
+            }
             Err(Failed::Io(reason) | Failed::Bad(reason)) if !read => {
                 return Err(errors::unavailable(
                     what,
