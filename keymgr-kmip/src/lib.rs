@@ -85,8 +85,10 @@
 //!
 //! # Limits
 //!
-//! KMIP 1.x Modify Attribute has no compare-and-set: two concurrent
-//! consumer updates of one secret can lose one. On a KMIP 1.2 server,
+//! KMIP 1.x Modify Attribute has no compare-and-set: one client's
+//! concurrent consumer updates of a secret wait for each other (an
+//! in-process lock per secret), but two clients updating the same
+//! secret's consumers at once can lose one update. On a KMIP 1.2 server,
 //! which has no Offset Items, a page at offset N asks for N + limit ids
 //! and drops the first N. Private and public keys must be RSA or EC on
 //! P-256/384/521 (KMIP 1.x has no Ed25519). Bytes inside rustls's buffers

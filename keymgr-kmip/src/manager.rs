@@ -1,5 +1,8 @@
 //! [`KmipKeyManager`]: the `KeyManager` operations as KMIP 1.x requests.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use keymgr_core::{
     async_trait, Consumer, Context, Error, KeyManager, KeySpec, ListQuery, NewSecret,
     OffsetDateTime, Page, Payload, Result, Secret, SecretId, SecretKind, SecretMetadata,
@@ -49,6 +52,30 @@ struct Meta {
 #[derive(Debug)]
 pub struct KmipKeyManager {
     transport: Transport,
+    /// One lock per secret whose consumer list is being rewritten, so this
+    /// client's own concurrent updates of one list do not lose each other
+    /// (KMIP 1.x Modify Attribute has no compare-and-set; other clients'
+    /// updates are not covered).
+    consumer_locks: std::sync::Mutex<HashMap<SecretId, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Holds a secret's consumer lock; forgets the lock when no one else waits.
+struct ConsumerGuard<'a> {
+    map: &'a std::sync::Mutex<HashMap<SecretId, Arc<tokio::sync::Mutex<()>>>>,
+    id: SecretId,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for ConsumerGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.map.lock() {
+            // Ours and the map's: no one else holds or waits for it.
+            if Arc::strong_count(&self.lock) <= 3 {
+                map.remove(&self.id);
+            }
+        }
+    }
 }
 
 fn uid(id: &str) -> Item {
@@ -178,7 +205,26 @@ impl KmipKeyManager {
     pub fn new(config: KmipConfig) -> Result<Self> {
         Ok(KmipKeyManager {
             transport: Transport::new(&config)?,
+            consumer_locks: std::sync::Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Waits for this client's other consumer updates of `id`.
+    async fn lock_consumers(&self, id: &SecretId) -> ConsumerGuard<'_> {
+        let lock = {
+            let mut map = self
+                .consumer_locks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            map.entry(id.clone()).or_default().clone()
+        };
+        let guard = lock.clone().lock_owned().await;
+        ConsumerGuard {
+            map: &self.consumer_locks,
+            id: id.clone(),
+            lock,
+            _guard: guard,
+        }
     }
 
     /// The KMIP version in use (asking the server once if not pinned).
@@ -688,6 +734,7 @@ impl KeyManager for KmipKeyManager {
 
     async fn add_consumer(&self, ctx: &Context, id: &SecretId, consumer: &Consumer) -> Result<()> {
         let what = format!("add consumer to secret {id}");
+        let _lock = self.lock_consumers(id).await;
         let owned = self.owned(ctx, id, &what).await?;
         if owned.consumers.contains(consumer) {
             return Ok(());
@@ -704,6 +751,7 @@ impl KeyManager for KmipKeyManager {
         consumer: &Consumer,
     ) -> Result<()> {
         let what = format!("remove consumer from secret {id}");
+        let _lock = self.lock_consumers(id).await;
         let owned = self.owned(ctx, id, &what).await?;
         if !owned.consumers.contains(consumer) {
             return Err(Error::not_found(format!(

@@ -36,3 +36,32 @@ async fn pinned_kmip_1_2_without_offset_items() {
     let (a, b) = contexts();
     testkit::run_conformance(&km, &a, &b).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_consumer_updates_of_one_client_are_all_kept() {
+    let Some(cfg) = common::config() else {
+        return;
+    };
+    let km = std::sync::Arc::new(KmipKeyManager::new(cfg).unwrap());
+    let (a, _) = contexts();
+    let id = km
+        .store(
+            &a,
+            keymgr_core::NewSecret::new(keymgr_core::SecretKind::Opaque, b"shared".to_vec()),
+        )
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (km, a, id) = (km.clone(), a.clone(), id.clone());
+        tasks.push(tokio::spawn(async move {
+            let c = keymgr_core::Consumer::new("cinder", "volume", format!("v{i}"));
+            km.add_consumer(&a, &id, &c).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(km.list_consumers(&a, &id).await.unwrap().len(), 8);
+    km.delete(&a, &id, true).await.unwrap();
+}
