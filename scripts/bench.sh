@@ -291,7 +291,7 @@ if [ "$CLIENTS" = 1 ]; then
         else
             mkdir -p "$WORK/servers"
             chmod 700 "$WORK/servers"
-            for name in openbao openstack; do
+            for name in openbao openstack pykmip; do
                 mkdir -p "$WORK/servers/$name"
                 SERVERS+=("$name")
                 echo "starting $name (scripts/servers/$name.sh)"

@@ -13,7 +13,7 @@ seconds=${1:-600}
 jobs=${2:-2}
 shift $(( $# > 2 ? 2 : $# )) || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(luks1_header luks2_header open_volume sealed_store vault_record barbican_answer)
+[ ${#targets[@]} -gt 0 ] || targets=(luks1_header luks2_header open_volume sealed_store vault_record barbican_answer kmip_ttlv)
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
@@ -23,7 +23,7 @@ mkdir -p "$seeds"
 make_seeds() {
     local tmp; tmp=$(mktemp -d)
     printf 'fuzz' > "$tmp/pass"
-    mkdir -p "$seeds"/{luks1_header,luks2_header,open_volume,sealed_store,vault_record,barbican_answer}
+    mkdir -p "$seeds"/{luks1_header,luks2_header,open_volume,sealed_store,vault_record,barbican_answer,kmip_ttlv}
     if command -v cryptsetup >/dev/null; then
         truncate -s 18M "$tmp/a"; cryptsetup luksFormat -q --type luks1 --pbkdf-force-iterations 1000 --key-file "$tmp/pass" "$tmp/a"
         head -c 4096 "$tmp/a" > "$seeds/luks1_header/cryptsetup-luks1"

@@ -214,7 +214,7 @@ fn ini_errors_name_section_and_option() {
         ("[DEFAULT]\ndebug = true\n", "no [key_manager] section"),
         (
             "[key_manager]\nbackend = kmip\n",
-            "unknown backend \"kmip\"",
+            "kmip is not a Castellan backend",
         ),
         (
             "[key_manager]\nbackend = vault\n[vault]\nvault_uri = http://x\n",

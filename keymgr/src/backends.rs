@@ -22,6 +22,7 @@ pub fn build(config: &Config) -> Result<Arc<dyn KeyManager>> {
         BackendKind::Mock => build_mock(config),
         BackendKind::Barbican => build_barbican(config),
         BackendKind::Vault => build_vault(config),
+        BackendKind::Kmip => build_kmip(config),
     }?;
     Ok(match &config.fixed_key {
         Some(key) => Arc::new(MigrationKeyManager::new(km, key.clone())),
@@ -41,7 +42,12 @@ pub fn from_env() -> Result<Option<Arc<dyn KeyManager>>> {
     Config::from_env()?.map(|c| build(&c)).transpose()
 }
 
-#[cfg(not(all(feature = "mock", feature = "barbican", feature = "vault")))]
+#[cfg(not(all(
+    feature = "mock",
+    feature = "barbican",
+    feature = "vault",
+    feature = "kmip"
+)))]
 fn not_compiled(kind: BackendKind) -> keymgr_core::Error {
     let name = kind.name();
     keymgr_core::Error::config(format!(
@@ -85,4 +91,15 @@ fn build_vault(config: &Config) -> Result<Arc<dyn KeyManager>> {
 #[cfg(not(feature = "vault"))]
 fn build_vault(_: &Config) -> Result<Arc<dyn KeyManager>> {
     Err(not_compiled(BackendKind::Vault))
+}
+
+#[cfg(feature = "kmip")]
+fn build_kmip(config: &Config) -> Result<Arc<dyn KeyManager>> {
+    let cfg: keymgr_kmip::KmipConfig = config.section_as()?;
+    Ok(Arc::new(keymgr_kmip::KmipKeyManager::new(cfg)?))
+}
+
+#[cfg(not(feature = "kmip"))]
+fn build_kmip(_: &Config) -> Result<Arc<dyn KeyManager>> {
+    Err(not_compiled(BackendKind::Kmip))
 }

@@ -4,7 +4,7 @@
 //! with Castellan's option names where Castellan has one:
 //!
 //! ```toml
-//! backend = "vault"            # see BackendKind: mock|embedded, barbican, vault|openbao, Castellan's class paths
+//! backend = "vault"            # see BackendKind: mock|embedded, barbican, vault|openbao, kmip, Castellan's class paths
 //! fixed_key = "0123...ef"      # optional: Castellan's fixed_key (hex), see MigrationKeyManager
 //!
 //! [context]                    # who the command-line tool acts for
@@ -20,7 +20,7 @@
 //! `backend` and `fixed_key` may instead sit in a `[key_manager]` table,
 //! as in Castellan's files (not both places). Whatever alias names the
 //! backend, its options are read from the canonical section (`[mock]`,
-//! `[barbican]`, `[vault]`); a section named by an alias (`[embedded]`,
+//! `[barbican]`, `[vault]`, `[kmip]`); a section named by an alias (`[embedded]`,
 //! `[openbao]`), the section of a backend that is not chosen, or any other
 //! unknown key is a `Config` error naming it, and so is an option the
 //! chosen backend does not have (when the backend is built).
@@ -135,7 +135,7 @@ impl Config {
             None => toml::Table::new(),
         };
         let backend = one_of_two(&mut table, &mut key_manager, "backend")?
-            .ok_or_else(|| Error::config("`backend` is missing (mock, barbican or vault)"))?;
+            .ok_or_else(|| Error::config("`backend` is missing (mock, barbican, vault or kmip)"))?;
         let backend: BackendKind = backend.parse()?;
         let fixed_key = one_of_two(&mut table, &mut key_manager, "fixed_key")?
             .map(|hex| FixedKey::from_hex(&hex))
@@ -405,7 +405,7 @@ mod tests {
                 "`fixed_key` must be a string",
             ),
             ("backend = \"mock\"\nfixed_key = \"xyz\"\n", "fixed_key"),
-            ("backend = \"kmip\"\n", "unknown backend \"kmip\""),
+            ("backend = \"pykmip\"\n", "unknown backend \"pykmip\""),
         ] {
             let e = Config::from_toml_str(text).unwrap_err();
             assert_eq!(e.kind(), keymgr_core::ErrorKind::Config, "{text}");

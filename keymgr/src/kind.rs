@@ -15,6 +15,7 @@ use keymgr_core::{Error, Result};
 /// | `Mock` | `mock`, `embedded` | `[mock]` | `KEYMGR_MOCK_` |
 /// | `Barbican` | `barbican`, `castellan.key_manager.barbican_key_manager.BarbicanKeyManager` | `[barbican]` | `KEYMGR_BARBICAN_` |
 /// | `Vault` | `vault`, `openbao`, `castellan.key_manager.vault_key_manager.VaultKeyManager` | `[vault]` | `KEYMGR_VAULT_` |
+/// | `Kmip` | `kmip` | `[kmip]` | `KEYMGR_KMIP_` |
 ///
 /// An alias names the backend only: its options always live in the
 /// canonical section (`[mock]`, never `[embedded]`).
@@ -35,6 +36,8 @@ pub enum BackendKind {
     Barbican,
     /// HashiCorp Vault or OpenBao (`keymgr-vault`).
     Vault,
+    /// A KMIP server: storage arrays' and HSMs' key managers (`keymgr-kmip`).
+    Kmip,
 }
 
 /// Castellan's class path of its Barbican key manager.
@@ -45,15 +48,20 @@ pub const CASTELLAN_VAULT_CLASS: &str = "castellan.key_manager.vault_key_manager
 
 impl BackendKind {
     /// Every kind.
-    pub const ALL: [BackendKind; 3] =
-        [BackendKind::Mock, BackendKind::Barbican, BackendKind::Vault];
+    pub const ALL: [BackendKind; 4] = [
+        BackendKind::Mock,
+        BackendKind::Barbican,
+        BackendKind::Vault,
+        BackendKind::Kmip,
+    ];
 
-    /// The canonical name: `mock`, `barbican` or `vault`.
+    /// The canonical name: `mock`, `barbican`, `vault` or `kmip`.
     pub fn name(self) -> &'static str {
         match self {
             BackendKind::Mock => "mock",
             BackendKind::Barbican => "barbican",
             BackendKind::Vault => "vault",
+            BackendKind::Kmip => "kmip",
         }
     }
 
@@ -70,6 +78,7 @@ impl BackendKind {
                 "openbao",
                 "castellan.key_manager.vault_key_manager.vaultkeymanager",
             ],
+            BackendKind::Kmip => &["kmip"],
         }
     }
 
@@ -85,6 +94,7 @@ impl BackendKind {
             BackendKind::Mock => "KEYMGR_MOCK_",
             BackendKind::Barbican => "KEYMGR_BARBICAN_",
             BackendKind::Vault => "KEYMGR_VAULT_",
+            BackendKind::Kmip => "KEYMGR_KMIP_",
         }
     }
 
@@ -115,7 +125,7 @@ impl FromStr for BackendKind {
             ""
         };
         Err(Error::config(format!(
-            "unknown backend {s:?}: expected mock (or embedded), barbican, vault (or openbao), \
+            "unknown backend {s:?}: expected mock (or embedded), barbican, vault (or openbao), kmip, \
              {CASTELLAN_BARBICAN_CLASS} or {CASTELLAN_VAULT_CLASS}{hint}"
         )))
     }
@@ -139,6 +149,8 @@ mod tests {
             ("OpenBao", BackendKind::Vault),
             (CASTELLAN_VAULT_CLASS, BackendKind::Vault),
             (" vault ", BackendKind::Vault),
+            ("kmip", BackendKind::Kmip),
+            ("KMIP", BackendKind::Kmip),
         ] {
             assert_eq!(name.parse::<BackendKind>().unwrap(), kind, "{name}");
         }
@@ -158,7 +170,7 @@ mod tests {
         for bad in [
             "",
             "vualt",
-            "kmip",
+            "pykmip",
             "castellan.key_manager.not_a.KeyManager",
         ] {
             let e = bad.parse::<BackendKind>().unwrap_err();

@@ -17,7 +17,7 @@
 //! ```
 //!
 //! Backends are compiled in by feature: `mock` (default), `barbican`,
-//! `vault`. Nothing outside the backend crates knows which one is in use.
+//! `vault`, `kmip`. Nothing outside the backend crates knows which one is in use.
 //! The configuration is a keymgr TOML file, `KEYMGR_*` variables, or the
 //! oslo.config INI file of an OpenStack service ([`oslo`]).
 

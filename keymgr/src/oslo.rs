@@ -522,6 +522,11 @@ pub fn config_from_ini(text: &str) -> Result<Config> {
                 "[key_manager] backend: the embedded store is not a Castellan backend; configure it in a keymgr TOML file",
             ))
         }
+        BackendKind::Kmip => {
+            return Err(Error::config(
+                "[key_manager] backend: kmip is not a Castellan backend; configure it in a keymgr TOML file ([kmip])",
+            ))
+        }
     }
     Ok(config)
 }

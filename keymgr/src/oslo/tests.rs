@@ -153,7 +153,7 @@ fn castellans_default_backend_is_barbican() {
 fn key_manager_errors_name_section_and_option() {
     for (text, needle) in [
         ("[DEFAULT]\ndebug = true\n", "no [key_manager] section"),
-        ("[key_manager]\nbackend = kmip\n", "unknown backend \"kmip\""),
+        ("[key_manager]\nbackend = kmip\n", "kmip is not a Castellan backend"),
         ("[key_manager]\nbackend = cinder.keymgr.conf_key_mgr.ConfKeyManager\n", "fixed_key"),
         ("[key_manager]\nbackend = embedded\n", "not a Castellan backend"),
         ("[key_manager]\nbackend = vault\napi_class = barbican\n", "disagree"),

@@ -9,8 +9,9 @@
 //! (`median_async_ms`, where a wake-up may cross threads). The 64-way load
 //! runs on the multi-threaded runtime.
 //!
-//! Usage: `bench-get vault|barbican [SEQ] [SECONDS]` with the test
-//! environment's variables (KEYMGR_TEST_VAULT_*, KEYMGR_TEST_KEYSTONE_URL, ...).
+//! Usage: `bench-get vault|barbican|kmip [SEQ] [SECONDS]` with the test
+//! environment's variables (KEYMGR_TEST_VAULT_*, KEYMGR_TEST_KEYSTONE_URL,
+//! KEYMGR_TEST_KMIP_*, ...).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,6 +25,27 @@ use keymgr_test_support::env::{OpenStackEnv, VaultEnv};
 fn median_and_total(lat: &mut [Duration]) -> (Duration, Duration) {
     lat.sort();
     (lat[lat.len() / 2], lat.iter().sum())
+}
+
+/// The `[kmip]` section for the PyKMIP server of scripts/servers/pykmip.sh.
+fn kmip_config() -> Config {
+    let mut c = Config::new(keymgr::BackendKind::Kmip);
+    for (option, var) in [
+        ("host", "KEYMGR_TEST_KMIP_HOST"),
+        ("certfile", "KEYMGR_TEST_KMIP_CERTFILE"),
+        ("keyfile", "KEYMGR_TEST_KMIP_KEYFILE"),
+        ("ca_certs", "KEYMGR_TEST_KMIP_CA_CERTS"),
+    ] {
+        let v = std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set"));
+        c.section.insert(option.into(), toml::Value::String(v));
+    }
+    let port: i64 = std::env::var("KEYMGR_TEST_KMIP_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .expect("KEYMGR_TEST_KMIP_PORT");
+    c.section.insert("port".into(), toml::Value::Integer(port));
+    c.section.insert("timeout".into(), toml::Value::Float(60.0));
+    c
 }
 
 fn main() {
@@ -53,6 +75,7 @@ fn main() {
             .0,
             Context::new("", "bench"),
         ),
+        "kmip" => (kmip_config(), Context::new("bench", "bench")),
         other => panic!("unknown backend {other}"),
     };
     let payload: Vec<u8> = (0..32u8).collect();
