@@ -9,24 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-struct Kmip {
-    host: String,
-    port: String,
-    certfile: String,
-    keyfile: String,
-    ca_certs: String,
-}
-
-fn kmip() -> Option<Kmip> {
-    let v = |n: &str| common::env(n, "PyKMIP");
-    Some(Kmip {
-        host: v("KEYMGR_TEST_KMIP_HOST")?,
-        port: v("KEYMGR_TEST_KMIP_PORT")?,
-        certfile: v("KEYMGR_TEST_KMIP_CERTFILE")?,
-        keyfile: v("KEYMGR_TEST_KMIP_KEYFILE")?,
-        ca_certs: v("KEYMGR_TEST_KMIP_CA_CERTS")?,
-    })
-}
+use keymgr_test_support::env::KmipEnv;
 
 fn ok(out: Output, what: &str) -> String {
     assert!(
@@ -39,7 +22,7 @@ fn ok(out: Output, what: &str) -> String {
 
 #[test]
 fn luks2_volume_on_a_kmip_key_opens_in_cryptsetup() {
-    let Some(k) = kmip() else {
+    let Some(k) = KmipEnv::load() else {
         return;
     };
     if !common::tool("cryptsetup") {
@@ -100,7 +83,7 @@ fn luks2_volume_on_a_kmip_key_opens_in_cryptsetup() {
         Command::new(env!("CARGO_BIN_EXE_keymgr"))
             .env("KEYMGR_BACKEND", "kmip")
             .env("KEYMGR_KMIP_HOST", &k.host)
-            .env("KEYMGR_KMIP_PORT", &k.port)
+            .env("KEYMGR_KMIP_PORT", k.port.to_string())
             .env("KEYMGR_KMIP_CERTFILE", &k.certfile)
             .env("KEYMGR_KMIP_KEYFILE", &k.keyfile)
             .env("KEYMGR_KMIP_CA_CERTS", &k.ca_certs)

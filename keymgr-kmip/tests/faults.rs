@@ -6,9 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::fault::{Mode, Proxy};
 use keymgr_core::{Context, ErrorKind, KeyManager, ListQuery, NewSecret, SecretKind};
 use keymgr_kmip::KmipKeyManager;
+use keymgr_test_support::tls_proxy::{TlsFault as Mode, TlsFaultProxy as Proxy};
 
 async fn setup_with(timeout: f64) -> Option<(Proxy, KmipKeyManager)> {
     let mut cfg = common::config()?;

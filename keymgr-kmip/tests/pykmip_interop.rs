@@ -12,6 +12,7 @@ use keymgr_core::{
     SecretId, SecretKind,
 };
 use keymgr_kmip::KmipKeyManager;
+use keymgr_test_support::env::KmipEnv;
 
 /// Reads the given ids with ProxyKmipClient, then registers a symmetric
 /// key (and activates it), a password and a PKCS#8 private key carrying
@@ -22,7 +23,7 @@ from kmip.pie.client import ProxyKmipClient
 from kmip.pie import objects
 from kmip.core import enums
 req = json.load(sys.stdin)
-c = ProxyKmipClient(config="client", config_file=os.environ["KEYMGR_TEST_KMIP_CLIENT_CONF"])
+c = ProxyKmipClient(config="client", config_file=req["client_conf"])
 c.open()
 out = {"read": {}, "written": []}
 for uid in req["ids"]:
@@ -45,8 +46,7 @@ print(json.dumps(out))
 "#;
 
 fn python_with_pykmip() -> Option<String> {
-    let py = common::env("KEYMGR_PYTHON")?;
-    common::env("KEYMGR_TEST_KMIP_CLIENT_CONF")?;
+    let py = keymgr_test_support::testenv::server_var("KEYMGR_PYTHON", "the Python venv")?;
     let ok = Command::new(&py)
         .args(["-c", "import kmip.pie.client"])
         .status()
@@ -90,9 +90,10 @@ fn hex(b: &[u8]) -> String {
 
 #[tokio::test]
 async fn pykmip_and_keymgr_read_each_others_objects() {
-    let (Some(py), Some(cfg)) = (python_with_pykmip(), common::config()) else {
+    let (Some(py), Some(env)) = (python_with_pykmip(), KmipEnv::load()) else {
         return;
     };
+    let cfg = common::config_for(&env);
     let km = KmipKeyManager::new(cfg).unwrap();
     let ctx = Context::new("p-interop", "u");
 
@@ -134,7 +135,12 @@ async fn pykmip_and_keymgr_read_each_others_objects() {
     let ids: Vec<&str> = mine.iter().map(|(id, _, _)| id.as_str()).collect();
     let out = run_probe(
         &py,
-        serde_json::json!({"ids": ids, "project": ctx.project_id, "private_hex": hex(&private)}),
+        serde_json::json!({
+            "ids": ids,
+            "project": ctx.project_id,
+            "private_hex": hex(&private),
+            "client_conf": env.client_conf,
+        }),
     );
     for (id, ty, bytes) in &mine {
         let seen = &out["read"][id.as_str()];

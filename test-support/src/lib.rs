@@ -6,11 +6,16 @@
 //! - [`env`]: the test servers' typed environments, built from the
 //!   `KEYMGR_TEST_*` variables that `scripts/servers/*.sh` export, one file
 //!   per kind of server: [`env::VaultEnv`] and [`env::VaultClusterEnv`]
-//!   (OpenBao), [`env::OpenStackEnv`] (Keystone and Barbican). Tests read
+//!   (OpenBao), [`env::OpenStackEnv`] (Keystone and Barbican), [`env::KmipEnv`]
+//!   (PyKMIP). Tests read
 //!   those variables only through them.
 //! - [`proxy`]: the one fault-injecting HTTP proxy put between a client and
 //!   a real server ([`proxy::FaultProxy`], every fault in [`proxy::Fault`]).
+//! - [`tls_proxy`]: its TCP counterpart for protocols that are not HTTP
+//!   (KMIP): TLS runs end to end through it, and it loses or tears the
+//!   server's answers ([`tls_proxy::TlsFaultProxy`]).
 
 pub mod env;
 pub mod proxy;
 pub mod testenv;
+pub mod tls_proxy;

@@ -1,26 +1,24 @@
-//! Test environment: the PyKMIP server started by scripts/servers/pykmip.sh.
+//! Test environment: the PyKMIP server started by scripts/servers/pykmip.sh,
+//! read through test-support's [`KmipEnv`].
 #![allow(dead_code)]
 
 use keymgr_kmip::KmipConfig;
-
-/// An environment variable, or `None` after printing why the test skips
-/// (a failure instead when KEYMGR_REQUIRE_TOOLS=1).
-pub(crate) fn env(name: &str) -> Option<String> {
-    keymgr_test_support::testenv::server_var(name, "PyKMIP")
-}
+use keymgr_test_support::env::KmipEnv;
 
 /// The client configuration for the PyKMIP server, or `None` (skip).
 pub(crate) fn config() -> Option<KmipConfig> {
-    let mut cfg = KmipConfig::new(
-        env("KEYMGR_TEST_KMIP_HOST")?,
-        env("KEYMGR_TEST_KMIP_CERTFILE")?,
-        env("KEYMGR_TEST_KMIP_KEYFILE")?,
-        env("KEYMGR_TEST_KMIP_CA_CERTS")?,
-    );
-    cfg.port = env("KEYMGR_TEST_KMIP_PORT")?
-        .parse()
-        .expect("KEYMGR_TEST_KMIP_PORT is a port number");
-    cfg.timeout = 30.0;
-    Some(cfg)
+    Some(config_for(&KmipEnv::load()?))
 }
-pub(crate) mod fault;
+
+/// The client configuration for `env`.
+pub(crate) fn config_for(env: &KmipEnv) -> KmipConfig {
+    let mut cfg = KmipConfig::new(
+        env.host.clone(),
+        env.certfile.clone(),
+        env.keyfile.clone(),
+        env.ca_certs.clone(),
+    );
+    cfg.port = env.port;
+    cfg.timeout = 30.0;
+    cfg
+}

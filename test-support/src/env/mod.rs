@@ -11,9 +11,11 @@
 //! A new kind of server adds a file here with its struct, `read` and `load`
 //! (built from [`Vars`]), and a line in this module.
 
+mod kmip;
 mod openbao;
 mod openstack;
 
+pub use kmip::KmipEnv;
 pub use openbao::{VaultAppRole, VaultClusterEnv, VaultEnv, VaultJwt, VaultTls};
 pub use openstack::{OpenStackEnv, OsServiceUser, OsUser};
 

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use keymgr::blocking::BlockingKeyManager;
 use keymgr::{Config, Context, NewSecret, SecretKind};
-use keymgr_test_support::env::{OpenStackEnv, VaultEnv};
+use keymgr_test_support::env::{KmipEnv, OpenStackEnv, VaultEnv};
 
 /// Median and sum of `lat` (sorted in place).
 fn median_and_total(lat: &mut [Duration]) -> (Duration, Duration) {
@@ -29,21 +29,16 @@ fn median_and_total(lat: &mut [Duration]) -> (Duration, Duration) {
 
 /// The `[kmip]` section for the PyKMIP server of scripts/servers/pykmip.sh.
 fn kmip_config() -> Config {
+    let env = KmipEnv::read().unwrap_or_else(|m| panic!("{m}"));
     let mut c = Config::new(keymgr::BackendKind::Kmip);
-    for (option, var) in [
-        ("host", "KEYMGR_TEST_KMIP_HOST"),
-        ("certfile", "KEYMGR_TEST_KMIP_CERTFILE"),
-        ("keyfile", "KEYMGR_TEST_KMIP_KEYFILE"),
-        ("ca_certs", "KEYMGR_TEST_KMIP_CA_CERTS"),
-    ] {
-        let v = std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set"));
-        c.section.insert(option.into(), toml::Value::String(v));
-    }
-    let port: i64 = std::env::var("KEYMGR_TEST_KMIP_PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .expect("KEYMGR_TEST_KMIP_PORT");
-    c.section.insert("port".into(), toml::Value::Integer(port));
+    let path = |p: &std::path::Path| toml::Value::String(p.display().to_string());
+    c.section
+        .insert("host".into(), toml::Value::String(env.host.clone()));
+    c.section
+        .insert("port".into(), toml::Value::Integer(env.port.into()));
+    c.section.insert("certfile".into(), path(&env.certfile));
+    c.section.insert("keyfile".into(), path(&env.keyfile));
+    c.section.insert("ca_certs".into(), path(&env.ca_certs));
     c.section.insert("timeout".into(), toml::Value::Float(60.0));
     c
 }

@@ -1,4 +1,5 @@
-//! A fault-injecting TCP proxy in front of the real PyKMIP server.
+//! A fault-injecting TCP proxy in front of a real TLS server that does not
+//! speak HTTP (the PyKMIP server of the keymgr-kmip tests).
 //!
 //! TLS runs end to end through it (keymgr to PyKMIP); the proxy only reads
 //! TLS record headers to know when the client has sent application data
@@ -13,7 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// What the proxy does from now on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Mode {
+pub enum TlsFault {
     /// Forward both ways.
     Pass,
     /// Accept TCP and never answer (not even the TLS handshake).
@@ -26,18 +27,20 @@ pub(crate) enum Mode {
 }
 
 /// The proxy; it listens on a loopback port until dropped with the runtime.
-pub(crate) struct Proxy {
+pub struct TlsFaultProxy {
+    /// The loopback port it listens on.
     pub port: u16,
-    mode: Arc<Mutex<Mode>>,
+    mode: Arc<Mutex<TlsFault>>,
     /// Connections open now, and the most open at once.
     open: Arc<(AtomicUsize, AtomicUsize)>,
 }
 
-impl Proxy {
-    pub(crate) async fn start(upstream: String) -> Proxy {
+impl TlsFaultProxy {
+    /// Listens on a free loopback port and forwards to `upstream` (`host:port`).
+    pub async fn start(upstream: String) -> TlsFaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let mode = Arc::new(Mutex::new(Mode::Pass));
+        let mode = Arc::new(Mutex::new(TlsFault::Pass));
         let m = mode.clone();
         let open = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
         let o = open.clone();
@@ -52,23 +55,24 @@ impl Proxy {
                 });
             }
         });
-        Proxy { port, mode, open }
+        TlsFaultProxy { port, mode, open }
     }
 
     /// The most connections that were open at once.
-    pub(crate) fn max_open(&self) -> usize {
+    pub fn max_open(&self) -> usize {
         self.open.1.load(Ordering::SeqCst)
     }
 
-    pub(crate) fn set(&self, mode: Mode) {
+    /// What to do from now on (to new and pooled connections alike).
+    pub fn set(&self, mode: TlsFault) {
         *self.mode.lock().unwrap() = mode;
     }
 }
 
 /// One connection: `Silent` is decided at accept, the other modes for
 /// each answer (so pooled connections are faulted too).
-async fn serve(mut client: TcpStream, upstream: String, mode: Arc<Mutex<Mode>>) {
-    if *mode.lock().unwrap() == Mode::Silent {
+async fn serve(mut client: TcpStream, upstream: String, mode: Arc<Mutex<TlsFault>>) {
+    if *mode.lock().unwrap() == TlsFault::Silent {
         let mut sink = [0u8; 1024];
         while matches!(client.read(&mut sink).await, Ok(n) if n > 0) {}
         return;
@@ -114,8 +118,8 @@ async fn serve(mut client: TcpStream, upstream: String, mode: Arc<Mutex<Mode>>) 
         let answering = sent_request.load(Ordering::SeqCst);
         let now = *mode.lock().unwrap();
         match now {
-            Mode::LoseAnswer if answering => break,
-            Mode::TornAnswer if answering => {
+            TlsFault::LoseAnswer if answering => break,
+            TlsFault::TornAnswer if answering => {
                 let _ = cw.write_all(&buf[..n.min(7)]).await;
                 break;
             }
