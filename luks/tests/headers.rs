@@ -316,7 +316,8 @@ fn luks2_json_cases() -> Vec<Hostile> {
         ("stripes",                  Set("/keyslots/0/af/stripes", "3999"),                       Field("keyslots.0.af.stripes")),
         ("af hash",                  Set("/keyslots/0/af/hash", r#""md5""#),                      Field("keyslots.0.af.hash")),
         ("keyslot id",               Json(|v| { let k = v["keyslots"]["0"].clone(); v["keyslots"]["32"] = k; }), Field("keyslots.32")),
-        ("keyslot type",             Set("/keyslots/0/type", r#""reencrypt""#),                   Field("keyslots.0.type")),
+        ("keyslot type",             Set("/keyslots/0/type", r#""luks3""#),                       Field("keyslots.0.type")),
+        ("luks2 slot as reencrypt",  Set("/keyslots/0/type", r#""reencrypt""#),                   Field("keyslots.0.key_size")),
         ("kdf type",                 Set("/keyslots/0/kdf/type", r#""scrypt""#),                  Field("keyslots.0.kdf.type")),
         ("salt",                     Set("/keyslots/0/kdf/salt", r#""!!""#),                      Field("keyslots.0.kdf.salt")),
         ("key size",                 Set("/keyslots/0/key_size", "-1"),                           Field("keyslots.0.key_size")),
@@ -341,8 +342,10 @@ fn luks2_json_cases() -> Vec<Hostile> {
         ("pbkdf2 iterations",        Set("/keyslots/0/kdf/iterations", "4294967296"),             KdfLimit("iterations")),
         ("digest iterations",        Set("/digests/0/iterations", "4294967296"),                  KdfLimit("iterations")),
         // requirements
-        ("mandatory requirement",    Set("/config/requirements", r#"{"mandatory": ["online-reencrypt-v2"]}"#),
-                                     Primary(|e| matches!(e, Error::UnknownRequirement(r) if r == "online-reencrypt-v2"))),
+        ("mandatory requirement",    Set("/config/requirements", r#"{"mandatory": ["online-reencrypt-v3"]}"#),
+                                     Primary(|e| matches!(e, Error::UnknownRequirement(r) if r == "online-reencrypt-v3"))),
+        ("reencrypt without keyslot", Set("/config/requirements", r#"{"mandatory": ["online-reencrypt-v2"]}"#),
+                                     Field("config.requirements.mandatory")),
         // raw JSON area problems
         ("space before JSON",        Text(|t, _| [b" ".as_slice(), t].concat()),                  Primary(|e| matches!(e, Error::Json(_)))),
         ("garbage after NUL",        Text(|t, _| [t, b"\0garbage"].concat()),                     Primary(|e| matches!(e, Error::JsonTrailingData))),

@@ -29,6 +29,29 @@ impl Metadata {
             .checked_add(c.keyslots_size)
             .ok_or_else(|| Error::field("config.keyslots_size", Problem::Overflow))?;
         let mut areas: Vec<(u64, u64, u32)> = Vec::new();
+        if let Some((i, r)) = &self.reencrypt {
+            let f = format!("keyslots.{i}.area");
+            let end = r
+                .area_offset
+                .checked_add(r.area_size)
+                .ok_or_else(|| Error::field(format!("{f}.size"), Problem::Overflow))?;
+            if r.area_offset % 512 != 0 || r.area_size % 512 != 0 {
+                return Err(Error::field(f, Problem::Misaligned { align: 512 }));
+            }
+            if r.area_offset < ks_start || end > ks_end {
+                return Err(Error::field(
+                    format!("{f}.offset"),
+                    Problem::OutsideOf("the keyslots area"),
+                ));
+            }
+            if self.keyslots.contains_key(i) {
+                return Err(Error::field(
+                    format!("keyslots.{i}"),
+                    Problem::Invalid("duplicate keyslot id".into()),
+                ));
+            }
+            areas.push((r.area_offset, end, *i));
+        }
         for (&i, k) in &self.keyslots {
             let f = format!("keyslots.{i}.area");
             let end = k
@@ -71,8 +94,10 @@ impl Metadata {
             }
             areas.push((k.area.offset, end, i));
         }
-        // segments: ids 0..n, ordered, not overlapping, after the keyslots area, dynamic last
-        let n = self.segments.len();
+        // segments: ids 0..n; the data segments first, ordered, not overlapping, after
+        // the keyslots area, dynamic last; then reencryption's backup segments (which
+        // describe the old and new layouts, so overlap the data segments)
+        let n = self.segments.values().filter(|s| !s.is_backup()).count();
         let mut prev_end: Option<u64> = None;
         for (pos, (&i, s)) in self.segments.iter().enumerate() {
             let f = format!("segments.{i}");
@@ -80,6 +105,33 @@ impl Metadata {
                 return Err(Error::field(
                     f,
                     Problem::Invalid("segment ids are not 0..n".into()),
+                ));
+            }
+            if s.is_backup() != (pos >= n) {
+                return Err(Error::field(
+                    format!("{f}.flags"),
+                    Problem::Invalid("backup segments must follow the data segments".into()),
+                ));
+            }
+            if s.is_backup() {
+                if self.reencrypt.is_none() {
+                    return Err(Error::field(
+                        format!("{f}.flags"),
+                        Problem::Invalid("backup segment outside reencryption".into()),
+                    ));
+                }
+                if s.offset != 0 && s.offset < ks_end {
+                    return Err(Error::field(
+                        format!("{f}.offset"),
+                        Problem::Overlaps("the keyslots area".into()),
+                    ));
+                }
+                continue;
+            }
+            if s.has_flag(crate::reencrypt::metadata::IN_REENCRYPTION) && self.reencrypt.is_none() {
+                return Err(Error::field(
+                    format!("{f}.flags"),
+                    Problem::Invalid("in-reencryption segment outside reencryption".into()),
                 ));
             }
             if s.offset != 0 && s.offset < ks_end {
@@ -119,9 +171,16 @@ impl Metadata {
                 }
             }
         }
+        if n == 0 && !self.segments.is_empty() {
+            return Err(Error::field(
+                "segments",
+                Problem::Invalid("no data segment".into()),
+            ));
+        }
+        let reenc_slot = self.reencrypt.as_ref().map(|(i, _)| *i);
         for (&i, d) in &self.digests {
             for k in &d.keyslots {
-                if !self.keyslots.contains_key(k) {
+                if !self.keyslots.contains_key(k) && Some(*k) != reenc_slot {
                     return Err(Error::field(
                         format!("digests.{i}.keyslots"),
                         Problem::Dangling(format!("keyslot {k}")),

@@ -1,0 +1,778 @@
+//! The reencryption run: initialization, the hotzone loop, crash recovery and the final
+//! header. Every write to the device goes through [`Sink`] (ordered, synced where the
+//! protocol needs it; a test hook stops a run at any write, or tears it).
+
+use crate::device::{self, round_up};
+use crate::error::{Error, Problem, Result};
+use crate::hash::HashAlg;
+use crate::header::Hdr;
+use crate::keyslot;
+use crate::luks2::binary::BIN_LEN;
+use crate::luks2::disk::L2;
+use crate::luks2::json::{self, Area, DigestEntry, Segment};
+use crate::luks2::keyslot::{alloc_area, open_keyslot, slot_params_v2};
+use crate::options::PbkdfOptions;
+use crate::random::random;
+use crate::reencrypt::hotzone::{checksums, Layout};
+use crate::reencrypt::metadata::{
+    self, segment_by_flag, Direction, Mode, ReencryptKeyslot, Resilience, BACKUP_FINAL,
+    BACKUP_PREVIOUS, IN_REENCRYPTION, REQUIREMENT,
+};
+use crate::volume::{lock, Volume};
+use crate::volume_key::VolumeKey;
+use crate::SectorCipher;
+use std::fs::File;
+use std::path::Path;
+use zeroize::Zeroizing;
+
+/// Largest hotzone (and so the data buffer): bounds the memory of a run.
+const MAX_HOTZONE: u64 = 32 << 20;
+/// Hotzone of resilience `none` unless given.
+const DEFAULT_NONE_HOTZONE: u64 = 8 << 20;
+
+/// A passphrase that opens a keyslot of the volume, and the passphrase of the keyslot
+/// that replaces it for the new volume key (the same one when `None`).
+#[derive(Clone, Copy)]
+pub struct KeyChange<'a> {
+    /// Opens a keyslot of the old volume key (or, when resuming, any keyslot).
+    pub passphrase: &'a [u8],
+    /// The passphrase of the new keyslot (default: `passphrase`).
+    pub new_passphrase: Option<&'a [u8]>,
+    /// Only this keyslot.
+    pub slot: Option<u32>,
+}
+
+impl std::fmt::Debug for KeyChange<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyChange {{ slot: {:?}, .. }}", self.slot)
+    }
+}
+
+/// The resilience asked for a new reencryption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResilienceKind {
+    /// Checksums of the old hotzone blocks (cryptsetup's default).
+    #[default]
+    Checksum,
+    /// A copy of the old hotzone in the keyslots area.
+    Journal,
+    /// Nothing: a crash inside a hotzone loses it.
+    None,
+}
+
+/// Options of [`reencrypt`] (cryptsetup's names).
+#[derive(Debug, Clone, Default)]
+pub struct ReencryptOptions {
+    /// `--resilience` (a new reencryption only).
+    pub resilience: ResilienceKind,
+    /// `--resilience-hash` (default sha256).
+    pub hash: Option<HashAlg>,
+    /// `--hotzone-size` in bytes (default: the most the resilience allows, capped at 32 MiB).
+    pub hotzone_size: Option<u64>,
+    /// `--cipher` of the new segment (default: the old one).
+    pub cipher: Option<String>,
+    /// `--key-size` of the new volume key in bytes (default: the old one's).
+    pub key_size: Option<usize>,
+    /// `--sector-size` of the new segment (default: the old one's).
+    pub sector_size: Option<u32>,
+    /// The new volume key (default: random). Never printed.
+    pub volume_key: Option<VolumeKey>,
+    /// PBKDF of the new keyslots.
+    pub pbkdf: PbkdfOptions,
+    /// `--init-only`: write the reencryption state, touch no data.
+    pub init_only: bool,
+    /// `--resume-only`: refuse a volume not in reencryption.
+    pub resume_only: bool,
+    /// Test hook: stop (as if interrupted) after this many hotzones.
+    #[doc(hidden)]
+    pub stop_after_hotzones: Option<u64>,
+    /// Test hook: fail at this device write (counting from 0), writing only its first
+    /// `torn` bytes, as a machine dying mid-run would.
+    #[doc(hidden)]
+    pub crash_at_write: Option<(u64, usize)>,
+}
+
+/// Where a run stands, given to the progress callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes of data reencrypted.
+    pub done: u64,
+    /// Bytes of data in all.
+    pub total: u64,
+}
+
+/// How [`reencrypt`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every sector is under the new key; the reencryption state is gone.
+    Finished,
+    /// The state was written (`init_only`).
+    Initialized,
+    /// Stopped by the callback or the hotzone limit; resumable.
+    Stopped(Progress),
+}
+
+/// Every write of a run: counted, and stopped at `crash_at_write` (test hook).
+struct Sink<'a> {
+    file: &'a File,
+    n: u64,
+    crash: Option<(u64, usize)>,
+}
+
+impl Sink<'_> {
+    fn write(&mut self, buf: &[u8], offset: u64) -> Result<()> {
+        if let Some((at, torn)) = self.crash {
+            if self.n == at {
+                device::write_at(self.file, &buf[..torn.min(buf.len())], offset)?;
+                return Err(Error::Reencrypt(format!("simulated crash at write {at}")));
+            }
+        }
+        self.n += 1;
+        device::write_at(self.file, buf, offset)
+    }
+
+    fn sync(&self) -> Result<()> {
+        device::sync(self.file)
+    }
+
+    /// Writes both header copies (validated, next sequence id, fresh salts), each synced.
+    fn header(&mut self, l2: &mut L2) -> Result<()> {
+        l2.md.validate(l2.bin.hdr_size)?;
+        let area = l2.md.to_area(l2.bin.hdr_size - BIN_LEN as u64)?;
+        l2.bin.seqid = l2
+            .bin
+            .seqid
+            .checked_add(1)
+            .ok_or_else(|| Error::field("seqid", Problem::Overflow))?;
+        for offset in [0, l2.bin.hdr_size] {
+            let mut b = l2.bin.clone();
+            b.hdr_offset = offset;
+            b.salt.copy_from_slice(&random(64)?);
+            let bytes = b.serialize(&area)?;
+            self.write(&bytes, offset)?;
+            self.sync()?;
+        }
+        l2.bin.hdr_offset = 0;
+        l2.repair = None;
+        Ok(())
+    }
+}
+
+fn cipher_of(seg: &Segment, key: &[u8], field: &str) -> Result<SectorCipher> {
+    let (c, m) = keyslot::split_spec(&seg.encryption)?;
+    keyslot::make_cipher(c, m, key, field)
+}
+
+/// Opens keyslot `slot` with `pass` and returns its key if it matches digest `d`.
+fn try_open(
+    file: &File,
+    l2: &L2,
+    slot: u32,
+    pass: &[u8],
+    d: &DigestEntry,
+) -> Result<Option<VolumeKey>> {
+    let cand = match open_keyslot(file, l2, slot, pass) {
+        Ok(k) => k,
+        Err(e) if e.is_unsupported_keyslot() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    crate::kdf::Kdf::pbkdf2_checked(d.hash, d.iterations as u64)?;
+    let mut out = Zeroizing::new(vec![0u8; d.digest.len()]);
+    d.hash.pbkdf2(&cand, &d.salt, d.iterations, &mut out);
+    Ok(device::ct_eq(&out, &d.digest).then(|| VolumeKey(cand)))
+}
+
+/// Finds the key of digest `want` with any of the passphrases.
+fn key_for_digest(
+    file: &File,
+    l2: &L2,
+    want: u32,
+    keys: &[KeyChange<'_>],
+) -> Result<Option<VolumeKey>> {
+    let d = &l2.md.digests[&want];
+    for kc in keys {
+        for pass in [Some(kc.passphrase), kc.new_passphrase]
+            .into_iter()
+            .flatten()
+        {
+            for &slot in &d.keyslots {
+                if let Some(k) = try_open(file, l2, slot, pass, d)? {
+                    return Ok(Some(k));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The largest free region of the keyslots area (cryptsetup's "max gap").
+fn max_gap(l2: &L2) -> Result<(u64, u64)> {
+    let start = 2 * l2.bin.hdr_size;
+    let end = start + l2.md.config.keyslots_size;
+    let mut used: Vec<(u64, u64)> = l2
+        .md
+        .keyslots
+        .values()
+        .map(|k| (k.area.offset, k.area.offset + k.area.size))
+        .collect();
+    used.sort();
+    let (mut best, mut cur) = ((start, 0u64), start);
+    for (a, b) in used.into_iter().chain([(end, end)]) {
+        if a > cur && a - cur > best.1 {
+            best = (cur, a - cur);
+        }
+        cur = cur.max(b);
+    }
+    if best.1 < 4096 {
+        return Err(Error::NoSpace { needed: 4096 });
+    }
+    Ok(best)
+}
+
+fn first_free<T>(
+    m: &std::collections::BTreeMap<u32, T>,
+    also: Option<u32>,
+    max: u32,
+) -> Result<u32> {
+    (0..max)
+        .find(|i| !m.contains_key(i) && Some(*i) != also)
+        .ok_or(Error::NoFreeSlot)
+}
+
+/// Writes the initial reencryption state (one header write) and returns the two keys.
+fn init(
+    sink: &mut Sink<'_>,
+    l2: &mut L2,
+    keys: &[KeyChange<'_>],
+    opts: &ReencryptOptions,
+) -> Result<(VolumeKey, VolumeKey)> {
+    let file = sink.file;
+    let data: Vec<u32> = l2.md.segments.keys().copied().collect();
+    if data != [0] {
+        return Err(Error::Unsupported(format!("{} data segments", data.len())));
+    }
+    let old_seg = l2.md.segments[&0].clone();
+    let d_old = metadata::digest_of_segment(&l2.md, 0)
+        .ok_or_else(|| Error::field("digests", Problem::Missing))?;
+    if keys.is_empty() {
+        return Err(Error::InvalidOption {
+            option: "--key-file",
+            reason: "a passphrase is needed".into(),
+        });
+    }
+    // every passphrase must open a keyslot of the old key: those keyslots get twins
+    let dig = l2.md.digests[&d_old].clone();
+    let mut old_key: Option<VolumeKey> = None;
+    let mut twins: Vec<(u32, &[u8])> = Vec::new();
+    for kc in keys {
+        let mut found = None;
+        for &slot in &dig.keyslots {
+            if kc.slot.is_some_and(|s| s != slot) {
+                continue;
+            }
+            if let Some(k) = try_open(file, l2, slot, kc.passphrase, &dig)? {
+                found = Some((slot, k));
+                break;
+            }
+        }
+        let (slot, k) = found.ok_or(Error::NoMatchingKey)?;
+        old_key = Some(k);
+        twins.push((slot, kc.new_passphrase.unwrap_or(kc.passphrase)));
+    }
+    let old_key = old_key.ok_or(Error::NoMatchingKey)?;
+    let key_len = opts.key_size.unwrap_or(old_key.as_bytes().len());
+    let new_key = match &opts.volume_key {
+        Some(k) => k.clone(),
+        None => VolumeKey::new(random(key_len)?),
+    };
+    if device::ct_eq(new_key.as_bytes(), old_key.as_bytes()) {
+        return Err(Error::InvalidOption {
+            option: "--volume-key-file",
+            reason: "the new volume key is the old one".into(),
+        });
+    }
+    let mut new_seg = Segment::new(
+        old_seg.offset,
+        None,
+        opts.cipher
+            .clone()
+            .unwrap_or_else(|| old_seg.encryption.clone()),
+        opts.sector_size.unwrap_or(old_seg.sector_size),
+    );
+    new_seg.iv_tweak = old_seg.iv_tweak;
+    if !old_seg.offset.is_multiple_of(new_seg.sector_size as u64) {
+        return Err(Error::InvalidOption {
+            option: "--sector-size",
+            reason: "the data offset is not aligned to it".into(),
+        });
+    }
+    cipher_of(&new_seg, new_key.as_bytes(), "--cipher")?;
+    // the new digest and keyslots (material written now, referenced by the header below)
+    let salt = random(32)?;
+    let mut dv = vec![0u8; dig.hash.output_len()];
+    dig.hash
+        .pbkdf2(new_key.as_bytes(), &salt, dig.iterations, &mut dv);
+    let d_new = first_free(&l2.md.digests, None, u32::MAX)?;
+    let mut new_slots = Vec::new();
+    for (old_slot, pass) in twins {
+        let slot = first_free(&l2.md.keyslots, None, json::MAX_KEYSLOTS)?;
+        let old_ks = &l2.md.keyslots[&old_slot];
+        let size = round_up((key_len * crate::af::STRIPES as usize) as u64, 4096);
+        let offset = alloc_area(l2, size, None)?;
+        let mut pb = opts.pbkdf.clone();
+        pb.hash = pb.hash.or(Some(dig.hash));
+        let kdf = pb.resolve(false, key_len)?;
+        let ks = json::Keyslot::new(
+            key_len as u32,
+            old_ks.af_hash,
+            Area {
+                offset,
+                size,
+                encryption: old_ks.area.encryption.clone(),
+                key_size: old_ks.area.key_size,
+            },
+            kdf,
+            random(32)?,
+        );
+        let field = format!("keyslots.{slot}");
+        let material = keyslot::seal(&slot_params_v2(&ks, &field)?, new_key.as_bytes(), pass)?;
+        sink.write(&material, offset)?;
+        l2.md.keyslots.insert(slot, ks);
+        new_slots.push(slot);
+    }
+    sink.sync()?;
+    l2.md.digests.insert(
+        d_new,
+        DigestEntry::new(new_slots, vec![], dig.hash, dig.iterations, salt, dv),
+    );
+    // the reencrypt keyslot over the largest free part of the keyslots area
+    let rslot = first_free(&l2.md.keyslots, None, json::MAX_KEYSLOTS)?;
+    let (aoff, asize) = max_gap(l2)?;
+    let block = 4096u32.max(old_seg.sector_size).max(new_seg.sector_size);
+    let resilience = match opts.resilience {
+        ResilienceKind::Checksum => Resilience::Checksum {
+            hash: opts.hash.unwrap_or(HashAlg::Sha256),
+            sector_size: block,
+        },
+        ResilienceKind::Journal => Resilience::Journal,
+        ResilienceKind::None => Resilience::None,
+    };
+    l2.md.reencrypt = Some((
+        rslot,
+        ReencryptKeyslot::new(Mode::Reencrypt, Direction::Forward, resilience, aoff, asize),
+    ));
+    let layout = Layout {
+        data_offset: old_seg.offset,
+        device_size: 0,
+        fixed: old_seg.size.is_some(),
+        old: old_seg.clone(),
+        new: new_seg,
+        d_old,
+        d_new,
+    };
+    layout.apply(&mut l2.md, vec![(old_seg, vec![d_old])]);
+    l2.md.config.mandatory = vec![REQUIREMENT.into()];
+    metadata::set_digest(
+        &mut l2.md,
+        Some(old_key.as_bytes()),
+        Some(new_key.as_bytes()),
+        dig.hash,
+        dig.iterations,
+    )?;
+    sink.header(l2)?;
+    Ok((old_key, new_key))
+}
+
+/// A loaded reencryption: its layout, keys, ciphers and resilience.
+struct Run {
+    layout: Layout,
+    rslot: u32,
+    ks: ReencryptKeyslot,
+    old_c: SectorCipher,
+    new_c: SectorCipher,
+    max_len: u64,
+}
+
+fn load(
+    file: &File,
+    l2: &L2,
+    keys: &[KeyChange<'_>],
+    known: Option<(VolumeKey, VolumeKey)>,
+    opts: &ReencryptOptions,
+) -> Result<Run> {
+    let (rslot, ks) = l2.md.reencrypt.clone().ok_or(Error::NotInReencryption)?;
+    if ks.mode != Mode::Reencrypt || ks.direction != Direction::Forward {
+        return Err(Error::Unsupported(format!(
+            "reencryption mode {} direction {} (only reencrypt forward)",
+            ks.mode.name(),
+            ks.direction.name()
+        )));
+    }
+    let bad = |w: &str| Error::ReencryptUnauthenticated(w.to_string());
+    let (_, prev) = segment_by_flag(&l2.md, BACKUP_PREVIOUS)?
+        .ok_or_else(|| bad("no backup-previous segment"))?;
+    let (_, fin) =
+        segment_by_flag(&l2.md, BACKUP_FINAL)?.ok_or_else(|| bad("no backup-final segment"))?;
+    let (d_old, d_new) = metadata::backup_digests(&l2.md)?;
+    let (d_old, d_new) = match (d_old, d_new) {
+        (Some(a), Some(b)) if a != b => (a, b),
+        _ => return Err(bad("the backup segments are not bound to two volume keys")),
+    };
+    let (old_key, new_key) = match known {
+        Some(k) => k,
+        None => (
+            key_for_digest(file, l2, d_old, keys)?.ok_or(Error::NoMatchingKey)?,
+            key_for_digest(file, l2, d_new, keys)?.ok_or(Error::NoMatchingKey)?,
+        ),
+    };
+    // CVE-2021-4122: nothing is done with a state the keys do not authenticate
+    metadata::verify_digest(&l2.md, Some(old_key.as_bytes()), Some(new_key.as_bytes()))?;
+    if segment_by_flag(&l2.md, metadata::BACKUP_MOVED)?.is_some() || prev.offset != fin.offset {
+        return Err(Error::Unsupported("reencryption with a data shift".into()));
+    }
+    let mut old = prev.clone();
+    old.flags.clear();
+    let mut new = fin.clone();
+    new.flags.clear();
+    let old_c = cipher_of(
+        &old,
+        old_key.as_bytes(),
+        "segments.backup-previous.encryption",
+    )?;
+    let new_c = cipher_of(&new, new_key.as_bytes(), "segments.backup-final.encryption")?;
+    let align = old.sector_size.max(new.sector_size) as u64;
+    let (device_size, fixed) = match prev.size {
+        Some(n) => (n, true),
+        None => {
+            let sz = device::size(file)?;
+            if sz <= prev.offset {
+                return Err(Error::DeviceTooSmall {
+                    needed: prev.offset + align,
+                    have: sz,
+                });
+            }
+            ((sz - prev.offset) / align * align, false)
+        }
+    };
+    let max_len = match ks.resilience {
+        Resilience::Checksum { hash, sector_size } => {
+            if !(sector_size as u64).is_multiple_of(align) {
+                return Err(Error::field(
+                    format!("keyslots.{rslot}.area.sector_size"),
+                    Problem::Misaligned { align },
+                ));
+            }
+            ks.area_size / hash.output_len() as u64 * sector_size as u64
+        }
+        Resilience::Journal => ks.area_size,
+        Resilience::None => opts.hotzone_size.unwrap_or(DEFAULT_NONE_HOTZONE),
+        _ => return Err(Error::Unsupported("data shift resilience".into())),
+    };
+    let block = match ks.resilience {
+        Resilience::Checksum { sector_size, .. } => sector_size as u64,
+        _ => align.max(4096),
+    };
+    let mut max_len = max_len
+        .min(MAX_HOTZONE)
+        .min(opts.hotzone_size.unwrap_or(u64::MAX));
+    max_len -= max_len % block;
+    if max_len == 0 {
+        return Err(Error::InvalidOption {
+            option: "--hotzone-size",
+            reason: format!("must be at least {block} bytes"),
+        });
+    }
+    Ok(Run {
+        layout: Layout {
+            data_offset: prev.offset,
+            device_size,
+            fixed,
+            old,
+            new,
+            d_old,
+            d_new,
+        },
+        rslot,
+        ks,
+        old_c,
+        new_c,
+        max_len,
+    })
+}
+
+/// Runs `f` over `buf` split in `unit`-aligned chunks on up to 8 threads; `f` gets the
+/// chunk and its byte offset in `buf`.
+fn parallel(
+    buf: &mut [u8],
+    unit: usize,
+    f: &(dyn Fn(&mut [u8], u64) -> Result<()> + Sync),
+) -> Result<()> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let per = (buf.len() / unit).div_ceil(threads).max(1) * unit;
+    std::thread::scope(|s| {
+        let hs: Vec<_> = buf
+            .chunks_mut(per)
+            .enumerate()
+            .map(|(i, c)| s.spawn(move || f(c, (i * per) as u64)))
+            .collect();
+        hs.into_iter().try_for_each(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(Error::Reencrypt("worker panicked".into())))
+        })
+    })
+}
+
+impl Run {
+    /// Decrypts `buf` (old ciphertext of data bytes `[off, off + len)`) with the old key
+    /// and encrypts it with the new one, in place.
+    fn recrypt(&self, buf: &mut [u8], off: u64) -> Result<()> {
+        let (o, n) = (&self.layout.old, &self.layout.new);
+        let unit = o.sector_size.max(n.sector_size) as usize;
+        parallel(buf, unit, &|c, at| {
+            let pos = off + at;
+            self.old_c
+                .decrypt_sectors(
+                    c,
+                    o.sector_size as usize,
+                    o.iv_tweak.wrapping_add(pos / 512),
+                    true,
+                )
+                .map_err(|e| Error::Cipher(e.to_string()))?;
+            self.new_c
+                .encrypt_sectors(
+                    c,
+                    n.sector_size as usize,
+                    n.iv_tweak.wrapping_add(pos / 512),
+                    true,
+                )
+                .map_err(|e| Error::Cipher(e.to_string()))
+        })
+    }
+
+    /// The header after `[0, end)` is done: post segments, or the final state.
+    fn commit(&self, sink: &mut Sink<'_>, l2: &mut L2, end: u64) -> Result<()> {
+        if end >= self.layout.device_size {
+            return self.finish(sink, l2);
+        }
+        self.layout.apply(&mut l2.md, self.layout.post(end));
+        sink.header(l2)
+    }
+
+    /// The final header: the new segment alone, the old keyslots, digest, backups,
+    /// reencrypt keyslot and requirement gone; then the old keyslot areas are wiped.
+    fn finish(&self, sink: &mut Sink<'_>, l2: &mut L2) -> Result<()> {
+        let md = &mut l2.md;
+        let old_slots = md.digests[&self.layout.d_old].keyslots.clone();
+        let mut wipe = Vec::new();
+        for s in &old_slots {
+            if let Some(k) = md.keyslots.remove(s) {
+                wipe.push((k.area.offset, k.area.size));
+            }
+        }
+        md.digests.remove(&self.layout.d_old);
+        md.digests.retain(|_, d| !d.keyslots.contains(&self.rslot));
+        md.reencrypt = None;
+        for t in md.tokens.values_mut() {
+            t.keyslots.retain(|s| !old_slots.contains(s));
+        }
+        md.config.mandatory.clear();
+        md.segments.clear();
+        let mut s0 = self.layout.new.clone();
+        s0.size = self.layout.fixed.then_some(self.layout.device_size);
+        md.segments.insert(0, s0);
+        for d in md.digests.values_mut() {
+            d.segments.clear();
+        }
+        if let Some(d) = md.digests.get_mut(&self.layout.d_new) {
+            d.segments = vec![0];
+        }
+        sink.header(l2)?;
+        for (off, len) in wipe {
+            device::wipe(sink.file, off, len)?;
+        }
+        if self.ks.resilience == Resilience::Journal {
+            device::wipe(
+                sink.file,
+                self.ks.area_offset,
+                self.ks.area_size.min(self.max_len),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// One hotzone `[off, off + len)`: protect, rewrite, commit.
+    fn step(&self, sink: &mut Sink<'_>, l2: &mut L2, off: u64, len: u64) -> Result<()> {
+        let file = sink.file;
+        let at = self.layout.data_offset + off;
+        let mut buf = Zeroizing::new(vec![0u8; len as usize]);
+        device::read_at(file, &mut buf, at)?;
+        let protect = match self.ks.resilience {
+            Resilience::Checksum { hash, sector_size } => {
+                Some(checksums(hash, sector_size as usize, &buf))
+            }
+            Resilience::Journal => Some(buf.to_vec()),
+            _ => None,
+        };
+        if let Some(p) = protect {
+            // resilience data, then the hot segments: the commit point of the hotzone
+            sink.write(&p, self.ks.area_offset)?;
+            sink.sync()?;
+            self.layout.apply(&mut l2.md, self.layout.hot(off, len));
+            sink.header(l2)?;
+        }
+        self.recrypt(&mut buf, off)?;
+        sink.write(&buf, at)?;
+        sink.sync()?;
+        self.commit(sink, l2, off + len)
+    }
+
+    /// Recovers the hotzone of a run that died inside it, then commits it.
+    fn recover(&self, sink: &mut Sink<'_>, l2: &mut L2, off: u64, len: u64) -> Result<()> {
+        let file = sink.file;
+        let at = self.layout.data_offset + off;
+        let mut buf = Zeroizing::new(vec![0u8; len as usize]);
+        match self.ks.resilience {
+            Resilience::Checksum { hash, sector_size } => {
+                let block = sector_size as usize;
+                let n = hash.output_len();
+                let mut sums = vec![0u8; len as usize / block * n];
+                device::read_at(file, &mut sums, self.ks.area_offset)?;
+                device::read_at(file, &mut buf, at)?;
+                let now = checksums(hash, block, &buf);
+                for (i, (a, b)) in now.chunks_exact(n).zip(sums.chunks_exact(n)).enumerate() {
+                    if a == b {
+                        // still the old ciphertext: rewrite this block
+                        let p = i * block;
+                        let chunk = &mut buf[p..p + block];
+                        self.recrypt(chunk, off + p as u64)?;
+                        sink.write(chunk, at + p as u64)?;
+                    }
+                }
+            }
+            Resilience::Journal => {
+                device::read_at(file, &mut buf, self.ks.area_offset)?;
+                self.recrypt(&mut buf, off)?;
+                sink.write(&buf, at)?;
+            }
+            _ => {
+                return Err(Error::Reencrypt(
+                    "the run died inside a hotzone without resilience: it cannot be recovered"
+                        .into(),
+                ))
+            }
+        }
+        sink.sync()?;
+        self.commit(sink, l2, off + len)
+    }
+}
+
+/// Where a clean (not crashed) run resumes, or the crashed hotzone.
+fn position(l2: &L2, r: &Run) -> Result<(u64, Option<u64>)> {
+    let data: Vec<&Segment> = l2.md.segments.values().filter(|s| !s.is_backup()).collect();
+    let off_of = |s: &Segment| s.offset.checked_sub(r.layout.data_offset);
+    let bad = || {
+        Error::ReencryptUnauthenticated("the data segments do not follow the reencryption".into())
+    };
+    if let Some(h) = data.iter().find(|s| s.has_flag(IN_REENCRYPTION)) {
+        let off = off_of(h).ok_or_else(bad)?;
+        let len = h.size.ok_or_else(bad)?;
+        if off
+            .checked_add(len)
+            .is_none_or(|e| e > r.layout.device_size)
+        {
+            return Err(bad());
+        }
+        return Ok((off, Some(len)));
+    }
+    match data.as_slice() {
+        [_] => {
+            let d = metadata::digest_of_segment(&l2.md, 0);
+            if d == Some(r.layout.d_new) {
+                Ok((r.layout.device_size, None))
+            } else {
+                Ok((0, None))
+            }
+        }
+        [first, _] => {
+            let done = first.size.ok_or_else(bad)?;
+            if done > r.layout.device_size {
+                return Err(bad());
+            }
+            Ok((done, None))
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// Reencrypts the LUKS2 volume at `path` offline: a new volume key (and maybe
+/// cipher), every keyslot that a passphrase of `keys` opens re-wrapped (the other old
+/// keyslots are removed at the end, as cryptsetup does), or resumes a reencryption
+/// that this crate or cryptsetup left (clean or crashed).
+/// `progress` is called after every hotzone; returning `false` stops the run cleanly.
+pub fn reencrypt(
+    path: impl AsRef<Path>,
+    keys: &[KeyChange<'_>],
+    opts: &ReencryptOptions,
+    progress: &mut dyn FnMut(Progress) -> bool,
+) -> Result<Outcome> {
+    let vol = Volume::open(path.as_ref())?;
+    if !vol.writable {
+        return Err(Error::Io {
+            context: "reencrypting",
+            source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, "opened read-only"),
+        });
+    }
+    let _guard = lock(&vol.file)?;
+    let hdr = crate::header::read_header(&vol.file)?;
+    let Hdr::V2(l2) = hdr else {
+        return Err(Error::Unsupported("reencryption of LUKS1".into()));
+    };
+    let mut l2 = *l2;
+    let file = &vol.file;
+    let mut sink = Sink {
+        file,
+        n: 0,
+        crash: opts.crash_at_write,
+    };
+    if l2.repair.is_some() {
+        sink.header(&mut l2)?;
+    }
+    let known = if l2.md.reencrypt.is_none() {
+        if opts.resume_only {
+            return Err(Error::NotInReencryption);
+        }
+        Some(init(&mut sink, &mut l2, keys, opts)?)
+    } else {
+        None
+    };
+    if opts.init_only {
+        return Ok(Outcome::Initialized);
+    }
+    let run = load(file, &l2, keys, known, opts)?;
+    let total = run.layout.device_size;
+    let (mut off, crashed) = position(&l2, &run)?;
+    if let Some(len) = crashed {
+        run.recover(&mut sink, &mut l2, off, len)?;
+        off += len;
+    }
+    let mut steps = 0u64;
+    while off < total {
+        if opts.stop_after_hotzones.is_some_and(|n| steps >= n) {
+            return Ok(Outcome::Stopped(Progress { done: off, total }));
+        }
+        let len = run.max_len.min(total - off);
+        run.step(&mut sink, &mut l2, off, len)?;
+        off += len;
+        steps += 1;
+        if !progress(Progress { done: off, total }) && off < total {
+            return Ok(Outcome::Stopped(Progress { done: off, total }));
+        }
+    }
+    if l2.md.reencrypt.is_some() {
+        // a run that died after its last hotzone but before the final header
+        run.finish(&mut sink, &mut l2)?;
+    }
+    Ok(Outcome::Finished)
+}
