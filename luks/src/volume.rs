@@ -298,6 +298,11 @@ impl Volume {
                     )));
                 }
                 let s = &l.md.segments[&0];
+                if s.linear {
+                    return Err(Error::Unsupported(
+                        "the data segment is plaintext (linear): the volume was decrypted".into(),
+                    ));
+                }
                 if s.offset == 0 && self.data_file.is_none() {
                     return Err(Error::Unsupported(
                         "detached LUKS2 header (data offset 0): open it with open_detached".into(),

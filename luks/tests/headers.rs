@@ -324,7 +324,7 @@ fn luks2_json_cases() -> Vec<Hostile> {
         ("segment misaligned",       Set("/segments/0/offset", r#""16777217""#),                  Field("segments.0.offset")),
         ("segment in keyslots",      Set("/segments/0/offset", r#""1048576""#),                   Field("segments.0.offset")),
         ("sector size",              Set("/segments/0/sector_size", "8192"),                      Field("segments.0.sector_size")),
-        ("segment type",             Set("/segments/0/type", r#""linear""#),                      Field("segments.0.type")),
+        ("segment type",             Set("/segments/0/type", r#""zero""#),                        Field("segments.0.type")),
         ("integrity",                Set("/segments/0/integrity", r#"{"type":"hmac(sha256)"}"#),  Field("segments.0.integrity")),
         ("dynamic not last",         Json(|v| { let mut s = v["segments"]["0"].clone(); s["offset"] = "20971520".into(); v["segments"]["1"] = s; }), Field("segments.0.size")),
         ("segment ids gap",          Json(|v| { let s = v["segments"].as_object_mut().unwrap().remove("0").unwrap(); v["segments"]["1"] = s; }), Field("segments.1")),

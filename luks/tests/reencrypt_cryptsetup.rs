@@ -9,7 +9,9 @@
 mod common;
 
 use common::*;
-use luks::reencrypt::{reencrypt, KeyChange, Outcome, ReencryptOptions, ResilienceKind};
+use luks::reencrypt::{
+    reencrypt, reencrypt_detached, KeyChange, Outcome, ReencryptOptions, ResilienceKind,
+};
 use luks::{Error, FormatOptions, LuksType, PbkdfOptions, PbkdfType, Volume};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -592,5 +594,154 @@ fn tampered_reencryption_state_is_refused() {
             "{name}: the image was changed"
         );
         eprintln!("{name}: refused");
+    }
+}
+
+// ---- decryption (detached header, as cryptsetup 2.6 requires) ----
+
+/// A cryptsetup LUKS2 volume with a detached header (`--header`): data file of
+/// `DATA` bytes at offset 0, a pattern written as its plaintext.
+fn cs_detached(e: &Env, name: &str) -> (PathBuf, PathBuf, Vec<u8>) {
+    let hdr = sparse_file(e.dir.path(), &format!("{name}.hdr"), 4 << 20);
+    let img = sparse_file(e.dir.path(), &format!("{name}.img"), DATA);
+    let mut a = s(&[
+        "luksFormat",
+        "-q",
+        "--type",
+        "luks2",
+        "--luks2-keyslots-size",
+        "2M",
+    ]);
+    a.extend(fast_kdf_args("pbkdf2"));
+    a.extend(
+        [
+            s(&["--key-file"]),
+            vec![p(&e.ka), "--header".into(), p(&hdr), p(&img)],
+        ]
+        .concat(),
+    );
+    cs(e, &a);
+    let plain = pattern(DATA as usize, 99);
+    let v = Volume::open_detached(&hdr, &img).unwrap();
+    let u = v.unlock(A, None).unwrap();
+    u.write_at(&plain, 0).unwrap();
+    u.sync().unwrap();
+    (hdr, img, plain)
+}
+
+fn cs_decrypt(e: &Env, hdr: &Path, img: &Path, extra: &[&str]) -> std::process::Output {
+    let mut a = s(&[
+        "reencrypt",
+        "-q",
+        "--decrypt",
+        "--force-offline-reencrypt",
+        "--key-file",
+    ]);
+    a.extend([p(&e.ka), "--header".into(), p(hdr)]);
+    a.extend(s(extra));
+    a.push(p(img));
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    run(&e.cs, &a)
+}
+
+/// After a finished decryption: the data file is the plaintext, the header holds one
+/// linear segment and no keyslot (as cryptsetup leaves it).
+fn check_decrypted(e: &Env, hdr: &Path, img: &Path, plain: &[u8]) {
+    assert!(
+        std::fs::read(img).unwrap() == plain,
+        "the data is plaintext"
+    );
+    let j = json(e, hdr);
+    assert_eq!(j["segments"]["0"]["type"], "linear", "{j}");
+    assert_eq!(j["segments"].as_object().unwrap().len(), 1, "{j}");
+    assert!(j["keyslots"].as_object().unwrap().is_empty(), "{j}");
+    assert!(j["config"].get("requirements").is_none(), "{j}");
+}
+
+#[test]
+fn decryption_both_ways_and_resumed_by_the_other_tool() {
+    let Some(e) = setup() else { return };
+    let ka = [KeyChange {
+        passphrase: A,
+        new_passphrase: None,
+        slot: None,
+    }];
+    let dec = |r, hz| ReencryptOptions {
+        decrypt: true,
+        ..opts(r, hz)
+    };
+    // here, start to end; an attached header is refused (cryptsetup asks for --header)
+    let (img, _) = cs_volume_with(&e, "attached.img", DATA, false, &[]);
+    let r = reencrypt(
+        &img,
+        &ka,
+        &dec(ResilienceKind::Checksum, 1 << 20),
+        &mut |_| true,
+    );
+    assert!(
+        matches!(
+            r,
+            Err(Error::InvalidOption {
+                option: "--decrypt",
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    let (hdr, img, plain) = cs_detached(&e, "d1");
+    let out = reencrypt_detached(
+        &hdr,
+        &img,
+        &ka,
+        &dec(ResilienceKind::Checksum, 1 << 20),
+        &mut |_| true,
+    );
+    assert_eq!(out.unwrap(), Outcome::Finished);
+    check_decrypted(&e, &hdr, &img, &plain);
+
+    // cryptsetup's state (--init-only: backward) finished here
+    let (hdr, img, plain) = cs_detached(&e, "d2");
+    let o = cs_decrypt(&e, &hdr, &img, &["--init-only"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(json(&e, &hdr)["keyslots"]["1"]["direction"], "backward");
+    let o = ReencryptOptions {
+        stop_after_hotzones: Some(2),
+        ..opts(ResilienceKind::Checksum, 1 << 20)
+    };
+    let out = reencrypt_detached(&hdr, &img, &ka, &o, &mut |_| true).unwrap();
+    assert!(
+        matches!(out, Outcome::Stopped(p) if p.done == 2 << 20),
+        "{out:?}"
+    );
+    // ... and the rest by cryptsetup again
+    let o = cs_decrypt(&e, &hdr, &img, &["--resume-only"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    check_decrypted(&e, &hdr, &img, &plain);
+
+    // ours (forward) dying inside a hotzone, finished by cryptsetup (repair, resume)
+    for (i, r) in [ResilienceKind::Checksum, ResilienceKind::Journal]
+        .into_iter()
+        .enumerate()
+    {
+        let (hdr, img, plain) = cs_detached(&e, &format!("d3{i}"));
+        // init: header 2 = writes 0, 1; hotzone 1: area, header 2, data, header 2 =
+        // 2..=7; hotzone 2: area, header 2, then its data is write 11
+        let o = ReencryptOptions {
+            crash_at_write: Some((11, 256 << 10)),
+            ..dec(r, 1 << 20)
+        };
+        assert!(reencrypt_detached(&hdr, &img, &ka, &o, &mut |_| true).is_err());
+        let a = s(&["repair", "-q", "--key-file"]);
+        cs(
+            &e,
+            &[a, vec![p(&e.ka), "--header".into(), p(&hdr), p(&img)]].concat(),
+        );
+        let o = cs_decrypt(&e, &hdr, &img, &["--resume-only"]);
+        assert!(
+            o.status.success(),
+            "{r:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        check_decrypted(&e, &hdr, &img, &plain);
     }
 }

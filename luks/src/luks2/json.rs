@@ -66,6 +66,8 @@ pub struct Segment {
     pub encryption: String,
     /// Sector size in bytes (512..=4096, power of two).
     pub sector_size: u32,
+    /// A `linear` segment: plaintext, no `encryption`, `sector_size` or `iv_tweak`.
+    pub linear: bool,
     /// Segment flags (reencryption: `backup-previous`, `backup-final`,
     /// `backup-moved-segment`, `in-reencryption`).
     pub flags: Vec<String>,
@@ -452,6 +454,9 @@ impl Segment {
     fn parse(v: &Value, path: &str) -> Result<Segment> {
         let m = obj(v, path)?;
         let t = get_str(m, "type", path)?;
+        if t == "linear" {
+            return Self::parse_linear(m, path);
+        }
         if t != "crypt" {
             return Err(Error::field(
                 format!("{path}.type"),
@@ -500,9 +505,53 @@ impl Segment {
             iv_tweak: get_u64_str(m, "iv_tweak", path)?,
             encryption: get_str(m, "encryption", path)?.to_string(),
             sector_size,
+            linear: false,
             flags,
             raw: m.clone(),
         })
+    }
+
+    /// A `linear` segment (plaintext: the end of a decryption, the start of an
+    /// encryption): offset, size and flags only.
+    fn parse_linear(m: &Map<String, Value>, path: &str) -> Result<Segment> {
+        let offset = get_u64_str(m, "offset", path)?;
+        if offset % 512 != 0 {
+            return Err(Error::field(
+                format!("{path}.offset"),
+                Problem::Misaligned { align: 512 },
+            ));
+        }
+        let size = match get_str(m, "size", path)? {
+            "dynamic" => None,
+            s => {
+                let n = parse_dec(s, &format!("{path}.size"))?;
+                if n % 512 != 0 {
+                    return Err(Error::field(
+                        format!("{path}.size"),
+                        Problem::Misaligned { align: 512 },
+                    ));
+                }
+                Some(n)
+            }
+        };
+        Ok(Segment {
+            offset,
+            size,
+            iv_tweak: 0,
+            encryption: String::new(),
+            sector_size: 512,
+            linear: true,
+            flags: str_list(m.get("flags"), &format!("{path}.flags"))?,
+            raw: m.clone(),
+        })
+    }
+
+    /// A new `linear` (plaintext) segment.
+    pub fn new_linear(offset: u64, size: Option<u64>) -> Segment {
+        Segment {
+            linear: true,
+            ..Segment::new(offset, size, String::new(), 512)
+        }
     }
 
     /// Builds a new crypt segment.
@@ -513,6 +562,7 @@ impl Segment {
             iv_tweak: 0,
             encryption,
             sector_size,
+            linear: false,
             flags: Vec::new(),
             raw: Map::new(),
         }
@@ -530,7 +580,10 @@ impl Segment {
 
     fn to_value(&self) -> Value {
         let mut m = self.raw.clone();
-        m.insert("type".into(), "crypt".into());
+        m.insert(
+            "type".into(),
+            if self.linear { "linear" } else { "crypt" }.into(),
+        );
         m.insert("offset".into(), self.offset.to_string().into());
         m.insert(
             "size".into(),
@@ -539,9 +592,15 @@ impl Segment {
                 .unwrap_or_else(|| "dynamic".into())
                 .into(),
         );
-        m.insert("iv_tweak".into(), self.iv_tweak.to_string().into());
-        m.insert("encryption".into(), self.encryption.clone().into());
-        m.insert("sector_size".into(), self.sector_size.into());
+        if self.linear {
+            for k in ["iv_tweak", "encryption", "sector_size"] {
+                m.remove(k);
+            }
+        } else {
+            m.insert("iv_tweak".into(), self.iv_tweak.to_string().into());
+            m.insert("encryption".into(), self.encryption.clone().into());
+            m.insert("sector_size".into(), self.sector_size.into());
+        }
         if self.flags.is_empty() {
             m.remove("flags");
         } else {

@@ -120,12 +120,6 @@ impl Metadata {
                         Problem::Invalid("backup segment outside reencryption".into()),
                     ));
                 }
-                if s.offset != 0 && s.offset < ks_end {
-                    return Err(Error::field(
-                        format!("{f}.offset"),
-                        Problem::Overlaps("the keyslots area".into()),
-                    ));
-                }
                 continue;
             }
             if s.has_flag(crate::reencrypt::metadata::IN_REENCRYPTION) && self.reencrypt.is_none() {
@@ -134,7 +128,10 @@ impl Metadata {
                     Problem::Invalid("in-reencryption segment outside reencryption".into()),
                 ));
             }
-            if s.offset != 0 && s.offset < ks_end {
+            // the data offset (segment 0; 0 = detached header) is after the keyslots
+            // area; the following segments are contiguous to it (with a detached
+            // header they may lie anywhere on the data device)
+            if pos == 0 && s.offset != 0 && s.offset < ks_end {
                 return Err(Error::field(
                     format!("{f}.offset"),
                     Problem::Overlaps("the keyslots area".into()),

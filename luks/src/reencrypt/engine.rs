@@ -63,6 +63,9 @@ pub enum ResilienceKind {
 /// Options of [`reencrypt`] (cryptsetup's names).
 #[derive(Debug, Clone, Default)]
 pub struct ReencryptOptions {
+    /// `--decrypt`: decrypt to plaintext (a detached header only, as cryptsetup 2.6),
+    /// instead of reencrypting under a new volume key.
+    pub decrypt: bool,
     /// `--resilience` (a new reencryption only).
     pub resilience: ResilienceKind,
     /// `--resilience-hash` (default sha256).
@@ -114,25 +117,35 @@ pub enum Outcome {
 
 /// Every write of a run: counted, and stopped at `crash_at_write` (test hook).
 struct Sink<'a> {
+    /// The header (and keyslots area) device.
     file: &'a File,
+    /// The data device (the same file unless the header is detached).
+    data: &'a File,
     n: u64,
     crash: Option<(u64, usize)>,
 }
 
 impl Sink<'_> {
-    fn write(&mut self, buf: &[u8], offset: u64) -> Result<()> {
+    fn write_to(&mut self, data: bool, buf: &[u8], offset: u64) -> Result<()> {
+        let f = if data { self.data } else { self.file };
         if let Some((at, torn)) = self.crash {
             if self.n == at {
-                device::write_at(self.file, &buf[..torn.min(buf.len())], offset)?;
+                device::write_at(f, &buf[..torn.min(buf.len())], offset)?;
                 return Err(Error::Reencrypt(format!("simulated crash at write {at}")));
             }
         }
         self.n += 1;
-        device::write_at(self.file, buf, offset)
+        device::write_at(f, buf, offset)
+    }
+
+    /// A write to the header device.
+    fn write(&mut self, buf: &[u8], offset: u64) -> Result<()> {
+        self.write_to(false, buf, offset)
     }
 
     fn sync(&self) -> Result<()> {
-        device::sync(self.file)
+        device::sync(self.file)?;
+        device::sync(self.data)
     }
 
     /// Writes both header copies (validated, next sequence id, fresh salts), each synced.
@@ -239,19 +252,32 @@ fn first_free<T>(
         .ok_or(Error::NoFreeSlot)
 }
 
-/// Writes the initial reencryption state (one header write) and returns the two keys.
+/// Writes the initial reencryption state (one header write) and returns the old key
+/// and the new one (none when decrypting).
 fn init(
     sink: &mut Sink<'_>,
     l2: &mut L2,
     keys: &[KeyChange<'_>],
     opts: &ReencryptOptions,
-) -> Result<(VolumeKey, VolumeKey)> {
+    detached: bool,
+) -> Result<(VolumeKey, Option<VolumeKey>)> {
     let file = sink.file;
     let data: Vec<u32> = l2.md.segments.keys().copied().collect();
     if data != [0] {
         return Err(Error::Unsupported(format!("{} data segments", data.len())));
     }
     let old_seg = l2.md.segments[&0].clone();
+    if old_seg.linear {
+        return Err(Error::Unsupported(
+            "the volume is not encrypted (linear segment)".into(),
+        ));
+    }
+    if opts.decrypt && !detached {
+        return Err(Error::InvalidOption {
+            option: "--decrypt",
+            reason: "decryption needs a detached header (--header), as cryptsetup 2.6".into(),
+        });
+    }
     let d_old = metadata::digest_of_segment(&l2.md, 0)
         .ok_or_else(|| Error::field("digests", Problem::Missing))?;
     if keys.is_empty() {
@@ -280,6 +306,30 @@ fn init(
         twins.push((slot, kc.new_passphrase.unwrap_or(kc.passphrase)));
     }
     let old_key = old_key.ok_or(Error::NoMatchingKey)?;
+    let block = 4096u32.max(old_seg.sector_size);
+    if opts.decrypt {
+        let mut new_seg = Segment::new_linear(old_seg.offset, None);
+        new_seg.iv_tweak = old_seg.iv_tweak;
+        start(
+            l2,
+            opts,
+            Mode::Decrypt,
+            block,
+            &old_seg,
+            new_seg,
+            d_old,
+            None,
+        )?;
+        metadata::set_digest(
+            &mut l2.md,
+            Some(old_key.as_bytes()),
+            None,
+            dig.hash,
+            dig.iterations,
+        )?;
+        sink.header(l2)?;
+        return Ok((old_key, None));
+    }
     let key_len = opts.key_size.unwrap_or(old_key.as_bytes().len());
     let new_key = match &opts.volume_key {
         Some(k) => k.clone(),
@@ -345,10 +395,43 @@ fn init(
         d_new,
         DigestEntry::new(new_slots, vec![], dig.hash, dig.iterations, salt, dv),
     );
-    // the reencrypt keyslot over the largest free part of the keyslots area
+    let block = block.max(new_seg.sector_size);
+    start(
+        l2,
+        opts,
+        Mode::Reencrypt,
+        block,
+        &old_seg,
+        new_seg,
+        d_old,
+        Some(d_new),
+    )?;
+    metadata::set_digest(
+        &mut l2.md,
+        Some(old_key.as_bytes()),
+        Some(new_key.as_bytes()),
+        dig.hash,
+        dig.iterations,
+    )?;
+    sink.header(l2)?;
+    Ok((old_key, Some(new_key)))
+}
+
+/// The reencrypt keyslot over the largest free part of the keyslots area, the backup
+/// segments and the requirement (in memory).
+#[allow(clippy::too_many_arguments)]
+fn start(
+    l2: &mut L2,
+    opts: &ReencryptOptions,
+    mode: Mode,
+    block: u32,
+    old_seg: &Segment,
+    new_seg: Segment,
+    d_old: u32,
+    d_new: Option<u32>,
+) -> Result<()> {
     let rslot = first_free(&l2.md.keyslots, None, json::MAX_KEYSLOTS)?;
     let (aoff, asize) = max_gap(l2)?;
-    let block = 4096u32.max(old_seg.sector_size).max(new_seg.sector_size);
     let resilience = match opts.resilience {
         ResilienceKind::Checksum => Resilience::Checksum {
             hash: opts.hash.unwrap_or(HashAlg::Sha256),
@@ -359,54 +442,48 @@ fn init(
     };
     l2.md.reencrypt = Some((
         rslot,
-        ReencryptKeyslot::new(Mode::Reencrypt, Direction::Forward, resilience, aoff, asize),
+        ReencryptKeyslot::new(mode, Direction::Forward, resilience, aoff, asize),
     ));
     let layout = Layout {
         data_offset: old_seg.offset,
         device_size: 0,
         fixed: old_seg.size.is_some(),
+        direction: Direction::Forward,
         old: old_seg.clone(),
         new: new_seg,
-        d_old,
+        d_old: Some(d_old),
         d_new,
     };
-    layout.apply(&mut l2.md, vec![(old_seg, vec![d_old])]);
+    layout.apply(&mut l2.md, vec![(old_seg.clone(), vec![d_old])]);
     l2.md.config.mandatory = vec![REQUIREMENT.into()];
-    metadata::set_digest(
-        &mut l2.md,
-        Some(old_key.as_bytes()),
-        Some(new_key.as_bytes()),
-        dig.hash,
-        dig.iterations,
-    )?;
-    sink.header(l2)?;
-    Ok((old_key, new_key))
+    Ok(())
 }
 
-/// A loaded reencryption: its layout, keys, ciphers and resilience.
+/// A loaded reencryption: its layout, ciphers (none for a plaintext side) and resilience.
 struct Run {
     layout: Layout,
     rslot: u32,
     ks: ReencryptKeyslot,
-    old_c: SectorCipher,
-    new_c: SectorCipher,
+    old_c: Option<SectorCipher>,
+    new_c: Option<SectorCipher>,
     max_len: u64,
 }
 
+type Keys = (VolumeKey, Option<VolumeKey>);
+
 fn load(
     file: &File,
+    data: &File,
     l2: &L2,
     keys: &[KeyChange<'_>],
-    known: Option<(VolumeKey, VolumeKey)>,
+    known: Option<Keys>,
     opts: &ReencryptOptions,
 ) -> Result<Run> {
     let (rslot, ks) = l2.md.reencrypt.clone().ok_or(Error::NotInReencryption)?;
-    if ks.mode != Mode::Reencrypt || ks.direction != Direction::Forward {
-        return Err(Error::Unsupported(format!(
-            "reencryption mode {} direction {} (only reencrypt forward)",
-            ks.mode.name(),
-            ks.direction.name()
-        )));
+    if ks.mode == Mode::Encrypt {
+        return Err(Error::Unsupported(
+            "resuming an encryption in place (reencrypt --encrypt)".into(),
+        ));
     }
     let bad = |w: &str| Error::ReencryptUnauthenticated(w.to_string());
     let (_, prev) = segment_by_flag(&l2.md, BACKUP_PREVIOUS)?
@@ -414,21 +491,34 @@ fn load(
     let (_, fin) =
         segment_by_flag(&l2.md, BACKUP_FINAL)?.ok_or_else(|| bad("no backup-final segment"))?;
     let (d_old, d_new) = metadata::backup_digests(&l2.md)?;
+    let decrypt = ks.mode == Mode::Decrypt;
     let (d_old, d_new) = match (d_old, d_new) {
-        (Some(a), Some(b)) if a != b => (a, b),
-        _ => return Err(bad("the backup segments are not bound to two volume keys")),
+        (Some(a), Some(b)) if a != b && !decrypt => (a, Some(b)),
+        (Some(a), None) if decrypt && fin.linear => (a, None),
+        _ => return Err(bad("the backup segments are not bound to the volume keys")),
     };
     let (old_key, new_key) = match known {
         Some(k) => k,
-        None => (
-            key_for_digest(file, l2, d_old, keys)?.ok_or(Error::NoMatchingKey)?,
-            key_for_digest(file, l2, d_new, keys)?.ok_or(Error::NoMatchingKey)?,
-        ),
+        None => {
+            let old = key_for_digest(file, l2, d_old, keys)?.ok_or(Error::NoMatchingKey)?;
+            let new = match d_new {
+                Some(d) => Some(key_for_digest(file, l2, d, keys)?.ok_or(Error::NoMatchingKey)?),
+                None => None,
+            };
+            (old, new)
+        }
     };
     // CVE-2021-4122: nothing is done with a state the keys do not authenticate
-    metadata::verify_digest(&l2.md, Some(old_key.as_bytes()), Some(new_key.as_bytes()))?;
+    metadata::verify_digest(
+        &l2.md,
+        Some(old_key.as_bytes()),
+        new_key.as_ref().map(VolumeKey::as_bytes),
+    )?;
     if segment_by_flag(&l2.md, metadata::BACKUP_MOVED)?.is_some() || prev.offset != fin.offset {
         return Err(Error::Unsupported("reencryption with a data shift".into()));
+    }
+    if prev.linear {
+        return Err(bad("the old segment is not encrypted"));
     }
     let mut old = prev.clone();
     old.flags.clear();
@@ -439,12 +529,19 @@ fn load(
         old_key.as_bytes(),
         "segments.backup-previous.encryption",
     )?;
-    let new_c = cipher_of(&new, new_key.as_bytes(), "segments.backup-final.encryption")?;
+    let new_c = match &new_key {
+        Some(k) => Some(cipher_of(
+            &new,
+            k.as_bytes(),
+            "segments.backup-final.encryption",
+        )?),
+        None => None,
+    };
     let align = old.sector_size.max(new.sector_size) as u64;
     let (device_size, fixed) = match prev.size {
         Some(n) => (n, true),
         None => {
-            let sz = device::size(file)?;
+            let sz = device::size(data)?;
             if sz <= prev.offset {
                 return Err(Error::DeviceTooSmall {
                     needed: prev.offset + align,
@@ -487,14 +584,15 @@ fn load(
             data_offset: prev.offset,
             device_size,
             fixed,
+            direction: ks.direction,
             old,
             new,
-            d_old,
+            d_old: Some(d_old),
             d_new,
         },
         rslot,
         ks,
-        old_c,
+        old_c: Some(old_c),
         new_c,
         max_len,
     })
@@ -526,37 +624,49 @@ fn parallel(
 
 impl Run {
     /// Decrypts `buf` (old ciphertext of data bytes `[off, off + len)`) with the old key
-    /// and encrypts it with the new one, in place.
+    /// and encrypts it with the new one (if any), in place.
     fn recrypt(&self, buf: &mut [u8], off: u64) -> Result<()> {
         let (o, n) = (&self.layout.old, &self.layout.new);
         let unit = o.sector_size.max(n.sector_size) as usize;
         parallel(buf, unit, &|c, at| {
             let pos = off + at;
-            self.old_c
-                .decrypt_sectors(
+            if let Some(oc) = &self.old_c {
+                oc.decrypt_sectors(
                     c,
                     o.sector_size as usize,
                     o.iv_tweak.wrapping_add(pos / 512),
                     true,
                 )
                 .map_err(|e| Error::Cipher(e.to_string()))?;
-            self.new_c
-                .encrypt_sectors(
+            }
+            if let Some(nc) = &self.new_c {
+                nc.encrypt_sectors(
                     c,
                     n.sector_size as usize,
                     n.iv_tweak.wrapping_add(pos / 512),
                     true,
                 )
-                .map_err(|e| Error::Cipher(e.to_string()))
+                .map_err(|e| Error::Cipher(e.to_string()))?;
+            }
+            Ok(())
         })
     }
 
-    /// The header after `[0, end)` is done: post segments, or the final state.
-    fn commit(&self, sink: &mut Sink<'_>, l2: &mut L2, end: u64) -> Result<()> {
-        if end >= self.layout.device_size {
+    /// The header after the zone `[off, off + len)` is done: post segments, or the
+    /// final state when it was the last.
+    fn commit(&self, sink: &mut Sink<'_>, l2: &mut L2, off: u64, len: u64) -> Result<()> {
+        let at = match self.layout.direction {
+            Direction::Forward => off + len,
+            Direction::Backward => off,
+        };
+        let done = match self.layout.direction {
+            Direction::Forward => at >= self.layout.device_size,
+            Direction::Backward => at == 0,
+        };
+        if done {
             return self.finish(sink, l2);
         }
-        self.layout.apply(&mut l2.md, self.layout.post(end));
+        self.layout.apply(&mut l2.md, self.layout.post(at));
         sink.header(l2)
     }
 
@@ -564,14 +674,19 @@ impl Run {
     /// reencrypt keyslot and requirement gone; then the old keyslot areas are wiped.
     fn finish(&self, sink: &mut Sink<'_>, l2: &mut L2) -> Result<()> {
         let md = &mut l2.md;
-        let old_slots = md.digests[&self.layout.d_old].keyslots.clone();
+        let d_old = self.layout.d_old.unwrap_or(u32::MAX);
+        let old_slots = md
+            .digests
+            .get(&d_old)
+            .map(|d| d.keyslots.clone())
+            .unwrap_or_default();
         let mut wipe = Vec::new();
         for s in &old_slots {
             if let Some(k) = md.keyslots.remove(s) {
                 wipe.push((k.area.offset, k.area.size));
             }
         }
-        md.digests.remove(&self.layout.d_old);
+        md.digests.remove(&d_old);
         md.digests.retain(|_, d| !d.keyslots.contains(&self.rslot));
         md.reencrypt = None;
         for t in md.tokens.values_mut() {
@@ -585,7 +700,7 @@ impl Run {
         for d in md.digests.values_mut() {
             d.segments.clear();
         }
-        if let Some(d) = md.digests.get_mut(&self.layout.d_new) {
+        if let Some(d) = self.layout.d_new.and_then(|d| md.digests.get_mut(&d)) {
             d.segments = vec![0];
         }
         sink.header(l2)?;
@@ -604,10 +719,9 @@ impl Run {
 
     /// One hotzone `[off, off + len)`: protect, rewrite, commit.
     fn step(&self, sink: &mut Sink<'_>, l2: &mut L2, off: u64, len: u64) -> Result<()> {
-        let file = sink.file;
         let at = self.layout.data_offset + off;
         let mut buf = Zeroizing::new(vec![0u8; len as usize]);
-        device::read_at(file, &mut buf, at)?;
+        device::read_at(sink.data, &mut buf, at)?;
         let protect = match self.ks.resilience {
             Resilience::Checksum { hash, sector_size } => {
                 Some(checksums(hash, sector_size as usize, &buf))
@@ -623,14 +737,13 @@ impl Run {
             sink.header(l2)?;
         }
         self.recrypt(&mut buf, off)?;
-        sink.write(&buf, at)?;
+        sink.write_to(true, &buf, at)?;
         sink.sync()?;
-        self.commit(sink, l2, off + len)
+        self.commit(sink, l2, off, len)
     }
 
     /// Recovers the hotzone of a run that died inside it, then commits it.
     fn recover(&self, sink: &mut Sink<'_>, l2: &mut L2, off: u64, len: u64) -> Result<()> {
-        let file = sink.file;
         let at = self.layout.data_offset + off;
         let mut buf = Zeroizing::new(vec![0u8; len as usize]);
         match self.ks.resilience {
@@ -638,8 +751,8 @@ impl Run {
                 let block = sector_size as usize;
                 let n = hash.output_len();
                 let mut sums = vec![0u8; len as usize / block * n];
-                device::read_at(file, &mut sums, self.ks.area_offset)?;
-                device::read_at(file, &mut buf, at)?;
+                device::read_at(sink.file, &mut sums, self.ks.area_offset)?;
+                device::read_at(sink.data, &mut buf, at)?;
                 let now = checksums(hash, block, &buf);
                 for (i, (a, b)) in now.chunks_exact(n).zip(sums.chunks_exact(n)).enumerate() {
                     if a == b {
@@ -647,14 +760,14 @@ impl Run {
                         let p = i * block;
                         let chunk = &mut buf[p..p + block];
                         self.recrypt(chunk, off + p as u64)?;
-                        sink.write(chunk, at + p as u64)?;
+                        sink.write_to(true, chunk, at + p as u64)?;
                     }
                 }
             }
             Resilience::Journal => {
-                device::read_at(file, &mut buf, self.ks.area_offset)?;
+                device::read_at(sink.file, &mut buf, self.ks.area_offset)?;
                 self.recrypt(&mut buf, off)?;
-                sink.write(&buf, at)?;
+                sink.write_to(true, &buf, at)?;
             }
             _ => {
                 return Err(Error::Reencrypt(
@@ -664,43 +777,48 @@ impl Run {
             }
         }
         sink.sync()?;
-        self.commit(sink, l2, off + len)
+        self.commit(sink, l2, off, len)
     }
 }
 
-/// Where a clean (not crashed) run resumes, or the crashed hotzone.
-fn position(l2: &L2, r: &Run) -> Result<(u64, Option<u64>)> {
+/// Where a run stands: the boundary between done and to-do data (forward: done below
+/// it; backward: done above it), and the crashed hotzone `(offset, length)` if any.
+fn position(l2: &L2, r: &Run) -> Result<(u64, Option<(u64, u64)>)> {
+    let lay = &r.layout;
     let data: Vec<&Segment> = l2.md.segments.values().filter(|s| !s.is_backup()).collect();
-    let off_of = |s: &Segment| s.offset.checked_sub(r.layout.data_offset);
+    let off_of = |s: &Segment| s.offset.checked_sub(lay.data_offset);
     let bad = || {
         Error::ReencryptUnauthenticated("the data segments do not follow the reencryption".into())
     };
+    let fwd = lay.direction == Direction::Forward;
     if let Some(h) = data.iter().find(|s| s.has_flag(IN_REENCRYPTION)) {
         let off = off_of(h).ok_or_else(bad)?;
         let len = h.size.ok_or_else(bad)?;
-        if off
-            .checked_add(len)
-            .is_none_or(|e| e > r.layout.device_size)
-        {
+        if len == 0 || off.checked_add(len).is_none_or(|e| e > lay.device_size) {
             return Err(bad());
         }
-        return Ok((off, Some(len)));
+        return Ok((if fwd { off } else { off + len }, Some((off, len))));
     }
+    let (start, end) = if fwd {
+        (0, lay.device_size)
+    } else {
+        (lay.device_size, 0)
+    };
     match data.as_slice() {
-        [_] => {
-            let d = metadata::digest_of_segment(&l2.md, 0);
-            if d == Some(r.layout.d_new) {
-                Ok((r.layout.device_size, None))
-            } else {
-                Ok((0, None))
-            }
+        [only] => {
+            // the new segment alone: a run that died before its final header
+            let is_new = only.linear == lay.new.linear
+                && only.encryption == lay.new.encryption
+                && metadata::digest_of_segment(&l2.md, 0) == lay.d_new
+                && (lay.d_new.is_some() || only.linear);
+            Ok((if is_new { end } else { start }, None))
         }
         [first, _] => {
-            let done = first.size.ok_or_else(bad)?;
-            if done > r.layout.device_size {
+            let b = first.size.ok_or_else(bad)?;
+            if b == 0 || b > lay.device_size {
                 return Err(bad());
             }
-            Ok((done, None))
+            Ok((b, None))
         }
         _ => Err(bad()),
     }
@@ -717,7 +835,32 @@ pub fn reencrypt(
     opts: &ReencryptOptions,
     progress: &mut dyn FnMut(Progress) -> bool,
 ) -> Result<Outcome> {
-    let vol = Volume::open(path.as_ref())?;
+    run(path.as_ref(), None, keys, opts, progress)
+}
+
+/// [`reencrypt`] of a volume whose header is detached (`--header HEADER DEVICE`);
+/// decryption (`opts.decrypt`) needs one, as in cryptsetup 2.6.
+pub fn reencrypt_detached(
+    header: impl AsRef<Path>,
+    data: impl AsRef<Path>,
+    keys: &[KeyChange<'_>],
+    opts: &ReencryptOptions,
+    progress: &mut dyn FnMut(Progress) -> bool,
+) -> Result<Outcome> {
+    run(header.as_ref(), Some(data.as_ref()), keys, opts, progress)
+}
+
+fn run(
+    header: &Path,
+    data: Option<&Path>,
+    keys: &[KeyChange<'_>],
+    opts: &ReencryptOptions,
+    progress: &mut dyn FnMut(Progress) -> bool,
+) -> Result<Outcome> {
+    let vol = match data {
+        Some(d) => Volume::open_detached(header, d)?,
+        None => Volume::open(header)?,
+    };
     if !vol.writable {
         return Err(Error::Io {
             context: "reencrypting",
@@ -731,8 +874,10 @@ pub fn reencrypt(
     };
     let mut l2 = *l2;
     let file = &vol.file;
+    let data_file = vol.data_file.as_ref().unwrap_or(file);
     let mut sink = Sink {
         file,
+        data: data_file,
         n: 0,
         crash: opts.crash_at_write,
     };
@@ -743,31 +888,45 @@ pub fn reencrypt(
         if opts.resume_only {
             return Err(Error::NotInReencryption);
         }
-        Some(init(&mut sink, &mut l2, keys, opts)?)
+        Some(init(&mut sink, &mut l2, keys, opts, data.is_some())?)
     } else {
         None
     };
     if opts.init_only {
         return Ok(Outcome::Initialized);
     }
-    let run = load(file, &l2, keys, known, opts)?;
+    let run = load(file, data_file, &l2, keys, known, opts)?;
     let total = run.layout.device_size;
-    let (mut off, crashed) = position(&l2, &run)?;
-    if let Some(len) = crashed {
+    let fwd = run.layout.direction == Direction::Forward;
+    let done_at = |b: u64| if fwd { b } else { total - b };
+    let (mut b, crashed) = position(&l2, &run)?;
+    if let Some((off, len)) = crashed {
         run.recover(&mut sink, &mut l2, off, len)?;
-        off += len;
+        b = if fwd { off + len } else { off };
     }
     let mut steps = 0u64;
-    while off < total {
+    while done_at(b) < total {
         if opts.stop_after_hotzones.is_some_and(|n| steps >= n) {
-            return Ok(Outcome::Stopped(Progress { done: off, total }));
+            return Ok(Outcome::Stopped(Progress {
+                done: done_at(b),
+                total,
+            }));
         }
-        let len = run.max_len.min(total - off);
+        let (off, len) = if fwd {
+            (b, run.max_len.min(total - b))
+        } else {
+            let l = run.max_len.min(b);
+            (b - l, l)
+        };
         run.step(&mut sink, &mut l2, off, len)?;
-        off += len;
+        b = if fwd { off + len } else { off };
         steps += 1;
-        if !progress(Progress { done: off, total }) && off < total {
-            return Ok(Outcome::Stopped(Progress { done: off, total }));
+        let p = Progress {
+            done: done_at(b),
+            total,
+        };
+        if !progress(p) && p.done < total {
+            return Ok(Outcome::Stopped(p));
         }
     }
     if l2.md.reencrypt.is_some() {

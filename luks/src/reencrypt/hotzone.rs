@@ -1,70 +1,84 @@
-//! One reencryption step's segments (forward direction, no data shift): the hot
-//! segments written before the hotzone is rewritten, the post segments after it, and
-//! which digest (volume key) each segment is bound to; the resilience data of a hotzone.
+//! One reencryption step's segments (no data shift): the hot segments written before
+//! the hotzone is rewritten, the post segments after it, and which digest (volume key)
+//! each segment is bound to, walking forward (done part first) or backward (done part
+//! last); the resilience data of a hotzone.
 
 use crate::hash::HashAlg;
 use crate::luks2::json::{Metadata, Segment};
-use crate::reencrypt::metadata::{BACKUP_FINAL, BACKUP_PREVIOUS, IN_REENCRYPTION};
+use crate::reencrypt::metadata::{Direction, BACKUP_FINAL, BACKUP_PREVIOUS, IN_REENCRYPTION};
 
 /// The fixed layout of a reencryption: the old and new segments (the backups), their
-/// digests, where the data starts and how long it is.
+/// digests (none for a plaintext side), where the data starts and how long it is.
 #[derive(Debug, Clone)]
 pub(crate) struct Layout {
     pub(crate) data_offset: u64,
     pub(crate) device_size: u64,
     pub(crate) fixed: bool,
+    pub(crate) direction: Direction,
     pub(crate) old: Segment,
     pub(crate) new: Segment,
-    pub(crate) d_old: u32,
-    pub(crate) d_new: u32,
+    pub(crate) d_old: Option<u32>,
+    pub(crate) d_new: Option<u32>,
 }
 
 /// A segment and the digests it is bound to.
 pub(crate) type Bound = (Segment, Vec<u32>);
 
 impl Layout {
-    fn part(from: &Segment, data_offset: u64, off: u64, len: Option<u64>) -> Segment {
+    /// `[off, off + len)` of `from` (`len` None: to the end of the device).
+    fn part(&self, from: &Segment, off: u64, len: Option<u64>) -> Segment {
         let mut s = from.clone();
         s.flags.clear();
-        s.offset = data_offset + off;
+        s.offset = self.data_offset + off;
         s.size = len;
         s.iv_tweak = from.iv_tweak.wrapping_add(off / 512);
         s
     }
 
-    /// The part already reencrypted: `[0, len)` (`None`: the whole device, done).
-    fn new_part(&self, len: Option<u64>) -> Segment {
-        Self::part(&self.new, self.data_offset, 0, len)
-    }
-
-    /// The old part from `from` to the end.
-    fn old_rest(&self, from: u64) -> Option<Segment> {
+    /// `[from, end)` of `seg`, fixed or dynamic as the device is.
+    fn tail(&self, seg: &Segment, from: u64) -> Option<Segment> {
         (from < self.device_size).then(|| {
             let len = self.fixed.then_some(self.device_size - from);
-            Self::part(&self.old, self.data_offset, from, len)
+            self.part(seg, from, len)
         })
+    }
+
+    fn digests(d: &[Option<u32>]) -> Vec<u32> {
+        d.iter().flatten().copied().collect()
     }
 
     /// Segments while `[off, off + len)` is rewritten.
     pub(crate) fn hot(&self, off: u64, len: u64) -> Vec<Bound> {
+        let (before, after, db, da) = match self.direction {
+            Direction::Forward => (&self.new, &self.old, self.d_new, self.d_old),
+            Direction::Backward => (&self.old, &self.new, self.d_old, self.d_new),
+        };
         let mut v = Vec::new();
         if off > 0 {
-            v.push((self.new_part(Some(off)), vec![self.d_new]));
+            v.push((self.part(before, 0, Some(off)), Self::digests(&[db])));
         }
-        let mut h = Self::part(&self.new, self.data_offset, off, Some(len));
+        let mut h = self.part(&self.new, off, Some(len));
         h.flags.push(IN_REENCRYPTION.into());
-        v.push((h, vec![self.d_new, self.d_old]));
-        if let Some(o) = self.old_rest(off + len) {
-            v.push((o, vec![self.d_old]));
+        v.push((h, Self::digests(&[self.d_new, self.d_old])));
+        if let Some(o) = self.tail(after, off + len) {
+            v.push((o, Self::digests(&[da])));
         }
         v
     }
 
-    /// Segments once `[0, end)` is reencrypted (`end` < device size).
-    pub(crate) fn post(&self, end: u64) -> Vec<Bound> {
-        let mut v = vec![(self.new_part(Some(end)), vec![self.d_new])];
-        if let Some(o) = self.old_rest(end) {
-            v.push((o, vec![self.d_old]));
+    /// Segments once the data is done up to the boundary `at` (forward: `[0, at)` is
+    /// new; backward: `[at, end)` is new), the run not finished.
+    pub(crate) fn post(&self, at: u64) -> Vec<Bound> {
+        let (before, after, db, da) = match self.direction {
+            Direction::Forward => (&self.new, &self.old, self.d_new, self.d_old),
+            Direction::Backward => (&self.old, &self.new, self.d_old, self.d_new),
+        };
+        let mut v = Vec::new();
+        if at > 0 {
+            v.push((self.part(before, 0, Some(at)), Self::digests(&[db])));
+        }
+        if let Some(o) = self.tail(after, at) {
+            v.push((o, Self::digests(&[da])));
         }
         v
     }
@@ -79,11 +93,14 @@ impl Layout {
         prev.flags = vec![BACKUP_PREVIOUS.into()];
         let mut fin = self.new.clone();
         fin.flags = vec![BACKUP_FINAL.into()];
-        let all = data
-            .into_iter()
-            .chain([(prev, vec![self.d_old]), (fin, vec![self.d_new])]);
+        let all = data.into_iter().chain([
+            (prev, Self::digests(&[self.d_old])),
+            (fin, Self::digests(&[self.d_new])),
+        ]);
         for (i, (s, ds)) in all.enumerate() {
             let i = i as u32;
+            // as cryptsetup: only crypt segments are bound to a key
+            let ds = if s.linear { Vec::new() } else { ds };
             md.segments.insert(i, s);
             for d in ds {
                 if let Some(e) = md.digests.get_mut(&d) {

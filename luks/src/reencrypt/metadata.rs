@@ -349,8 +349,17 @@ impl ReencryptKeyslot {
     }
 }
 
-/// cryptsetup's serialization of a crypt segment for the verification data.
+/// cryptsetup's serialization of a crypt or linear segment for the verification data.
 fn serialize_segment(s: &Segment, out: &mut Vec<u8>) {
+    if s.linear {
+        out.extend_from_slice(b"linear");
+        out.extend_from_slice(&s.offset.to_be_bytes());
+        match s.size {
+            None => out.extend_from_slice(b"dynamic"),
+            Some(n) => out.extend_from_slice(&n.to_be_bytes()),
+        }
+        return;
+    }
     out.extend_from_slice(b"crypt");
     out.extend_from_slice(&s.offset.to_be_bytes());
     match s.size {

@@ -10,13 +10,16 @@
 //!   segments, reencrypt keyslot, requirement: one header write), the hotzone loop,
 //!   crash recovery, and the final header.
 //!
-//! Implemented: mode `reencrypt`, direction `forward`, resilience `checksum`,
-//! `journal` and `none`. Encryption and decryption in place are refused with
-//! [`crate::Error::Unsupported`] (not yet implemented).
+//! Implemented: modes `reencrypt` and `decrypt` (detached header), resilience
+//! `checksum`, `journal` and `none`; runs started here walk forward, runs left by
+//! cryptsetup resume in either direction. Encryption in place (`--encrypt`, data
+//! shift) is refused with [`crate::Error::Unsupported`] (not yet implemented).
 
 mod engine;
 mod hotzone;
 pub(crate) mod metadata;
 
-pub use engine::{reencrypt, KeyChange, Outcome, Progress, ReencryptOptions, ResilienceKind};
+pub use engine::{
+    reencrypt, reencrypt_detached, KeyChange, Outcome, Progress, ReencryptOptions, ResilienceKind,
+};
 pub use metadata::{Direction, Mode, ReencryptKeyslot, Resilience, REQUIREMENT};
