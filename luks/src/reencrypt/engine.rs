@@ -25,10 +25,13 @@ use std::fs::File;
 use std::path::Path;
 use zeroize::Zeroizing;
 
-/// Largest hotzone (and so the data buffer): bounds the memory of a run.
-const MAX_HOTZONE: u64 = 32 << 20;
+/// Largest hotzone. A hotzone is streamed in [`CHUNK`]s (its checksums, at most
+/// 8 MiB for 1 GiB of 4096-byte blocks, are the only other memory it takes).
+const MAX_HOTZONE: u64 = 1 << 30;
 /// Hotzone of resilience `none` unless given.
-const DEFAULT_NONE_HOTZONE: u64 = 8 << 20;
+const DEFAULT_NONE_HOTZONE: u64 = 256 << 20;
+/// Bytes read, rewritten and written at a time: bounds the memory of a run.
+const CHUNK: u64 = 8 << 20;
 
 /// A passphrase that opens a keyslot of the volume, and the passphrase of the keyslot
 /// that replaces it for the new volume key (the same one when `None`).
@@ -471,6 +474,9 @@ struct Run {
 
 type Keys = (VolumeKey, Option<VolumeKey>);
 
+/// What is done with each chunk of a hotzone: the chunk and its data offset.
+type ChunkFn<'a> = dyn FnMut(&mut Sink<'_>, &mut [u8], u64) -> Result<()> + 'a;
+
 fn load(
     file: &File,
     data: &File,
@@ -717,57 +723,151 @@ impl Run {
         Ok(())
     }
 
-    /// One hotzone `[off, off + len)`: protect, rewrite, commit.
+    /// Calls `f(chunk, its data offset)` for the old bytes of `[off, off + len)`,
+    /// [`CHUNK`] bytes at a time.
+    fn each_chunk(
+        &self,
+        sink: &mut Sink<'_>,
+        off: u64,
+        len: u64,
+        f: &mut ChunkFn<'_>,
+    ) -> Result<()> {
+        let mut buf = Zeroizing::new(vec![0u8; CHUNK.min(len) as usize]);
+        let mut pos = off;
+        while pos < off + len {
+            let n = CHUNK.min(off + len - pos) as usize;
+            let b = &mut buf[..n];
+            device::read_at(sink.data, b, self.layout.data_offset + pos)?;
+            f(sink, b, pos)?;
+            pos += n as u64;
+        }
+        Ok(())
+    }
+
+    /// The checksums of `data` (old ciphertext), hashed on all cores.
+    fn sums(&self, hash: HashAlg, block: usize, data: &mut [u8]) -> Result<Vec<u8>> {
+        let n = hash.output_len();
+        let out = std::sync::Mutex::new(vec![0u8; data.len() / block * n]);
+        parallel(data, block, &|c, at| {
+            let s = checksums(hash, block, c);
+            let i = at as usize / block * n;
+            out.lock()
+                .map_err(|_| Error::Reencrypt("checksum worker panicked".into()))?[i..i + s.len()]
+                .copy_from_slice(&s);
+            Ok(())
+        })?;
+        out.into_inner()
+            .map_err(|_| Error::Reencrypt("checksum worker panicked".into()))
+    }
+
+    /// Rewrites `[off, off + len)` under the new key, chunk by chunk, then syncs. A
+    /// helper thread flushes the written chunks meanwhile, so that the final sync
+    /// does not wait for the whole hotzone to reach the disk.
+    fn rewrite(&self, sink: &mut Sink<'_>, off: u64, len: u64) -> Result<()> {
+        let base = self.layout.data_offset;
+        let data = sink.data;
+        std::thread::scope(|sc| {
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let flusher = sc.spawn(move || {
+                while rx.recv().is_ok() {
+                    while rx.try_recv().is_ok() {}
+                    let _ = data.sync_data();
+                }
+            });
+            let r = self.each_chunk(sink, off, len, &mut |sink, b, pos| {
+                self.recrypt(b, pos)?;
+                sink.write_to(true, b, base + pos)?;
+                let _ = tx.send(());
+                Ok(())
+            });
+            drop(tx);
+            let _ = flusher.join();
+            r
+        })?;
+        sink.sync()
+    }
+
+    /// One hotzone `[off, off + len)`: protect (checksums of the old blocks, or the
+    /// old bytes, in the area), commit the hot segments, rewrite, commit.
     fn step(&self, sink: &mut Sink<'_>, l2: &mut L2, off: u64, len: u64) -> Result<()> {
-        let at = self.layout.data_offset + off;
-        let mut buf = Zeroizing::new(vec![0u8; len as usize]);
-        device::read_at(sink.data, &mut buf, at)?;
-        let protect = match self.ks.resilience {
+        let area = self.ks.area_offset;
+        let protected = match self.ks.resilience {
             Resilience::Checksum { hash, sector_size } => {
-                Some(checksums(hash, sector_size as usize, &buf))
+                let mut all =
+                    Vec::with_capacity((len / sector_size as u64) as usize * hash.output_len());
+                self.each_chunk(sink, off, len, &mut |_, b, _| {
+                    all.extend_from_slice(&self.sums(hash, sector_size as usize, b)?);
+                    Ok(())
+                })?;
+                sink.write(&all, area)?;
+                true
             }
-            Resilience::Journal => Some(buf.to_vec()),
-            _ => None,
+            Resilience::Journal => {
+                self.each_chunk(sink, off, len, &mut |sink, b, pos| {
+                    sink.write(b, area + pos - off)
+                })?;
+                true
+            }
+            _ => false,
         };
-        if let Some(p) = protect {
-            // resilience data, then the hot segments: the commit point of the hotzone
-            sink.write(&p, self.ks.area_offset)?;
+        if protected {
+            // resilience data synced, then the hot segments: the commit point
             sink.sync()?;
             self.layout.apply(&mut l2.md, self.layout.hot(off, len));
             sink.header(l2)?;
         }
-        self.recrypt(&mut buf, off)?;
-        sink.write_to(true, &buf, at)?;
-        sink.sync()?;
+        self.rewrite(sink, off, len)?;
         self.commit(sink, l2, off, len)
     }
 
     /// Recovers the hotzone of a run that died inside it, then commits it.
     fn recover(&self, sink: &mut Sink<'_>, l2: &mut L2, off: u64, len: u64) -> Result<()> {
-        let at = self.layout.data_offset + off;
-        let mut buf = Zeroizing::new(vec![0u8; len as usize]);
+        let base = self.layout.data_offset;
+        let area = self.ks.area_offset;
         match self.ks.resilience {
             Resilience::Checksum { hash, sector_size } => {
                 let block = sector_size as usize;
                 let n = hash.output_len();
-                let mut sums = vec![0u8; len as usize / block * n];
-                device::read_at(sink.file, &mut sums, self.ks.area_offset)?;
-                device::read_at(sink.data, &mut buf, at)?;
-                let now = checksums(hash, block, &buf);
-                for (i, (a, b)) in now.chunks_exact(n).zip(sums.chunks_exact(n)).enumerate() {
-                    if a == b {
-                        // still the old ciphertext: rewrite this block
-                        let p = i * block;
-                        let chunk = &mut buf[p..p + block];
-                        self.recrypt(chunk, off + p as u64)?;
-                        sink.write_to(true, chunk, at + p as u64)?;
-                    }
+                let need = len / block as u64 * n as u64;
+                if need > self.ks.area_size || !len.is_multiple_of(block as u64) {
+                    return Err(Error::ReencryptUnauthenticated(
+                        "the hotzone does not fit the checksum area".into(),
+                    ));
                 }
+                let mut sums = vec![0u8; need as usize];
+                device::read_at(sink.file, &mut sums, area)?;
+                self.each_chunk(sink, off, len, &mut |sink, b, pos| {
+                    let now = self.sums(hash, block, b)?;
+                    let first = (pos - off) as usize / block * n;
+                    let old = &sums[first..first + now.len()];
+                    for (i, (a, o)) in now.chunks_exact(n).zip(old.chunks_exact(n)).enumerate() {
+                        if a == o {
+                            // still the old ciphertext: rewrite this block
+                            let p = i * block;
+                            let blk = &mut b[p..p + block];
+                            self.recrypt(blk, pos + p as u64)?;
+                            sink.write_to(true, blk, base + pos + p as u64)?;
+                        }
+                    }
+                    Ok(())
+                })?;
             }
             Resilience::Journal => {
-                device::read_at(sink.file, &mut buf, self.ks.area_offset)?;
-                self.recrypt(&mut buf, off)?;
-                sink.write_to(true, &buf, at)?;
+                if len > self.ks.area_size {
+                    return Err(Error::ReencryptUnauthenticated(
+                        "the hotzone is larger than the journal".into(),
+                    ));
+                }
+                let mut buf = Zeroizing::new(vec![0u8; CHUNK.min(len) as usize]);
+                let mut pos = off;
+                while pos < off + len {
+                    let k = CHUNK.min(off + len - pos) as usize;
+                    let b = &mut buf[..k];
+                    device::read_at(sink.file, b, area + pos - off)?;
+                    self.recrypt(b, pos)?;
+                    sink.write_to(true, b, base + pos)?;
+                    pos += k as u64;
+                }
             }
             _ => {
                 return Err(Error::Reencrypt(
