@@ -558,6 +558,23 @@ fn parse_size(s: &str, option: &str) -> Result<u64, CliError> {
         .ok_or_else(bad)
 }
 
+/// Set while a reencryption runs: Ctrl-C then asks it to stop at the end of the
+/// current hotzone (resumable) instead of ending the process at once.
+static DEFER_INTERRUPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Ctrl-C was pressed while [`DEFER_INTERRUPT`] was set.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Called on Ctrl-C: `true` when a reencryption takes it as "stop after this hotzone"
+/// (a second Ctrl-C ends the process).
+pub(super) fn defer_interrupt() -> bool {
+    use std::sync::atomic::Ordering::SeqCst;
+    if DEFER_INTERRUPT.load(SeqCst) && !INTERRUPTED.swap(true, SeqCst) {
+        eprintln!("\ninterrupted: stopping after the current hotzone (Ctrl-C again to quit now)");
+        return true;
+    }
+    false
+}
+
 fn enter_for(device: &Path) -> String {
     format!("Enter passphrase for {}: ", device.display())
 }
@@ -1017,20 +1034,37 @@ pub(super) async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<E
                 new_passphrase: new_pass.as_deref().map(|v| v.as_slice()),
                 slot: *key_slot,
             }];
+            use std::sync::atomic::Ordering::SeqCst;
             let mut bar: Option<indicatif::ProgressBar> = None;
             let mut on_progress = |p: re::Progress| {
                 let b = bar.get_or_insert_with(|| {
                     progress(p.total).unwrap_or_else(indicatif::ProgressBar::hidden)
                 });
                 b.set_position(p.done);
-                true
+                !INTERRUPTED.load(SeqCst)
             };
+            DEFER_INTERRUPT.store(true, SeqCst);
             let out = match header {
-                Some(h) => re::reencrypt_detached(h, device, &keys, &opts, &mut on_progress)?,
-                None => re::reencrypt(device, &keys, &opts, &mut on_progress)?,
+                Some(h) => re::reencrypt_detached(h, device, &keys, &opts, &mut on_progress),
+                None => re::reencrypt(device, &keys, &opts, &mut on_progress),
             };
+            DEFER_INTERRUPT.store(false, SeqCst);
             if let Some(b) = bar {
                 b.finish_and_clear();
+            }
+            let out = out?;
+            if let (Outcome::Stopped(p), true) = (out, INTERRUPTED.load(SeqCst)) {
+                return Err(CliError {
+                    code: 1,
+                    kind: "interrupted",
+                    message: format!(
+                        "reencryption of {} interrupted at {} of {} bytes: resume it with --resume-only",
+                        device.display(),
+                        p.done,
+                        p.total
+                    ),
+                }
+                .into());
             }
             let what = if *decrypt {
                 "decryption"
