@@ -10,7 +10,8 @@ mod common;
 
 use common::*;
 use luks::reencrypt::{
-    reencrypt, reencrypt_detached, KeyChange, Outcome, ReencryptOptions, ResilienceKind,
+    encrypt_in_place, reencrypt, reencrypt_detached, KeyChange, Outcome, ReencryptOptions,
+    ResilienceKind,
 };
 use luks::{Error, FormatOptions, LuksType, PbkdfOptions, PbkdfType, Volume};
 use serde_json::Value;
@@ -745,5 +746,130 @@ fn decryption_both_ways_and_resumed_by_the_other_tool() {
             String::from_utf8_lossy(&o.stderr)
         );
         check_decrypted(&e, &hdr, &img, &plain);
+    }
+}
+
+// ---- encryption in place (data shift) ----
+
+/// A plaintext image of `META + size` bytes holding a pattern (the data cryptsetup
+/// keeps is the first `dev - reduce` bytes).
+fn plain_image(e: &Env, name: &str, dev: u64) -> (PathBuf, Vec<u8>) {
+    let img = e.dir.path().join(name);
+    let plain = pattern(dev as usize, dev ^ 3);
+    std::fs::write(&img, &plain).unwrap();
+    (img, plain)
+}
+
+fn cs_encrypt(e: &Env, img: &Path, extra: &[&str]) -> std::process::Output {
+    let mut a = s(&[
+        "reencrypt",
+        "-q",
+        "--encrypt",
+        "--force-offline-reencrypt",
+        "--type",
+        "luks2",
+    ]);
+    a.extend(fast_kdf_args("pbkdf2"));
+    a.extend(s(&["--key-file"]));
+    a.push(p(&e.ka));
+    a.extend(s(extra));
+    a.push(p(img));
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    run(&e.cs, &a)
+}
+
+#[test]
+fn encryption_in_place_both_ways_and_resumed_by_the_other_tool() {
+    let Some(e) = setup() else { return };
+    let ka = [KeyChange {
+        passphrase: A,
+        new_passphrase: None,
+        slot: None,
+    }];
+    let fo = FormatOptions {
+        luks_type: LuksType::Luks2,
+        pbkdf: fast(),
+        ..Default::default()
+    };
+    // (device, reduce): data larger than the shift (several hotzones), and smaller
+    for (i, (dev, reduce)) in [(40u64 << 20, 8u64 << 20), (40 << 20, 32 << 20)]
+        .into_iter()
+        .enumerate()
+    {
+        let keep = (dev - reduce) as usize;
+        // here, start to end; cryptsetup opens it and reads the same plaintext
+        let (img, plain) = plain_image(&e, &format!("e{i}.img"), dev);
+        let o = ReencryptOptions {
+            reduce_device_size: Some(reduce),
+            ..Default::default()
+        };
+        let out = encrypt_in_place(&img, A, &fo, &o, &mut |_| true).unwrap();
+        assert_eq!(out, Outcome::Finished);
+        assert!(cs_accepts(&e.cs, &img, &e.ka, None));
+        let j = json(&e, &img);
+        assert_eq!(
+            j["segments"]["0"]["offset"],
+            (reduce / 2).to_string(),
+            "{j}"
+        );
+        assert!(
+            read_all(&img, A)[..keep] == plain[..keep],
+            "plaintext after encryption here"
+        );
+        if let Some(py) = python() {
+            let vk = cs_volume_key(&e.cs, &img, &e.ka);
+            let raw = std::fs::read(&img).unwrap();
+            let at = (reduce / 2) as usize;
+            let pt = oracle_decrypt(
+                &py,
+                e.dir.path(),
+                &vk,
+                "xts-plain64",
+                512,
+                0,
+                &raw[at..at + 65536],
+            );
+            assert!(pt == plain[..65536], "oracle");
+        }
+
+        // cryptsetup's state (--init-only), finished here
+        let (img, plain) = plain_image(&e, &format!("c{i}.img"), dev);
+        let r = format!("{}M", reduce >> 20);
+        let o = cs_encrypt(&e, &img, &["--init-only", "--reduce-device-size", &r]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let out = reencrypt(&img, &ka, &ReencryptOptions::default(), &mut |_| true).unwrap();
+        assert_eq!(out, Outcome::Finished);
+        assert!(cs_accepts(&e.cs, &img, &e.ka, None));
+        assert!(
+            read_all(&img, A)[..keep] == plain[..keep],
+            "cryptsetup's encryption finished here"
+        );
+
+        // ours stopped after one hotzone (and ours dying inside the next), cryptsetup finishes
+        for crash in [None, Some((5u64, 4096usize))] {
+            let (img, plain) = plain_image(&e, &format!("k{i}.img"), dev);
+            let o = ReencryptOptions {
+                reduce_device_size: Some(reduce),
+                stop_after_hotzones: crash.is_none().then_some(1),
+                crash_at_write: crash,
+                ..Default::default()
+            };
+            let r = encrypt_in_place(&img, A, &fo, &o, &mut |_| true);
+            assert!(r.is_err() == crash.is_some(), "{r:?}");
+            cs_repair(&e, &img);
+            if in_reencryption(&e, &img) {
+                let o = cs_encrypt(&e, &img, &["--resume-only"]);
+                assert!(
+                    o.status.success(),
+                    "{crash:?}: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
+            }
+            assert!(cs_accepts(&e.cs, &img, &e.ka, None));
+            assert!(
+                read_all(&img, A)[..keep] == plain[..keep],
+                "ours finished by cryptsetup ({crash:?})"
+            );
+        }
     }
 }

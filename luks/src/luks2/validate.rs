@@ -137,7 +137,10 @@ impl Metadata {
                     Problem::Overlaps("the keyslots area".into()),
                 ));
             }
-            if let Some(pe) = prev_end {
+            // consecutive crypt segments are contiguous on the device; linear ones
+            // (plaintext during an encryption or decryption, e.g. the moved copy of an
+            // encryption in place) may lie elsewhere but overlap nothing
+            if let Some(pe) = prev_end.filter(|_| !s.linear) {
                 if s.offset < pe {
                     return Err(Error::field(
                         format!("{f}.offset"),
@@ -151,6 +154,17 @@ impl Metadata {
                     ));
                 }
             }
+            let end = s.size.map(|z| s.offset.saturating_add(z));
+            for (j, o) in self.segments.iter().take(pos) {
+                let oe = o.size.map(|z| o.offset.saturating_add(z));
+                let apart = end.is_some_and(|e| e <= o.offset) || oe.is_some_and(|e| e <= s.offset);
+                if !apart && (s.linear || o.linear) {
+                    return Err(Error::field(
+                        format!("{f}.offset"),
+                        Problem::Overlaps(format!("segment {j}")),
+                    ));
+                }
+            }
             match s.size {
                 None if pos + 1 != n => {
                     return Err(Error::field(
@@ -159,6 +173,7 @@ impl Metadata {
                     ))
                 }
                 None => {}
+                Some(_) if s.linear => prev_end = None,
                 Some(sz) => {
                     prev_end = Some(
                         s.offset

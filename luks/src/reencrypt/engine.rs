@@ -69,6 +69,9 @@ pub struct ReencryptOptions {
     /// `--decrypt`: decrypt to plaintext (a detached header only, as cryptsetup 2.6),
     /// instead of reencrypting under a new volume key.
     pub decrypt: bool,
+    /// `--encrypt --reduce-device-size BYTES`: encrypt a plaintext device in place
+    /// (see [`encrypt_in_place`]); `format` gives the new header's options.
+    pub reduce_device_size: Option<u64>,
     /// `--resilience` (a new reencryption only).
     pub resilience: ResilienceKind,
     /// `--resilience-hash` (default sha256).
@@ -119,17 +122,17 @@ pub enum Outcome {
 }
 
 /// Every write of a run: counted, and stopped at `crash_at_write` (test hook).
-struct Sink<'a> {
+pub(crate) struct Sink<'a> {
     /// The header (and keyslots area) device.
-    file: &'a File,
+    pub(crate) file: &'a File,
     /// The data device (the same file unless the header is detached).
-    data: &'a File,
+    pub(crate) data: &'a File,
     n: u64,
     crash: Option<(u64, usize)>,
 }
 
 impl Sink<'_> {
-    fn write_to(&mut self, data: bool, buf: &[u8], offset: u64) -> Result<()> {
+    pub(crate) fn write_to(&mut self, data: bool, buf: &[u8], offset: u64) -> Result<()> {
         let f = if data { self.data } else { self.file };
         if let Some((at, torn)) = self.crash {
             if self.n == at {
@@ -142,17 +145,17 @@ impl Sink<'_> {
     }
 
     /// A write to the header device.
-    fn write(&mut self, buf: &[u8], offset: u64) -> Result<()> {
+    pub(crate) fn write(&mut self, buf: &[u8], offset: u64) -> Result<()> {
         self.write_to(false, buf, offset)
     }
 
-    fn sync(&self) -> Result<()> {
+    pub(crate) fn sync(&self) -> Result<()> {
         device::sync(self.file)?;
         device::sync(self.data)
     }
 
     /// Writes both header copies (validated, next sequence id, fresh salts), each synced.
-    fn header(&mut self, l2: &mut L2) -> Result<()> {
+    pub(crate) fn header(&mut self, l2: &mut L2) -> Result<()> {
         l2.md.validate(l2.bin.hdr_size)?;
         let area = l2.md.to_area(l2.bin.hdr_size - BIN_LEN as u64)?;
         l2.bin.seqid = l2
@@ -604,6 +607,15 @@ fn load(
     })
 }
 
+/// [`parallel`], for the other files of the module.
+pub(crate) fn parallel_pub(
+    buf: &mut [u8],
+    unit: usize,
+    f: &(dyn Fn(&mut [u8], u64) -> Result<()> + Sync),
+) -> Result<()> {
+    parallel(buf, unit, f)
+}
+
 /// Runs `f` over `buf` split in `unit`-aligned chunks on up to 8 threads; `f` gets the
 /// chunk and its byte offset in `buf`.
 fn parallel(
@@ -995,6 +1007,18 @@ fn run(
     if opts.init_only {
         return Ok(Outcome::Initialized);
     }
+    if l2
+        .md
+        .reencrypt
+        .as_ref()
+        .is_some_and(|(_, k)| k.mode == Mode::Encrypt)
+    {
+        let d_new = metadata::backup_digests(&l2.md)?
+            .1
+            .ok_or_else(|| Error::ReencryptUnauthenticated("no key for the new segment".into()))?;
+        let key = key_for_digest(file, &l2, d_new, keys)?.ok_or(Error::NoMatchingKey)?;
+        return super::shift::run(&mut sink, &mut l2, &key, opts.stop_after_hotzones, progress);
+    }
     let run = load(file, data_file, &l2, keys, known, opts)?;
     let total = run.layout.device_size;
     let fwd = run.layout.direction == Direction::Forward;
@@ -1034,4 +1058,65 @@ fn run(
         run.finish(&mut sink, &mut l2)?;
     }
     Ok(Outcome::Finished)
+}
+
+/// Encrypts the plaintext device at `path` in place (`cryptsetup reencrypt --encrypt
+/// --reduce-device-size R`): a LUKS2 header formatted with `format` (the data offset
+/// is `R / 2`; the last `R` bytes of the device are given up) and `passphrase` in
+/// keyslot 0, then the data encrypted backward with a data shift. A device already
+/// in such an encryption (by this crate or cryptsetup) is resumed instead.
+pub fn encrypt_in_place(
+    path: impl AsRef<Path>,
+    passphrase: &[u8],
+    format: &crate::FormatOptions,
+    opts: &ReencryptOptions,
+    progress: &mut dyn FnMut(Progress) -> bool,
+) -> Result<Outcome> {
+    let path = path.as_ref();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(Error::io("opening the device"))?;
+    let guard = lock(&file)?;
+    match crate::header::read_header(&file) {
+        Err(Error::BadMagic) => {}
+        Ok(_) => {
+            drop(guard);
+            let keys = [KeyChange {
+                passphrase,
+                new_passphrase: None,
+                slot: None,
+            }];
+            return run(
+                path,
+                None,
+                &keys,
+                &ReencryptOptions {
+                    resume_only: true,
+                    ..opts.clone()
+                },
+                progress,
+            );
+        }
+        Err(e) => return Err(e),
+    }
+    if opts.resume_only {
+        return Err(Error::NotInReencryption);
+    }
+    let reduce = opts.reduce_device_size.ok_or(Error::InvalidOption {
+        option: "--reduce-device-size",
+        reason: "needed to encrypt in place".into(),
+    })?;
+    let mut sink = Sink {
+        file: &file,
+        data: &file,
+        n: 0,
+        crash: opts.crash_at_write,
+    };
+    let (mut l2, key) = super::shift::init(&mut sink, &file, format, passphrase, reduce)?;
+    if opts.init_only {
+        return Ok(Outcome::Initialized);
+    }
+    super::shift::run(&mut sink, &mut l2, &key, opts.stop_after_hotzones, progress)
 }

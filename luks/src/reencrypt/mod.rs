@@ -10,16 +10,22 @@
 //!   segments, reencrypt keyslot, requirement: one header write), the hotzone loop,
 //!   crash recovery, and the final header.
 //!
-//! Implemented: modes `reencrypt` and `decrypt` (detached header), resilience
-//! `checksum`, `journal` and `none`; runs started here walk forward, runs left by
-//! cryptsetup resume in either direction. Encryption in place (`--encrypt`, data
-//! shift) is refused with [`crate::Error::Unsupported`] (not yet implemented).
+//! * `shift`: encryption in place (`--encrypt --reduce-device-size`): the moved
+//!   first segment, backward hotzones with resilience `datashift`.
+//!
+//! Implemented: modes `reencrypt` and `decrypt` (detached header) with resilience
+//! `checksum`, `journal` and `none` (runs started here walk forward; cryptsetup's
+//! resume in either direction), and `encrypt` with a data shift (backward, as
+//! cryptsetup). Not implemented: decryption with a data shift (`online-reencrypt-v3`),
+//! encryption with a detached header or a `datashift-checksum`/`-journal` moved segment.
 
 mod engine;
 mod hotzone;
 pub(crate) mod metadata;
+mod shift;
 
 pub use engine::{
-    reencrypt, reencrypt_detached, KeyChange, Outcome, Progress, ReencryptOptions, ResilienceKind,
+    encrypt_in_place, reencrypt, reencrypt_detached, KeyChange, Outcome, Progress,
+    ReencryptOptions, ResilienceKind,
 };
 pub use metadata::{Direction, Mode, ReencryptKeyslot, Resilience, REQUIREMENT};
