@@ -297,3 +297,41 @@ fn ctrl_c_stops_at_a_hotzone_boundary_and_the_run_resumes() {
         "plaintext unchanged"
     );
 }
+
+#[test]
+fn encrypting_a_plaintext_image_in_place_with_a_key_ref() {
+    if !common::tool("cryptsetup") {
+        return;
+    }
+    let e = Env::new();
+    let id = e.store("passphrase", "pw", b"in place");
+    let img = e.s("plain.img");
+    let plain: Vec<u8> = (0..40u32 << 20).map(|i| (i / 512 + i) as u8).collect();
+    std::fs::write(&img, &plain).unwrap();
+    let mut a = vec![
+        "--json",
+        "luks",
+        "reencrypt",
+        &img,
+        "--encrypt",
+        "--reduce-device-size",
+        "8M",
+        "--key-ref",
+        &id,
+    ];
+    a.extend(FAST);
+    let out = e.ok(&a);
+    assert!(out.contains("\"finished\""), "{out}");
+    assert!(cryptsetup_accepts(Path::new(&img), &e.p("pw")));
+    let back = e.s("back");
+    e.ok(&["luks", "read", &img, "--key-ref", &id, "-o", &back]);
+    let back = std::fs::read(&back).unwrap();
+    assert_eq!(back.len(), 36 << 20, "data offset 4 MiB, 8 MiB given up");
+    assert!(
+        back[..32 << 20] == plain[..32 << 20],
+        "the kept data reads back"
+    );
+    // the plaintext copy made for the move is gone
+    let raw = std::fs::read(&img).unwrap();
+    assert!(raw[36 << 20..40 << 20] != plain[..4 << 20]);
+}

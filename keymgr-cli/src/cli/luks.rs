@@ -255,10 +255,13 @@ pub(super) enum LuksCommand {
         /// Only write the reencryption state (no data is touched).
         #[arg(long)]
         init_only: bool,
-        /// Encrypt a plaintext device in place (not implemented yet: refused).
+        /// Encrypt a plaintext device in place: the header takes the first half of
+        /// --reduce-device-size, the data moves up by as much; the last
+        /// --reduce-device-size bytes of the device are given up (shrink the file
+        /// system first).
         #[arg(long, requires = "reduce_device_size", conflicts_with = "decrypt")]
         encrypt: bool,
-        /// With --encrypt: room made for the header at the start (e.g. 32M).
+        /// With --encrypt: bytes given up at the end (e.g. 32M: data offset 16 MiB).
         #[arg(long, value_name = "SIZE")]
         reduce_device_size: Option<String>,
         /// Decrypt to plaintext (needs --header, as cryptsetup 2.6).
@@ -966,16 +969,10 @@ pub(super) async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<E
             use luks::reencrypt::{
                 self as re, KeyChange, Outcome, ReencryptOptions, ResilienceKind,
             };
-            if *encrypt {
-                if let Some(r) = reduce_device_size {
-                    parse_size(r, "--reduce-device-size")?;
-                }
-                return Err(CliError::usage(
-                    "reencrypt --encrypt (encryption in place with a data shift) is not implemented yet"
-                        .into(),
-                )
-                .into());
-            }
+            let reduce = reduce_device_size
+                .as_deref()
+                .map(|r| parse_size(r, "--reduce-device-size"))
+                .transpose()?;
             let resilience = match resilience.as_str() {
                 "checksum" => ResilienceKind::Checksum,
                 "journal" => ResilienceKind::Journal,
@@ -1007,6 +1004,7 @@ pub(super) async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<E
                 pbkdf: pbkdf.options(None)?,
                 init_only: *init_only,
                 resume_only: *resume_only,
+                reduce_device_size: reduce,
                 ..ReencryptOptions::default()
             };
             let meta = header.as_deref().unwrap_or(device);
@@ -1045,6 +1043,22 @@ pub(super) async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<E
             };
             DEFER_INTERRUPT.store(true, SeqCst);
             let out = match header {
+                _ if *encrypt => {
+                    if header.is_some() {
+                        return Err(CliError::usage(
+                            "--encrypt with --header is not implemented".into(),
+                        )
+                        .into());
+                    }
+                    let fo = FormatOptions {
+                        luks_type: LuksType::Luks2,
+                        cipher: cipher.clone(),
+                        key_size_bits: key_size.map(|b| b as u32),
+                        pbkdf: pbkdf.options(None)?,
+                        ..FormatOptions::default()
+                    };
+                    re::encrypt_in_place(device, &pass, &fo, &opts, &mut on_progress)
+                }
                 Some(h) => re::reencrypt_detached(h, device, &keys, &opts, &mut on_progress),
                 None => re::reencrypt(device, &keys, &opts, &mut on_progress),
             };
@@ -1068,6 +1082,8 @@ pub(super) async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<E
             }
             let what = if *decrypt {
                 "decryption"
+            } else if *encrypt {
+                "encryption"
             } else {
                 "reencryption"
             };
