@@ -873,3 +873,67 @@ fn encryption_in_place_both_ways_and_resumed_by_the_other_tool() {
         }
     }
 }
+
+#[test]
+fn every_prefix_of_an_encryption_in_place_resumes() {
+    let Some(e) = setup() else { return };
+    let fo = FormatOptions {
+        luks_type: LuksType::Luks2,
+        pbkdf: fast(),
+        key_size_bits: Some(256),
+        ..Default::default()
+    };
+    // 8 MiB device, 4 MiB given up: data offset 2 MiB, 4 MiB of data, 2 hotzones
+    // (the second from the moved copy)
+    let (dev, reduce) = (8u64 << 20, 4u64 << 20);
+    let keep = (dev - reduce) as usize;
+    let base = pattern(dev as usize, 5);
+    let img = e.dir.path().join("shift.img");
+    let ka = [KeyChange {
+        passphrase: A,
+        new_passphrase: None,
+        slot: None,
+    }];
+    // writes 0..=3 are the init (move, keyslot material, header 2): a crash there
+    // leaves no header (as cryptsetup's own init); from write 4 on, each tool resumes
+    let mut n = 4u64;
+    loop {
+        let torn = (n % 2) as usize * 4096;
+        std::fs::write(&img, &base).unwrap();
+        let o = ReencryptOptions {
+            reduce_device_size: Some(reduce),
+            crash_at_write: Some((n, torn)),
+            ..Default::default()
+        };
+        match encrypt_in_place(&img, A, &fo, &o, &mut |_| true) {
+            Ok(Outcome::Finished) => {
+                // init 4; each hotzone: hot header 2, data, post (or final) header 2
+                assert_eq!(n, 14, "writes in a run");
+                return;
+            }
+            Ok(other) => panic!("{other:?}"),
+            Err(Error::Reencrypt(_)) => {}
+            Err(other) => panic!("write {n}: {other:?}"),
+        }
+        if n.is_multiple_of(4) && in_reencryption(&e, &img) {
+            cs_repair(&e, &img);
+            if in_reencryption(&e, &img) {
+                let o = cs_encrypt(&e, &img, &["--resume-only"]);
+                assert!(
+                    o.status.success(),
+                    "write {n}: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
+            }
+        } else {
+            let out = reencrypt(&img, &ka, &ReencryptOptions::default(), &mut |_| true)
+                .unwrap_or_else(|err| panic!("resume after write {n} (torn {torn}): {err:?}"));
+            assert_eq!(out, Outcome::Finished);
+        }
+        assert!(
+            read_all(&img, A)[..keep] == base[..keep],
+            "plaintext after a crash at write {n}"
+        );
+        n += 1;
+    }
+}
