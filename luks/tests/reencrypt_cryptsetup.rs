@@ -3,8 +3,10 @@
 //! data with the new volume key, the old key no longer does); cryptsetup reencrypts a
 //! volume made here and it reads here; each tool resumes the other's interrupted run
 //! (cryptsetup `--init-only` or killed; keymgr stopped after N hotzones or dying at a
-//! write); every prefix of a checksum-mode run (and each write torn at 4096 bytes)
-//! resumes to the right plaintext; tampered reencryption state is refused.
+//! write); every prefix of a checksum-mode run and of an encryption in place (odd
+//! writes torn at 4096 bytes) resumes to the right plaintext, here or by cryptsetup;
+//! decryption and encryption in place both ways; tampered reencryption state is
+//! refused.
 
 mod common;
 
