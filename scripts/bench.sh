@@ -10,6 +10,9 @@
 #   (c) `cryptsetup open --test-passphrase` against `keymgr luks test-passphrase`
 #       on the same pbkdf2-sha256 and argon2id LUKS2 headers.
 #   (d) peak RSS of `keymgr luks read` / `keymgr luks write` on a 4 GiB volume.
+#   (f) reencryption of a 1 GiB LUKS2 volume under a new volume key (issue 17):
+#       `keymgr luks reencrypt` against `cryptsetup reencrypt --force-offline-reencrypt`
+#       per resilience (checksum, journal, none), with peak RSS.
 #   (e) client cost against Castellan 5.8 (issue 8): one secret fetched
 #       CLIENT_SEQ times in sequence (median latency) and 64-way `get`
 #       throughput for CLIENT_SECONDS, through keymgr (one client reused) and
@@ -274,6 +277,43 @@ else
     echo "keymgr luks write: peak RSS $(rss "$WORK/write.time") MiB, $(elapsed "$t0" "$t1") s"
     echo "keymgr luks read:  peak RSS $(rss "$WORK/read.time") MiB, $(elapsed "$t1" "$t2") s"
     rm -f "$WORK/big.luks"
+fi
+
+echo
+echo "== (f) reencryption under a new volume key, ${IMG_MIB} MiB LUKS2 volume (aes-xts-plain64, 4096-byte sectors):"
+echo "   keymgr luks reencrypt vs cryptsetup reencrypt --force-offline-reencrypt, per resilience; peak RSS"
+if ! have cryptsetup; then
+    echo "skipped: cryptsetup not installed"
+elif [ ! -x /usr/bin/time ]; then
+    echo "skipped: /usr/bin/time not installed"
+elif ! keymgr_has reencrypt; then
+    echo "skipped: $KEYMGR has no 'luks reencrypt' (build it with scripts/bench.sh --build)"
+else
+    printf 'reencrypt-bench' >"$WORK/rpass"
+    RE="$WORK/re.img"
+    rm -f "$RE"
+    truncate -s "$((IMG_MIB + 16))M" "$RE"
+    FASTKDF=(--pbkdf pbkdf2 --pbkdf-force-iterations 1000)
+    cryptsetup luksFormat -q --type luks2 --sector-size 4096 "${FASTKDF[@]}" --key-file "$WORK/rpass" "$RE"
+    rss() { awk -F': *' '/Maximum resident set size/ { printf "%.1f", $2 / 1024 }' "$1"; }
+    for r in checksum journal none; do
+        t0=$(now)
+        /usr/bin/time -v -o "$WORK/cs.time" cryptsetup reencrypt -q --force-offline-reencrypt \
+            --resilience "$r" "${FASTKDF[@]}" --key-file "$WORK/rpass" "$RE" >"$WORK/last.log" 2>&1 ||
+            { echo "cryptsetup reencrypt failed"; tail -3 "$WORK/last.log"; }
+        t1=$(now)
+        /usr/bin/time -v -o "$WORK/km.time" "$KEYMGR" -q luks reencrypt "$RE" --key-file "$WORK/rpass" \
+            --resilience "$r" "${FASTKDF[@]}" >"$WORK/last.log" 2>&1 ||
+            { echo "keymgr luks reencrypt failed"; tail -3 "$WORK/last.log"; }
+        t2=$(now)
+        cs_s=$(elapsed "$t0" "$t1")
+        km_s=$(elapsed "$t1" "$t2")
+        mibs() { awk -v m="$IMG_MIB" -v s="$1" 'BEGIN { if (s > 0) printf "%.0f", m / s; else print "n/a" }'; }
+        echo "$r: cryptsetup $cs_s s ($(mibs "$cs_s") MiB/s, peak RSS $(rss "$WORK/cs.time") MiB)," \
+            "keymgr $km_s s ($(mibs "$km_s") MiB/s, peak RSS $(rss "$WORK/km.time") MiB): keymgr $(ratio "$cs_s" "$km_s")x"
+    done
+    cryptsetup open --test-passphrase --key-file "$WORK/rpass" "$RE" && echo "cryptsetup opens the result: yes"
+    rm -f "$RE"
 fi
 fi # DATA
 

@@ -212,6 +212,22 @@ pub enum Error {
     /// Something this crate does not implement.
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// The volume is in LUKS2 reencryption (`online-reencrypt-v2`): only resuming it
+    /// ([`crate::reencrypt`]) may change it, and its data cannot be read as one segment.
+    #[error(
+        "LUKS2 reencryption in progress: resume it (keymgr luks reencrypt --resume-only) first"
+    )]
+    ReencryptionInProgress,
+    /// The volume is not in reencryption (`--resume-only` of a volume that is not).
+    #[error("the volume is not in LUKS2 reencryption")]
+    NotInReencryption,
+    /// The reencryption state (reencrypt keyslot and backup segments) is not
+    /// authenticated by its digest with the volume keys (CVE-2021-4122): refused.
+    #[error("reencryption metadata is invalid or not authenticated: {0}")]
+    ReencryptUnauthenticated(String),
+    /// A reencryption step could not complete (the state on disk stays resumable).
+    #[error("reencryption failed: {0}")]
+    Reencrypt(String),
 }
 
 /// Result alias of this crate.

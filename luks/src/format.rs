@@ -93,6 +93,42 @@ pub fn format(
 /// Formats an open file or block device (see [`format()`]).
 pub fn format_file(file: &File, opts: &FormatOptions, passphrase: &[u8]) -> Result<VolumeInfo> {
     let _guard = lock(file)?;
+    PREPARE.with(|p| *p.borrow_mut() = None);
+    format_checked(file, opts, passphrase)
+}
+
+/// A LUKS2 header as [`format_file`] would write it on `file`, nothing written: for
+/// encryption in place, which writes it itself once the data has moved.
+pub(crate) struct Prepared {
+    pub(crate) l2: L2,
+    pub(crate) material: Zeroizing<Vec<u8>>,
+    pub(crate) material_offset: u64,
+    pub(crate) key: crate::VolumeKey,
+}
+
+thread_local! {
+    /// Set by [`prepare_luks2`] for the duration of one call on this thread:
+    /// `format_luks2` then leaves its result here instead of writing anything.
+    static PREPARE: std::cell::RefCell<Option<Option<Prepared>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The header [`format_file`] would write (LUKS2 only), without writing anything.
+pub(crate) fn prepare_luks2(
+    file: &File,
+    opts: &FormatOptions,
+    passphrase: &[u8],
+) -> Result<Prepared> {
+    if opts.luks_type != crate::LuksType::Luks2 {
+        return Err(Error::Unsupported("encryption in place of LUKS1".into()));
+    }
+    PREPARE.with(|p| *p.borrow_mut() = Some(None));
+    let r = format_checked(file, opts, passphrase);
+    let got = PREPARE.with(|p| p.borrow_mut().take()).flatten();
+    r?;
+    got.ok_or_else(|| Error::Unsupported("no LUKS2 header prepared".into()))
+}
+
+fn format_checked(file: &File, opts: &FormatOptions, passphrase: &[u8]) -> Result<VolumeInfo> {
     let spec = opts
         .cipher
         .clone()
@@ -440,7 +476,7 @@ fn format_luks2(c: Common<'_>, kdf: Kdf) -> Result<VolumeInfo> {
     let p = slot_params_v2(&ks, "keyslot")?;
     let material = keyslot::seal(&p, &vk, passphrase)?;
     md.keyslots.insert(slot, ks.clone());
-    let mut l2 = L2 {
+    let l2 = L2 {
         bin: BinHeader {
             hdr_size,
             seqid: 0,
@@ -454,13 +490,7 @@ fn format_luks2(c: Common<'_>, kdf: Kdf) -> Result<VolumeInfo> {
         md,
         repair: None,
     };
-    device::write_at(file, &[0u8; BIN_LEN], 0)?;
-    device::sync(file)?;
-    zero_range(file, 0, meta_end)?;
-    device::write_at(file, &material, ks.area.offset)?;
-    device::sync(file)?;
-    write_luks2(file, &mut l2)?;
-    Ok(VolumeInfo {
+    let info = VolumeInfo {
         version: 2,
         uuid,
         keyslot: slot,
@@ -468,5 +498,24 @@ fn format_luks2(c: Common<'_>, kdf: Kdf) -> Result<VolumeInfo> {
         sector_size,
         cipher: spec,
         key_size_bits: bits,
-    })
+    };
+    let prepare = PREPARE.with(|p| p.borrow().is_some());
+    if prepare {
+        let prepared = Prepared {
+            l2,
+            material,
+            material_offset: ks.area.offset,
+            key: crate::VolumeKey::new(vk.to_vec()),
+        };
+        PREPARE.with(|p| *p.borrow_mut() = Some(Some(prepared)));
+        return Ok(info);
+    }
+    let mut l2 = l2;
+    device::write_at(file, &[0u8; BIN_LEN], 0)?;
+    device::sync(file)?;
+    zero_range(file, 0, meta_end)?;
+    device::write_at(file, &material, ks.area.offset)?;
+    device::sync(file)?;
+    write_luks2(file, &mut l2)?;
+    Ok(info)
 }

@@ -32,6 +32,7 @@
 //! | `backup.rs`, `dump.rs` | `luksHeaderBackup` / `luksHeaderRestore`, `luksDump` |
 //! | `volume_key.rs` | [`VolumeKey`] (zeroized, never printed) |
 //! | `io.rs`, `stream.rs` | [`UnlockedVolume`] (`read_at` / `write_at` / stream), bulk parallel streaming |
+//! | `reencrypt/` | offline LUKS2 reencryption (cryptsetup's protocol): `metadata.rs`, `hotzone.rs`, `engine.rs` |
 //! | `kernel.rs` | dm-crypt activation through `cryptsetup` (feature `kernel`) |
 //! | `header.rs` | reading a header: LUKS1 or LUKS2 |
 //! | `luks1.rs` | the LUKS1 header; its keyslots: parameters, opening, writing |
@@ -64,6 +65,7 @@ mod luks2;
 mod options;
 mod provider;
 mod random;
+pub mod reencrypt;
 mod stream;
 mod volume;
 mod volume_key;

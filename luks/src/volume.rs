@@ -181,8 +181,11 @@ impl Volume {
             }
             Hdr::V2(l) => {
                 for d in l.md.digests.values() {
+                    // a keyslot opens the volume only if its digest is the data segment's
+                    // (an unbound keyslot, or one left by an interrupted reencryption, holds
+                    // another key)
                     let applies = match slot {
-                        Some(s) => d.keyslots.contains(&s),
+                        Some(s) => d.keyslots.contains(&s) && d.segments.contains(&0),
                         None => d.segments.contains(&0),
                     };
                     if !applies {
@@ -285,6 +288,9 @@ impl Volume {
                 )
             }
             Hdr::V2(l) => {
+                if l.md.reencrypt.is_some() {
+                    return Err(Error::ReencryptionInProgress);
+                }
                 if l.md.segments.len() != 1 {
                     return Err(Error::Unsupported(format!(
                         "{} data segments (reencryption in progress?)",
@@ -292,6 +298,11 @@ impl Volume {
                     )));
                 }
                 let s = &l.md.segments[&0];
+                if s.linear {
+                    return Err(Error::Unsupported(
+                        "the data segment is plaintext (linear): the volume was decrypted".into(),
+                    ));
+                }
                 if s.offset == 0 && self.data_file.is_none() {
                     return Err(Error::Unsupported(
                         "detached LUKS2 header (data offset 0): open it with open_detached".into(),
@@ -380,6 +391,9 @@ impl Volume {
                     "opened read-only",
                 ),
             });
+        }
+        if self.luks2_metadata().is_some_and(|m| m.reencrypt.is_some()) {
+            return Err(Error::ReencryptionInProgress);
         }
         // callers re-read the header under the lock: another writer may have changed it
         lock(&self.file)

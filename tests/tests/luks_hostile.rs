@@ -372,7 +372,7 @@ fn luks2_cases() -> Vec<Case> {
         ),
         case(
             "segment type unknown",
-            mutate(&b, |v| v["segments"]["0"]["type"] = json!("linear")),
+            mutate(&b, |v| v["segments"]["0"]["type"] = json!("zero")),
             move |e| field_is(e, "segments.0", any),
         ),
         case(

@@ -103,7 +103,10 @@ fn luks_code(e: &luks::Error) -> (u8, &'static str) {
         | E::Json(_)
         | E::JsonTrailingData
         | E::JsonNotTerminated
-        | E::UnknownRequirement(_) => (1, "header"),
+        | E::UnknownRequirement(_)
+        | E::ReencryptUnauthenticated(_) => (1, "header"),
+        E::NotInReencryption => (1, "usage"),
+        E::ReencryptionInProgress => (5, "busy"),
         _ => (1, "error"),
     }
 }

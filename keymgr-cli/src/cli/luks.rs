@@ -235,6 +235,59 @@ pub(super) enum LuksCommand {
         #[arg(long, default_value_t = 0)]
         offset: u64,
     },
+    /// Reencrypt DEVICE offline under a new volume key (`cryptsetup reencrypt
+    /// --force-offline-reencrypt`), or decrypt it (`--decrypt`, detached header):
+    /// resumable after any interruption, by this tool or by cryptsetup. Keyslots of
+    /// the given passphrase are re-wrapped, the other old keyslots removed at the end.
+    Reencrypt {
+        /// The device (the data device with --header).
+        device: PathBuf,
+        #[command(flatten)]
+        key: KeyArgs,
+        #[command(flatten)]
+        new_key: NewKeyArgs,
+        /// Detached LUKS2 header file.
+        #[arg(long, value_name = "FILE")]
+        header: Option<PathBuf>,
+        /// Only resume a reencryption in progress (refuse to start one).
+        #[arg(long, conflicts_with = "init_only")]
+        resume_only: bool,
+        /// Only write the reencryption state (no data is touched).
+        #[arg(long)]
+        init_only: bool,
+        /// Encrypt a plaintext device in place: the header takes the first half of
+        /// --reduce-device-size, the data moves up by as much; the last
+        /// --reduce-device-size bytes of the device are given up (shrink the file
+        /// system first).
+        #[arg(long, requires = "reduce_device_size", conflicts_with = "decrypt")]
+        encrypt: bool,
+        /// With --encrypt: bytes given up at the end (e.g. 32M: data offset 16 MiB).
+        #[arg(long, value_name = "SIZE")]
+        reduce_device_size: Option<String>,
+        /// Decrypt to plaintext (needs --header, as cryptsetup 2.6).
+        #[arg(long)]
+        decrypt: bool,
+        /// Hotzone protection: checksum (default), journal or none.
+        #[arg(long, default_value = "checksum")]
+        resilience: String,
+        /// Hash of the checksum resilience (default sha256).
+        #[arg(long)]
+        resilience_hash: Option<String>,
+        /// Largest hotzone (bytes; K, M, G suffixes as cryptsetup, 1024-based).
+        #[arg(long, value_name = "SIZE")]
+        hotzone_size: Option<String>,
+        /// Cipher of the new volume key (default: the current one).
+        #[arg(short = 'c', long)]
+        cipher: Option<String>,
+        /// Size of the new volume key in bits (default: the current one's).
+        #[arg(short = 's', long, value_name = "BITS")]
+        key_size: Option<usize>,
+        /// Only re-wrap this keyslot.
+        #[arg(short = 'S', long)]
+        key_slot: Option<u32>,
+        #[command(flatten)]
+        pbkdf: PbkdfArgs,
+    },
     /// Save the header and keyslot areas to FILE (mode 0600).
     HeaderBackup {
         /// The device.
@@ -532,6 +585,49 @@ fn report(cli: &super::Cli, value: serde_json::Value, text: String) -> anyhow::R
         eprintln!("{text}");
         Ok(())
     }
+}
+
+/// A size as cryptsetup writes them: bytes, or a number with K, M, G or T (1024-based,
+/// optional `iB`/`B`) or S (512-byte sectors).
+fn parse_size(s: &str, option: &str) -> Result<u64, CliError> {
+    let bad = || CliError::usage(format!("{option} {s:?} is not a size (e.g. 32M)"));
+    let t = s.trim_end_matches("iB").trim_end_matches('B');
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m: u64 = match c.to_ascii_uppercase() {
+                'S' => 512,
+                'K' => 1 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                _ => return Err(bad()),
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|n| *n > 0)
+        .ok_or_else(bad)
+}
+
+/// Set while a reencryption runs: Ctrl-C then asks it to stop at the end of the
+/// current hotzone (resumable) instead of ending the process at once.
+static DEFER_INTERRUPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Ctrl-C was pressed while [`DEFER_INTERRUPT`] was set.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Called on Ctrl-C: `true` when a reencryption takes it as "stop after this hotzone"
+/// (a second Ctrl-C ends the process).
+pub(super) fn defer_interrupt() -> bool {
+    use std::sync::atomic::Ordering::SeqCst;
+    if DEFER_INTERRUPT.load(SeqCst) && !INTERRUPTED.swap(true, SeqCst) {
+        eprintln!("\ninterrupted: stopping after the current hotzone (Ctrl-C again to quit now)");
+        return true;
+    }
+    false
 }
 
 fn enter_for(device: &Path) -> String {
@@ -881,6 +977,173 @@ pub(super) async fn run(cli: &super::Cli, cmd: &LuksCommand) -> anyhow::Result<E
                 cli,
                 serde_json::json!({ "written": written }),
                 format!("wrote {written} bytes"),
+            )?;
+        }
+        LuksCommand::Reencrypt {
+            device,
+            key: k,
+            new_key,
+            header,
+            resume_only,
+            init_only,
+            encrypt,
+            reduce_device_size,
+            decrypt,
+            resilience,
+            resilience_hash,
+            hotzone_size,
+            cipher,
+            key_size,
+            key_slot,
+            pbkdf,
+        } => {
+            use luks::reencrypt::{
+                self as re, KeyChange, Outcome, ReencryptOptions, ResilienceKind,
+            };
+            let reduce = reduce_device_size
+                .as_deref()
+                .map(|r| parse_size(r, "--reduce-device-size"))
+                .transpose()?;
+            let resilience = match resilience.as_str() {
+                "checksum" => ResilienceKind::Checksum,
+                "journal" => ResilienceKind::Journal,
+                "none" => ResilienceKind::None,
+                other => {
+                    return Err(CliError::usage(format!(
+                        "--resilience {other:?}: checksum, journal or none"
+                    ))
+                    .into())
+                }
+            };
+            if key_size.is_some_and(|b| b % 8 != 0 || b == 0) {
+                return Err(
+                    CliError::usage("--key-size must be a multiple of 8 bits".into()).into(),
+                );
+            }
+            let hotzone = hotzone_size
+                .as_deref()
+                .map(|h| parse_size(h, "--hotzone-size"))
+                .transpose()?;
+            let hash = parse_hash(resilience_hash)?;
+            let opts = ReencryptOptions {
+                decrypt: *decrypt,
+                resilience,
+                hash,
+                hotzone_size: hotzone,
+                cipher: cipher.clone(),
+                key_size: key_size.map(|b| b / 8),
+                pbkdf: pbkdf.options(None)?,
+                init_only: *init_only,
+                resume_only: *resume_only,
+                reduce_device_size: reduce,
+                ..ReencryptOptions::default()
+            };
+            let meta = header.as_deref().unwrap_or(device);
+            let want = Want::key(k, enter_for(meta), false);
+            let has_new = new_key.new_key_file.is_some() || new_key.new_key_ref.is_some();
+            let want_new = Want::new_key(new_key, "Enter new passphrase: ".into());
+            let wants: Vec<&Want<'_>> = if has_new {
+                vec![&want, &want_new]
+            } else {
+                vec![&want]
+            };
+            check_keys(&wants, false)?;
+            check_writable(device)?;
+            if let Some(h) = header {
+                check_writable(h)?;
+            }
+            let pass = want.read(cli).await?;
+            let new_pass = if has_new {
+                Some(want_new.read(cli).await?)
+            } else {
+                None
+            };
+            let keys = [KeyChange {
+                passphrase: &pass,
+                new_passphrase: new_pass.as_deref().map(|v| v.as_slice()),
+                slot: *key_slot,
+            }];
+            use std::sync::atomic::Ordering::SeqCst;
+            let mut bar: Option<indicatif::ProgressBar> = None;
+            let mut on_progress = |p: re::Progress| {
+                let b = bar.get_or_insert_with(|| {
+                    progress(p.total).unwrap_or_else(indicatif::ProgressBar::hidden)
+                });
+                b.set_position(p.done);
+                !INTERRUPTED.load(SeqCst)
+            };
+            DEFER_INTERRUPT.store(true, SeqCst);
+            let out = match header {
+                _ if *encrypt => {
+                    if header.is_some() {
+                        return Err(CliError::usage(
+                            "--encrypt with --header is not implemented".into(),
+                        )
+                        .into());
+                    }
+                    let fo = FormatOptions {
+                        luks_type: LuksType::Luks2,
+                        cipher: cipher.clone(),
+                        key_size_bits: key_size.map(|b| b as u32),
+                        pbkdf: pbkdf.options(None)?,
+                        ..FormatOptions::default()
+                    };
+                    re::encrypt_in_place(device, &pass, &fo, &opts, &mut on_progress)
+                }
+                Some(h) => re::reencrypt_detached(h, device, &keys, &opts, &mut on_progress),
+                None => re::reencrypt(device, &keys, &opts, &mut on_progress),
+            };
+            DEFER_INTERRUPT.store(false, SeqCst);
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            let out = out?;
+            if let (Outcome::Stopped(p), true) = (out, INTERRUPTED.load(SeqCst)) {
+                return Err(CliError {
+                    code: 1,
+                    kind: "interrupted",
+                    message: format!(
+                        "reencryption of {} interrupted at {} of {} bytes: resume it with --resume-only",
+                        device.display(),
+                        p.done,
+                        p.total
+                    ),
+                }
+                .into());
+            }
+            let what = if *decrypt {
+                "decryption"
+            } else if *encrypt {
+                "encryption"
+            } else {
+                "reencryption"
+            };
+            let (state, text) = match out {
+                Outcome::Finished => (
+                    "finished",
+                    format!("{what} of {} finished", device.display()),
+                ),
+                Outcome::Initialized => (
+                    "initialized",
+                    format!(
+                        "{what} of {} initialized (resume with --resume-only)",
+                        device.display()
+                    ),
+                ),
+                Outcome::Stopped(p) => (
+                    "stopped",
+                    format!(
+                        "{what} of {} stopped at {} of {} bytes",
+                        device.display(),
+                        p.done,
+                        p.total
+                    ),
+                ),
+            };
+            report(
+                cli,
+                serde_json::json!({"reencryption": state, "device": device}),
+                text,
             )?;
         }
         LuksCommand::HeaderBackup {

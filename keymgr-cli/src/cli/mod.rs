@@ -111,9 +111,13 @@ pub(crate) fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    // Ctrl-C during a passphrase prompt must not leave the terminal without echo.
+    // Ctrl-C during a passphrase prompt must not leave the terminal without echo;
+    // during a reencryption the first one stops it at the end of its hotzone.
     runtime.spawn(async {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            if luks::defer_interrupt() {
+                continue;
+            }
             pass::restore_terminal();
             eprintln!();
             std::process::exit(130);

@@ -6,6 +6,7 @@ use crate::af::STRIPES;
 use crate::error::{Error, Problem, Result};
 use crate::hash::HashAlg;
 use crate::kdf::{Argon2Variant, Kdf};
+use crate::reencrypt::metadata::{ReencryptKeyslot, REQUIREMENT};
 use base64::Engine;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -65,6 +66,11 @@ pub struct Segment {
     pub encryption: String,
     /// Sector size in bytes (512..=4096, power of two).
     pub sector_size: u32,
+    /// A `linear` segment: plaintext, no `encryption`, `sector_size` or `iv_tweak`.
+    pub linear: bool,
+    /// Segment flags (reencryption: `backup-previous`, `backup-final`,
+    /// `backup-moved-segment`, `in-reencryption`).
+    pub flags: Vec<String>,
     raw: Map<String, Value>,
 }
 
@@ -95,7 +101,8 @@ pub struct Config {
     pub keyslots_size: u64,
     /// Persistent flags (`allow-discards`, ...), kept as given.
     pub flags: Vec<String>,
-    /// `requirements.mandatory`: must be empty for this crate to act on the volume.
+    /// `requirements.mandatory`: empty, or `online-reencrypt-v2` while a reencryption is
+    /// in progress (only [`crate::reencrypt`] acts on such a volume).
     pub mandatory: Vec<String>,
     raw: Map<String, Value>,
 }
@@ -107,6 +114,9 @@ pub struct Metadata {
     pub keyslots: BTreeMap<u32, Keyslot>,
     /// Tokens by id.
     pub tokens: BTreeMap<u32, Token>,
+    /// The reencrypt keyslot (id, keyslot), present exactly when the
+    /// `online-reencrypt-v2` requirement is.
+    pub reencrypt: Option<(u32, ReencryptKeyslot)>,
     /// Segments by id.
     pub segments: BTreeMap<u32, Segment>,
     /// Digests by id.
@@ -118,7 +128,7 @@ pub struct Metadata {
 
 // ---------- strict accessors ----------
 
-pub(super) fn obj<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>> {
+pub(crate) fn obj<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>> {
     v.as_object()
         .ok_or_else(|| Error::field(path, Problem::WrongType("object")))
 }
@@ -444,6 +454,9 @@ impl Segment {
     fn parse(v: &Value, path: &str) -> Result<Segment> {
         let m = obj(v, path)?;
         let t = get_str(m, "type", path)?;
+        if t == "linear" {
+            return Self::parse_linear(m, path);
+        }
         if t != "crypt" {
             return Err(Error::field(
                 format!("{path}.type"),
@@ -485,15 +498,60 @@ impl Segment {
                 Some(n)
             }
         };
-        let _ = str_list(m.get("flags"), &format!("{path}.flags"))?;
+        let flags = str_list(m.get("flags"), &format!("{path}.flags"))?;
         Ok(Segment {
             offset,
             size,
             iv_tweak: get_u64_str(m, "iv_tweak", path)?,
             encryption: get_str(m, "encryption", path)?.to_string(),
             sector_size,
+            linear: false,
+            flags,
             raw: m.clone(),
         })
+    }
+
+    /// A `linear` segment (plaintext: the end of a decryption, the start of an
+    /// encryption): offset, size and flags only.
+    fn parse_linear(m: &Map<String, Value>, path: &str) -> Result<Segment> {
+        let offset = get_u64_str(m, "offset", path)?;
+        if offset % 512 != 0 {
+            return Err(Error::field(
+                format!("{path}.offset"),
+                Problem::Misaligned { align: 512 },
+            ));
+        }
+        let size = match get_str(m, "size", path)? {
+            "dynamic" => None,
+            s => {
+                let n = parse_dec(s, &format!("{path}.size"))?;
+                if n % 512 != 0 {
+                    return Err(Error::field(
+                        format!("{path}.size"),
+                        Problem::Misaligned { align: 512 },
+                    ));
+                }
+                Some(n)
+            }
+        };
+        Ok(Segment {
+            offset,
+            size,
+            iv_tweak: 0,
+            encryption: String::new(),
+            sector_size: 512,
+            linear: true,
+            flags: str_list(m.get("flags"), &format!("{path}.flags"))?,
+            raw: m.clone(),
+        })
+    }
+
+    /// A new `linear` (plaintext) segment.
+    pub fn new_linear(offset: u64, size: Option<u64>) -> Segment {
+        Segment {
+            linear: true,
+            ..Segment::new(offset, size, String::new(), 512)
+        }
     }
 
     /// Builds a new crypt segment.
@@ -504,13 +562,28 @@ impl Segment {
             iv_tweak: 0,
             encryption,
             sector_size,
+            linear: false,
+            flags: Vec::new(),
             raw: Map::new(),
         }
     }
 
+    /// Whether the segment carries `flag`.
+    pub fn has_flag(&self, flag: &str) -> bool {
+        self.flags.iter().any(|f| f == flag)
+    }
+
+    /// A reencryption backup segment (`backup-*` flag): not part of the data mapping.
+    pub fn is_backup(&self) -> bool {
+        self.flags.iter().any(|f| f.starts_with("backup-"))
+    }
+
     fn to_value(&self) -> Value {
         let mut m = self.raw.clone();
-        m.insert("type".into(), "crypt".into());
+        m.insert(
+            "type".into(),
+            if self.linear { "linear" } else { "crypt" }.into(),
+        );
         m.insert("offset".into(), self.offset.to_string().into());
         m.insert(
             "size".into(),
@@ -519,9 +592,23 @@ impl Segment {
                 .unwrap_or_else(|| "dynamic".into())
                 .into(),
         );
-        m.insert("iv_tweak".into(), self.iv_tweak.to_string().into());
-        m.insert("encryption".into(), self.encryption.clone().into());
-        m.insert("sector_size".into(), self.sector_size.into());
+        if self.linear {
+            for k in ["iv_tweak", "encryption", "sector_size"] {
+                m.remove(k);
+            }
+        } else {
+            m.insert("iv_tweak".into(), self.iv_tweak.to_string().into());
+            m.insert("encryption".into(), self.encryption.clone().into());
+            m.insert("sector_size".into(), self.sector_size.into());
+        }
+        if self.flags.is_empty() {
+            m.remove("flags");
+        } else {
+            m.insert(
+                "flags".into(),
+                self.flags.iter().map(|f| Value::from(f.as_str())).collect(),
+            );
+        }
         Value::Object(m)
     }
 }
@@ -656,6 +743,25 @@ impl Config {
                 self.flags.iter().map(|f| Value::from(f.as_str())).collect(),
             );
         }
+        let mut req = sub_obj(&self.raw, "requirements");
+        if self.mandatory.is_empty() {
+            if req.remove("mandatory").is_some() {
+                if req.is_empty() {
+                    m.remove("requirements");
+                } else {
+                    m.insert("requirements".into(), Value::Object(req));
+                }
+            }
+        } else {
+            req.insert(
+                "mandatory".into(),
+                self.mandatory
+                    .iter()
+                    .map(|f| Value::from(f.as_str()))
+                    .collect(),
+            );
+            m.insert("requirements".into(), Value::Object(req));
+        }
         Value::Object(m)
     }
 }
@@ -692,13 +798,49 @@ impl Metadata {
         let root = obj(v, "(root)")?;
         // requirements first: never interpret what we do not understand
         let config = Config::parse(get(root, "config", "(root)")?)?;
-        if let Some(r) = config.mandatory.first() {
+        // the one requirement understood: reencryption in progress (its keyslot is read
+        // below; acting on the volume is refused elsewhere unless resuming it)
+        if let Some(r) = config.mandatory.iter().find(|r| r.as_str() != REQUIREMENT) {
             return Err(Error::UnknownRequirement(r.clone()));
         }
         let mut keyslots = BTreeMap::new();
+        let mut reencrypt = None;
         for (k, v) in obj(get(root, "keyslots", "(root)")?, "keyslots")? {
             let i = id(k, "keyslots", MAX_KEYSLOTS)?;
-            keyslots.insert(i, Keyslot::parse(v, &format!("keyslots.{k}"))?);
+            let path = format!("keyslots.{k}");
+            let is_reencrypt = v
+                .as_object()
+                .and_then(|m| m.get("type"))
+                .and_then(Value::as_str)
+                == Some("reencrypt");
+            if is_reencrypt {
+                if reencrypt.is_some() {
+                    return Err(Error::field(
+                        format!("{path}.type"),
+                        Problem::Invalid("a second reencrypt keyslot".into()),
+                    ));
+                }
+                reencrypt = Some((i, ReencryptKeyslot::parse(v, &path)?));
+            } else {
+                keyslots.insert(i, Keyslot::parse(v, &path)?);
+            }
+        }
+        match (&reencrypt, config.mandatory.is_empty()) {
+            (Some((i, _)), true) => {
+                return Err(Error::field(
+                    format!("keyslots.{i}"),
+                    Problem::Invalid(format!(
+                        "reencrypt keyslot without the {REQUIREMENT} requirement"
+                    )),
+                ))
+            }
+            (None, false) => {
+                return Err(Error::field(
+                    "config.requirements.mandatory",
+                    Problem::Invalid(format!("{REQUIREMENT} without a reencrypt keyslot")),
+                ))
+            }
+            _ => {}
         }
         let mut tokens = BTreeMap::new();
         for (k, v) in obj(get(root, "tokens", "(root)")?, "tokens")? {
@@ -717,6 +859,7 @@ impl Metadata {
         }
         Ok(Metadata {
             keyslots,
+            reencrypt,
             tokens,
             segments,
             digests,
@@ -729,6 +872,7 @@ impl Metadata {
     pub fn new(config: Config) -> Metadata {
         Metadata {
             keyslots: BTreeMap::new(),
+            reencrypt: None,
             tokens: BTreeMap::new(),
             segments: BTreeMap::new(),
             digests: BTreeMap::new(),
@@ -745,11 +889,14 @@ impl Metadata {
     /// The JSON document, with unknown fields kept.
     pub fn to_value(&self) -> Value {
         let mut m = self.raw.clone();
-        let ks: Map<String, Value> = self
+        let mut ks: Map<String, Value> = self
             .keyslots
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_value()))
             .collect();
+        if let Some((i, r)) = &self.reencrypt {
+            ks.insert(i.to_string(), r.to_value());
+        }
         let tk: Map<String, Value> = self
             .tokens
             .iter()
