@@ -170,6 +170,16 @@ enum VolumeCmd {
         #[arg(long)]
         size: u64,
     },
+    /// Rotate a detached volume's key: reencrypt it under a new volume key opened by a
+    /// new secret (yours with --new-key-id, cloned; else a new one); the old secret is
+    /// deleted. An interrupted rotation is resumed by running it again.
+    RotateKey {
+        /// Volume id.
+        id: String,
+        /// Your new key (cloned: the volume owns its copy).
+        #[arg(long)]
+        new_key_id: Option<String>,
+    },
     /// Delete a volume and its key.
     Delete {
         /// Volume id.
@@ -428,6 +438,9 @@ async fn volume(svc: VolumeService, c: VolumeCmd) -> anyhow::Result<()> {
             println!("volume {id} detached");
         }
         VolumeCmd::Extend { id, size } => show(&svc.extend(&id, size)?)?,
+        VolumeCmd::RotateKey { id, new_key_id } => {
+            show(&svc.rotate_key(&id, new_key_id.as_deref()).await?)?
+        }
         VolumeCmd::Delete { id } => {
             svc.delete(&id).await?;
             println!("volume {id} deleted");
