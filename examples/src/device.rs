@@ -181,17 +181,43 @@ pub fn reencrypted_copy(
         return copy_plaintext(src, old, dst, spec, new);
     }
     std::fs::copy(src, dst).map_err(ServiceError::io("copying source"))?;
-    // A failed copy is thrown away, so no resilience is needed.
+    new_volume_key(dst, old, new, spec)
+}
+
+/// Where [`new_volume_key`] writes the new container of a LUKS1 device before it
+/// replaces the device (left behind only by a crash; overwritten by the next run).
+pub fn rekeying_path(path: &Path) -> PathBuf {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".rekeying");
+    PathBuf::from(tmp)
+}
+
+/// Gives the device a new volume key opened by `new` only. LUKS2 is reencrypted in
+/// place without resilience: for a device that is thrown away on failure. LUKS1 gets
+/// its plaintext copied into a new container of `spec` that replaces it by a rename,
+/// so a failure leaves the old device as it was.
+pub fn new_volume_key(path: &Path, old: &[u8], new: &[u8], spec: &DeviceSpec) -> Result<()> {
+    if !is_luks2(path)? {
+        let tmp = rekeying_path(path);
+        let res = copy_plaintext(path, old, &tmp, spec, new).and_then(|()| {
+            std::fs::rename(&tmp, path)
+                .map_err(ServiceError::io(format!("replacing {}", path.display())))
+        });
+        if res.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        return res;
+    }
     let opts = ReencryptOptions {
         resilience: ResilienceKind::None,
         pbkdf: spec.pbkdf.clone(),
         ..Default::default()
     };
-    match reencrypt(dst, &[old], new, &opts, &mut |_| true)? {
+    match reencrypt(path, &[old], new, &opts, &mut |_| true)? {
         Outcome::Finished => Ok(()),
         other => Err(ServiceError::Conflict(format!(
-            "{}: the reencryption of the copy ended with {other:?}",
-            dst.display()
+            "{}: the reencryption ended with {other:?}",
+            path.display()
         ))),
     }
 }

@@ -127,6 +127,10 @@ enum VolumeCmd {
         /// Format with the legacy mangled passphrase (reproduces old volumes).
         #[arg(long, hide = true)]
         legacy_passphrase: bool,
+        /// With --image of an encrypted image: reencrypt the volume under a volume key
+        /// and a secret of its own (instead of the image's, with a clone of its secret).
+        #[arg(long, requires = "image")]
+        reencrypt: bool,
     },
     /// List volumes.
     List,
@@ -408,6 +412,7 @@ async fn volume(svc: VolumeService, c: VolumeCmd) -> anyhow::Result<()> {
             source_vol,
             image,
             legacy_passphrase,
+            reencrypt,
         } => show(
             &svc.create(&CreateVolume {
                 size_mib: size,
@@ -417,6 +422,7 @@ async fn volume(svc: VolumeService, c: VolumeCmd) -> anyhow::Result<()> {
                 source_volid: source_vol,
                 image_id: image,
                 legacy_passphrase,
+                reencrypt,
             })
             .await?,
         )?,

@@ -132,6 +132,11 @@ pub struct CreateVolume {
     pub image_id: Option<String>,
     /// Format with the legacy mangled passphrase (to reproduce old volumes).
     pub legacy_passphrase: bool,
+    /// From an encrypted image: reencrypt the volume under a volume key and a
+    /// secret of its own, instead of keeping the image's volume key with a clone of
+    /// the image's secret. (Copies of volumes and snapshots are always reencrypted;
+    /// a volume from a plaintext image has a key of its own anyway.)
+    pub reencrypt: bool,
 }
 
 /// An open volume: userspace reads and writes of its plaintext, each write
@@ -321,6 +326,13 @@ impl VolumeService {
             } else {
                 None
             };
+        if req.reencrypt && req.image_id.is_none() {
+            return Err(ServiceError::BadRequest(
+                "reencrypt is for a volume from an encrypted image; copies of volumes and \
+                 snapshots are always reencrypted"
+                    .into(),
+            ));
+        }
         if let Some(image_id) = &req.image_id {
             return self
                 .create_from_image(&id, image_id, req, type_id, enc)
@@ -481,7 +493,7 @@ impl VolumeService {
             (Some(_), None) => Err(ServiceError::BadRequest(format!(
                 "image {image_id} is encrypted: the volume needs an encrypted volume type"
             ))),
-            (Some(img_key), Some(_)) => {
+            (Some(img_key), Some(e)) => {
                 if req.encryption_key_id.is_some() {
                     return Err(ServiceError::BadRequest(
                         "an encrypted image brings its own key; do not pass an encryption key id"
@@ -512,6 +524,19 @@ impl VolumeService {
                     let _ = std::fs::remove_file(&path);
                     return Err(e);
                 }
+                let key = if req.reencrypt {
+                    match self.own_volume_key(&path, e, &key, pass.as_bytes()).await {
+                        Ok(k) => k,
+                        Err(e) => {
+                            let _ = km.delete(self.ctx(), &key, true).await;
+                            let _ = std::fs::remove_file(&path);
+                            return Err(e);
+                        }
+                    }
+                } else {
+                    key
+                };
+                let pass = device::passphrase_of(km.as_ref(), self.ctx(), &key).await?;
                 let have = device::open(&path, pass.as_bytes())?.size();
                 if size_mib * MIB > have {
                     device::extend(&path, size_mib * MIB - have)?;
@@ -541,6 +566,35 @@ impl VolumeService {
                 v.source = Some(format!("image:{image_id}"));
                 self.state.put(KIND_VOLUME, &v.id, &v.project, &v)?;
                 Ok(v)
+            }
+        }
+    }
+
+    /// Gives the device at `path` (opened by `pass`) a new volume key under a new
+    /// secret of its own (of `e`'s size), and deletes `key`, the secret that opened it.
+    /// On failure the new secret is deleted; the caller cleans up `key` and `path`.
+    async fn own_volume_key(
+        &self,
+        path: &std::path::Path,
+        e: &Encryption,
+        key: &SecretId,
+        pass: &[u8],
+    ) -> Result<SecretId> {
+        let km = &self.cfg.km;
+        let spec = self.device_spec(e)?;
+        let new_key = km.create_key(self.ctx(), &KeySpec::aes(e.key_size)).await?;
+        let res = async {
+            let new = device::passphrase_of(km.as_ref(), self.ctx(), &new_key).await?;
+            device::new_volume_key(path, pass, new.as_bytes(), &spec)?;
+            km.delete(self.ctx(), key, true).await?;
+            Ok::<(), ServiceError>(())
+        }
+        .await;
+        match res {
+            Ok(()) => Ok(new_key),
+            Err(err) => {
+                let _ = km.delete(self.ctx(), &new_key, true).await;
+                Err(err)
             }
         }
     }
@@ -683,7 +737,9 @@ impl VolumeService {
             self.drop_key(k, &Self::consumer("volume", id)).await?;
         }
         let _ = std::fs::remove_file(self.cfg.device_path(&format!("volume-{id}")));
-        let _ = std::fs::remove_file(self.cfg.device_path(&format!("volume-{id}.rotating")));
+        let _ = std::fs::remove_file(device::rekeying_path(
+            &self.cfg.device_path(&format!("volume-{id}")),
+        ));
         self.state.delete(KIND_VOLUME, id)?;
         Ok(())
     }
@@ -900,16 +956,8 @@ impl VolumeService {
                 } else {
                     legacy.as_bytes()
                 };
-                let tmp = self.cfg.device_path(&format!("volume-{id}.rotating"));
-                let res = device::copy_plaintext(&path, pass, &tmp, &spec, new.as_bytes())
-                    .and_then(|()| {
-                        std::fs::rename(&tmp, &path)
-                            .map_err(ServiceError::io(format!("replacing volume {id}")))
-                    });
-                if let Err(e) = res {
-                    let _ = std::fs::remove_file(&tmp);
-                    return Err(e);
-                }
+                // the old container stays until the new one replaces it (a rename)
+                device::new_volume_key(&path, pass, new.as_bytes(), &spec)?;
             }
         }
         // The old secret decrypts nothing any more: shred it, then switch the record.

@@ -419,3 +419,92 @@ async fn an_interrupted_rotation_resumes() {
     svc.delete(&id).await.unwrap();
     assert!(key_gone(&svc, &k0).await && key_gone(&svc, &pending).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_from_an_encrypted_image_may_be_reencrypted() {
+    use examples::image::{EncryptOptions, ImageService};
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(dir.path());
+    let images = ImageService {
+        cfg: svc.cfg.clone(),
+        state: svc.state.clone(),
+    };
+    let guest = dir.path().join("guest.raw");
+    let mut data = vec![0u8; 1 << 20];
+    data[4096..4096 + HEAD.len()].copy_from_slice(HEAD);
+    std::fs::write(&guest, &data).unwrap();
+    // raw LUKS2 is reencrypted in place; raw LUKS1 is copied into a new container
+    for lt in [luks::LuksType::Luks2, luks::LuksType::Luks1] {
+        eprintln!("== a volume from a raw {lt:?} image");
+        let img = images
+            .create_encrypted(
+                "guest",
+                &guest,
+                &EncryptOptions {
+                    luks_type: lt,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let img_key = img.key_id().unwrap();
+        let img_mk = master_key(&svc, &images.image_path(&img.id), &img_key).await;
+        let req = CreateVolume {
+            image_id: Some(img.id.clone()),
+            volume_type: Some("luks2".into()),
+            size_mib: 2,
+            ..Default::default()
+        };
+        // as before: the image's volume key, under a clone of its secret
+        let kept = svc.create(&req).await.unwrap();
+        let kept_key = kept.encryption_key_id.clone().unwrap();
+        assert_eq!(
+            master_key(&svc, &path_of(&svc, &kept.id), &kept_key).await,
+            img_mk
+        );
+        // reencrypted: a volume key and a secret of its own
+        let own = svc
+            .create(&CreateVolume {
+                reencrypt: true,
+                ..req.clone()
+            })
+            .await
+            .unwrap();
+        let own_key = own.encryption_key_id.clone().unwrap();
+        let p = path_of(&svc, &own.id);
+        let mk = master_key(&svc, &p, &own_key).await;
+        assert_ne!(mk, img_mk, "{lt:?}: a volume key of its own");
+        assert_ne!(decrypt_with(&p, &img_mk, 4096, HEAD.len()), HEAD);
+        assert!(!device::opens(&p, &pass_of(&svc, &img_key).await).unwrap());
+        let meta = svc
+            .cfg
+            .km
+            .metadata(&svc.cfg.ctx, &SecretId::parse(&own_key).unwrap())
+            .await
+            .unwrap();
+        assert!(meta.consumers.iter().any(|c| c.resource_id == own.id));
+        images.delete(&img.id).await.unwrap();
+        assert!(key_gone(&svc, &img_key).await);
+        let h = svc.attach(&own.id).await.unwrap();
+        assert_eq!(h.size().unwrap(), 2 << 20);
+        let mut buf = vec![0u8; HEAD.len()];
+        h.read_at(&mut buf, 4096).unwrap();
+        assert_eq!(buf, HEAD);
+        drop(h);
+        svc.detach(&own.id).unwrap();
+        for v in [kept, own] {
+            svc.delete(&v.id).await.unwrap();
+        }
+    }
+    // only for a volume from an image
+    assert!(matches!(
+        svc.create(&CreateVolume {
+            size_mib: 1,
+            volume_type: Some("luks2".into()),
+            reencrypt: true,
+            ..Default::default()
+        })
+        .await,
+        Err(ServiceError::BadRequest(_))
+    ));
+}
