@@ -8,7 +8,9 @@
 //! are shared with Nova), but a volume of it is refused with the reason. A volume's key is the caller's key cloned (so the
 //! volume owns its copy) or a new key; the LUKS passphrase follows
 //! os-brick's rule. Copies (snapshot -> volume, volume -> volume) are
-//! re-keyed to a key of their own; legacy mangled-passphrase volumes are
+//! reencrypted under a volume key and a secret of their own (so are, on request,
+//! volumes from encrypted images); the user's key rotation reencrypts a volume
+//! under a new secret (resumable); legacy mangled-passphrase volumes are
 //! fixed on first open; transfers move the key to the recipient.
 
 use std::fs::File;
@@ -395,7 +397,8 @@ impl VolumeService {
                     {
                         return Err(ServiceError::Conflict(format!(
                             "encryption key {r} differs from the key of the encrypted source; \
-                             an encrypted copy keeps the source's key and is then re-keyed"
+                             an encrypted copy is opened with the source's key, then reencrypted under a key \
+                             of its own"
                         )));
                     }
                 }
