@@ -389,8 +389,11 @@ async fn an_interrupted_rotation_resumes() {
     assert_data(&svc, &id, SIZE).await;
     svc.delete(&id).await.unwrap();
 
-    // a machine dying at each of these writes (torn): the next call finishes the job
-    for write in [0u64, 1, 2, 4, 5, 7, 9] {
+    // a machine dying at each of these writes, torn (with 1 MiB hotzones: 0 the new
+    // keyslot, 2 the first header's second copy, 5 a hot header, 9 the next hotzone's
+    // checksums, 20 a post header, 26 the final header's second copy): the next call
+    // finishes the job
+    for write in [0u64, 2, 5, 9, 20, 26] {
         let id = new_volume(&svc, "luks2", SIZE).await;
         let k0 = svc.get(&id).unwrap().encryption_key_id.unwrap();
         let crash = RotateOptions {
@@ -408,6 +411,41 @@ async fn an_interrupted_rotation_resumes() {
         assert_data(&svc, &id, SIZE).await;
         svc.delete(&id).await.unwrap();
     }
+
+    // the service died after the data was done but before its bookkeeping: the
+    // reencryption is finished here by the luks crate itself, then the next call
+    // only switches the record and deletes the old secret
+    let id = new_volume(&svc, "luks2", SIZE).await;
+    let p = path_of(&svc, &id);
+    let k0 = svc.get(&id).unwrap().encryption_key_id.unwrap();
+    svc.rotate_key_with(&id, None, &small, &mut |_| false)
+        .await
+        .unwrap();
+    let pending = svc.get(&id).unwrap().rotating_to.unwrap();
+    let (old, new) = (pass_of(&svc, &k0).await, pass_of(&svc, &pending).await);
+    let keys = [luks::reencrypt::KeyChange {
+        passphrase: &old,
+        new_passphrase: Some(&new),
+        slot: None,
+    }];
+    let out = luks::reencrypt::reencrypt(
+        &p,
+        &keys,
+        &luks::reencrypt::ReencryptOptions {
+            resume_only: true,
+            pbkdf: svc.cfg.pbkdf.clone(),
+            ..Default::default()
+        },
+        &mut |_| true,
+    )
+    .unwrap();
+    assert_eq!(out, luks::reencrypt::Outcome::Finished);
+    assert!(!device::opens(&p, &old).unwrap());
+    let v = svc.rotate_key(&id, None).await.unwrap();
+    assert_eq!(v.encryption_key_id.as_deref(), Some(pending.as_str()));
+    assert!(key_gone(&svc, &k0).await);
+    assert_data(&svc, &id, SIZE).await;
+    svc.delete(&id).await.unwrap();
 
     // a pending rotation's volume can still be deleted: both secrets go
     let id = new_volume(&svc, "luks2", SIZE).await;
