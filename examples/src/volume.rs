@@ -319,6 +319,7 @@ impl VolumeService {
                 ))
             } else if let Some(v) = &req.source_volid {
                 let v = self.get(v)?;
+                Self::not_rotating(&v)?;
                 Some((
                     self.cfg.device_path(&format!("volume-{}", v.id)),
                     v.encryption_key_id,
@@ -972,7 +973,7 @@ impl VolumeService {
     }
 
     /// A conflict while a key rotation of `v` is in progress.
-    fn not_rotating(v: &VolumeRecord) -> Result<()> {
+    pub(crate) fn not_rotating(v: &VolumeRecord) -> Result<()> {
         match &v.rotating_to {
             Some(_) => Err(ServiceError::Conflict(format!(
                 "volume {}: a key rotation is in progress; rotate its key again to finish it",

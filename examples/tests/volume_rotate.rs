@@ -364,10 +364,22 @@ async fn an_interrupted_rotation_resumes() {
     );
     let pending = v.rotating_to.clone().expect("the new secret is recorded");
     assert!(device::in_reencryption(&p).unwrap());
+    let images = examples::image::ImageService {
+        cfg: svc.cfg.clone(),
+        state: svc.state.clone(),
+    };
     for e in [
         svc.attach(&id).await.err(),
         svc.snapshot(&id).await.err(),
         svc.extend(&id, 8).err(),
+        svc.create(&CreateVolume {
+            source_volid: Some(id.clone()),
+            volume_type: Some("luks2".into()),
+            ..Default::default()
+        })
+        .await
+        .err(),
+        images.create_from_volume("copy", &id).await.err(),
     ] {
         assert!(matches!(e, Some(ServiceError::Conflict(_))), "{e:?}");
     }
