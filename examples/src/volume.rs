@@ -869,6 +869,7 @@ impl VolumeService {
         let spec = self.device_spec(&enc)?;
         let km = &self.cfg.km;
         let path = self.cfg.device_path(&format!("volume-{id}"));
+        let resuming = v.rotating_to.is_some();
         let new_key = match &v.rotating_to {
             Some(pending) => {
                 let pending = parse_ref(pending)?;
@@ -920,32 +921,36 @@ impl VolumeService {
             }
         };
         let new = device::passphrase_of(km.as_ref(), self.ctx(), &new_key).await?;
+        let in_reencryption = device::in_reencryption(&path)?;
         // Done already when a run died after the data but before the bookkeeping (the
         // old key may then be deleted already).
-        let done = !device::in_reencryption(&path)? && device::opens(&path, new.as_bytes())?;
+        let done = resuming && !in_reencryption && device::opens(&path, new.as_bytes())?;
         if !done {
             let old_key = parse_ref(&old_ref)?;
             let old = device::passphrase_of(km.as_ref(), self.ctx(), &old_key).await?;
             let legacy = device::legacy_passphrase_of(km.as_ref(), self.ctx(), &old_key).await?;
+            // the old passphrase, else (a never opened legacy volume) the legacy one
+            let wrong = |e: Option<&ServiceError>| {
+                matches!(e, Some(ServiceError::Luks(luks::Error::NoMatchingKey)))
+                    && !in_reencryption
+            };
             if device::is_luks2(&path)? {
-                let olds: Vec<&[u8]> = if device::in_reencryption(&path)? {
-                    vec![old.as_bytes(), legacy.as_bytes()]
-                } else if device::opens(&path, old.as_bytes())? {
-                    vec![old.as_bytes()]
-                } else if device::opens(&path, legacy.as_bytes())? {
-                    vec![legacy.as_bytes()]
-                } else {
-                    return Err(ServiceError::Conflict(format!(
-                        "volume {id}: its key opens no keyslot"
-                    )));
-                };
                 let ropts = luks::reencrypt::ReencryptOptions {
                     pbkdf: self.cfg.pbkdf.clone(),
                     hotzone_size: opts.hotzone_size,
                     crash_at_write: opts.crash_at_write,
                     ..Default::default()
                 };
-                match device::reencrypt(&path, &olds, new.as_bytes(), &ropts, progress)? {
+                let mut run = |olds: &[&[u8]]| {
+                    device::reencrypt(&path, olds, new.as_bytes(), &ropts, &mut *progress)
+                };
+                // resuming: the old keyslot's passphrase may be either
+                let both = [old.as_bytes(), legacy.as_bytes()];
+                let mut res = run(if in_reencryption { &both } else { &both[..1] });
+                if wrong(res.as_ref().err()) {
+                    res = run(&[legacy.as_bytes()]);
+                }
+                match res? {
                     luks::reencrypt::Outcome::Finished => {}
                     luks::reencrypt::Outcome::Stopped(p) => return Ok(Rotation::Stopped(p)),
                     other => {
@@ -955,13 +960,12 @@ impl VolumeService {
                     }
                 }
             } else {
-                let pass = if device::opens(&path, old.as_bytes())? {
-                    old.as_bytes()
-                } else {
-                    legacy.as_bytes()
-                };
                 // the old container stays until the new one replaces it (a rename)
-                device::new_volume_key(&path, pass, new.as_bytes(), &spec)?;
+                let mut res = device::new_volume_key(&path, old.as_bytes(), new.as_bytes(), &spec);
+                if wrong(res.as_ref().err()) {
+                    res = device::new_volume_key(&path, legacy.as_bytes(), new.as_bytes(), &spec);
+                }
+                res?;
             }
         }
         // The old secret decrypts nothing any more: shred it, then switch the record.

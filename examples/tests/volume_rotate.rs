@@ -310,6 +310,35 @@ async fn rotate_my_key_reencrypts_under_the_new_secret() {
         svc.delete(&id).await.unwrap();
         assert!(key_gone(&svc, &k2).await);
     }
+    // a legacy volume (mangled passphrase, never attached) rotates too
+    let mut payload = vec![0x01u8, 0x0a, 0x00, 0x0f];
+    payload.extend((0..28).map(|i| 0x30 + i as u8));
+    let lk = km
+        .store(
+            &ctx,
+            keymgr::NewSecret::new(keymgr::SecretKind::Symmetric, payload),
+        )
+        .await
+        .unwrap();
+    let v = svc
+        .create(&CreateVolume {
+            size_mib: 1,
+            volume_type: Some("luks2".into()),
+            encryption_key_id: Some(lk.to_string()),
+            legacy_passphrase: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let lp = path_of(&svc, &v.id);
+    let old = v.encryption_key_id.clone().unwrap();
+    assert!(!device::opens(&lp, &pass_of(&svc, &old).await).unwrap());
+    let r = svc.rotate_key(&v.id, None).await.unwrap();
+    let k = r.encryption_key_id.unwrap();
+    assert!(device::opens(&lp, &pass_of(&svc, &k).await).unwrap());
+    assert!(key_gone(&svc, &old).await);
+    svc.delete(&v.id).await.unwrap();
+
     // nothing to rotate on a plain volume
     svc.create_type("plain", None).unwrap();
     let v = svc
