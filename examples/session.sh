@@ -45,6 +45,14 @@ run volume create --snapshot "$S" --type luks2-512 --encryption-key-id "$K2"
 run volume create --size 1 --type plain --encryption-key-id "$K2"
 run volume attach "$V2"
 run volume read "$V2" --offset 4096 --length 24
+run volume rotate-key "$V2" --new-key-id "$K2"
+run volume detach "$V2"
+K3=$(q volume list | python3 -c "import json,sys; print([v for v in json.load(sys.stdin) if v['id'] == '$V2'][0]['encryption_key_id'])")
+echo "\$ keymgr-examples volume rotate-key $V2 --new-key-id $K2   # your new key (BYOK); without it the service makes one"
+q volume rotate-key "$V2" --new-key-id "$K2"
+run key show "$K3"
+run volume attach "$V2"
+run volume read "$V2" --offset 4096 --length 24
 run volume detach "$V2"
 run volume snapshot-delete "$S"
 run volume delete "$V"

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use keymgr::passphrase::{legacy_passphrase, passphrase_for, Passphrase};
 use keymgr::{Context, KeyManager, SecretId};
+use luks::reencrypt::{KeyChange, Outcome, Progress, ReencryptOptions, ResilienceKind};
 use luks::{FormatOptions, KeyslotOptions, LuksType, PbkdfOptions, Unlock, UnlockedVolume, Volume};
 
 use crate::{Result, ServiceError};
@@ -101,6 +102,124 @@ pub fn rekey(path: &Path, old: &[u8], new: &[u8], pbkdf: &PbkdfOptions) -> Resul
     let mut vol = Volume::open(path)?;
     vol.remove_key(old)?;
     Ok(())
+}
+
+/// Plaintext bytes copied at a time by [`copy_plaintext`].
+const COPY_CHUNK: usize = 4 << 20;
+
+/// Whether the device is LUKS2 (the version that can be reencrypted in place).
+pub fn is_luks2(path: &Path) -> Result<bool> {
+    Ok(Volume::open_read_only(path)?.version() == 2)
+}
+
+/// Whether a LUKS2 reencryption of the device is in progress (interrupted).
+pub fn in_reencryption(path: &Path) -> Result<bool> {
+    Ok(Volume::open_read_only(path)?
+        .luks2_metadata()
+        .is_some_and(|m| m.reencrypt.is_some()))
+}
+
+/// Reencrypts the LUKS2 device under a new random volume key (cryptsetup's offline
+/// protocol, see [`luks::reencrypt`]); its keyslot is re-wrapped for `new` in place of
+/// `old`. A reencryption already in progress is resumed instead: then `old` may be any
+/// of `olds` (the one that opens the old volume key). `progress` returning `false` stops
+/// the run after the current hotzone (resumable).
+pub fn reencrypt(
+    path: &Path,
+    olds: &[&[u8]],
+    new: &[u8],
+    opts: &ReencryptOptions,
+    progress: &mut dyn FnMut(Progress) -> bool,
+) -> Result<Outcome> {
+    let keys: Vec<KeyChange<'_>> = olds
+        .iter()
+        .map(|old| KeyChange {
+            passphrase: old,
+            new_passphrase: Some(new),
+            slot: None,
+        })
+        .collect();
+    Ok(luks::reencrypt::reencrypt(path, &keys, opts, progress)?)
+}
+
+/// Copies the plaintext of the device `src` (opened by `src_pass`) into `dst`,
+/// formatted anew with `spec` and `dst_pass`: a new volume key. Synced.
+pub fn copy_plaintext(
+    src: &Path,
+    src_pass: &[u8],
+    dst: &Path,
+    spec: &DeviceSpec,
+    dst_pass: &[u8],
+) -> Result<()> {
+    let from = open(src, src_pass)?;
+    let size = from.size();
+    format(dst, size, spec, dst_pass)?;
+    let to = open(dst, dst_pass)?;
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; COPY_CHUNK]);
+    let mut at = 0u64;
+    while at < size {
+        let n = (size - at).min(COPY_CHUNK as u64) as usize;
+        from.read_at(&mut buf[..n], at)?;
+        to.write_at(&buf[..n], at)?;
+        at += n as u64;
+    }
+    Ok(to.sync()?)
+}
+
+/// A copy of the encrypted device `src` (opened by `old`) at `dst` whose volume key
+/// is new and opened by `new` only: a LUKS2 copy is reencrypted, a LUKS1 one (which
+/// cannot be) gets its plaintext copied into a new container of `spec`. On failure
+/// `dst` may be left half-written: the caller removes it.
+pub fn reencrypted_copy(
+    src: &Path,
+    dst: &Path,
+    old: &[u8],
+    new: &[u8],
+    spec: &DeviceSpec,
+) -> Result<()> {
+    if !is_luks2(src)? {
+        return copy_plaintext(src, old, dst, spec, new);
+    }
+    std::fs::copy(src, dst).map_err(ServiceError::io("copying source"))?;
+    new_volume_key(dst, old, new, spec)
+}
+
+/// Where [`new_volume_key`] writes the new container of a LUKS1 device before it
+/// replaces the device (left behind only by a crash; overwritten by the next run).
+pub fn rekeying_path(path: &Path) -> PathBuf {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".rekeying");
+    PathBuf::from(tmp)
+}
+
+/// Gives the device a new volume key opened by `new` only. LUKS2 is reencrypted in
+/// place without resilience: for a device that is thrown away on failure. LUKS1 gets
+/// its plaintext copied into a new container of `spec` that replaces it by a rename,
+/// so a failure leaves the old device as it was.
+pub fn new_volume_key(path: &Path, old: &[u8], new: &[u8], spec: &DeviceSpec) -> Result<()> {
+    if !is_luks2(path)? {
+        let tmp = rekeying_path(path);
+        let res = copy_plaintext(path, old, &tmp, spec, new).and_then(|()| {
+            std::fs::rename(&tmp, path)
+                .map_err(ServiceError::io(format!("replacing {}", path.display())))
+        });
+        if res.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        return res;
+    }
+    let opts = ReencryptOptions {
+        resilience: ResilienceKind::None,
+        pbkdf: spec.pbkdf.clone(),
+        ..Default::default()
+    };
+    match reencrypt(path, &[old], new, &opts, &mut |_| true)? {
+        Outcome::Finished => Ok(()),
+        other => Err(ServiceError::Conflict(format!(
+            "{}: the reencryption ended with {other:?}",
+            path.display()
+        ))),
+    }
 }
 
 /// Grows the device file by `extra` bytes of data.

@@ -308,6 +308,7 @@ impl ImageService {
             state: self.state.clone(),
         };
         let v: VolumeRecord = vols.get(volume_id)?;
+        VolumeService::not_rotating(&v)?;
         let id = new_id();
         let path = self.prepare(&id)?;
         std::fs::copy(self.cfg.device_path(&format!("volume-{volume_id}")), &path)

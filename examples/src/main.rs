@@ -127,6 +127,10 @@ enum VolumeCmd {
         /// Format with the legacy mangled passphrase (reproduces old volumes).
         #[arg(long, hide = true)]
         legacy_passphrase: bool,
+        /// With --image of an encrypted image: reencrypt the volume under a volume key
+        /// and a secret of its own (instead of the image's, with a clone of its secret).
+        #[arg(long, requires = "image")]
+        reencrypt: bool,
     },
     /// List volumes.
     List,
@@ -169,6 +173,16 @@ enum VolumeCmd {
         /// New size in MiB.
         #[arg(long)]
         size: u64,
+    },
+    /// Rotate a detached volume's key: reencrypt it under a new volume key opened by a
+    /// new secret (yours with --new-key-id, cloned; else a new one); the old secret is
+    /// deleted. An interrupted rotation is resumed by running it again.
+    RotateKey {
+        /// Volume id.
+        id: String,
+        /// Your new key (cloned: the volume owns its copy).
+        #[arg(long)]
+        new_key_id: Option<String>,
     },
     /// Delete a volume and its key.
     Delete {
@@ -398,6 +412,7 @@ async fn volume(svc: VolumeService, c: VolumeCmd) -> anyhow::Result<()> {
             source_vol,
             image,
             legacy_passphrase,
+            reencrypt,
         } => show(
             &svc.create(&CreateVolume {
                 size_mib: size,
@@ -407,6 +422,7 @@ async fn volume(svc: VolumeService, c: VolumeCmd) -> anyhow::Result<()> {
                 source_volid: source_vol,
                 image_id: image,
                 legacy_passphrase,
+                reencrypt,
             })
             .await?,
         )?,
@@ -428,6 +444,9 @@ async fn volume(svc: VolumeService, c: VolumeCmd) -> anyhow::Result<()> {
             println!("volume {id} detached");
         }
         VolumeCmd::Extend { id, size } => show(&svc.extend(&id, size)?)?,
+        VolumeCmd::RotateKey { id, new_key_id } => {
+            show(&svc.rotate_key(&id, new_key_id.as_deref()).await?)?
+        }
         VolumeCmd::Delete { id } => {
             svc.delete(&id).await?;
             println!("volume {id} deleted");

@@ -8,7 +8,9 @@
 //! are shared with Nova), but a volume of it is refused with the reason. A volume's key is the caller's key cloned (so the
 //! volume owns its copy) or a new key; the LUKS passphrase follows
 //! os-brick's rule. Copies (snapshot -> volume, volume -> volume) are
-//! re-keyed to a key of their own; legacy mangled-passphrase volumes are
+//! reencrypted under a volume key and a secret of their own (so are, on request,
+//! volumes from encrypted images); the user's key rotation reencrypts a volume
+//! under a new secret (resumable); legacy mangled-passphrase volumes are
 //! fixed on first open; transfers move the key to the recipient.
 
 use std::fs::File;
@@ -70,6 +72,32 @@ pub struct VolumeRecord {
     pub status: String,
     /// Where it came from (`snapshot:ID`, `volume:ID`, `image:ID`).
     pub source: Option<String>,
+    /// The key a key rotation in progress moves the volume to (the volume's own,
+    /// registered as a consumer); set before the data is touched, cleared once the
+    /// rotation is done. See [`VolumeService::rotate_key`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotating_to: Option<String>,
+}
+
+/// Tuning of [`VolumeService::rotate_key_with`].
+#[derive(Debug, Clone, Default)]
+pub struct RotateOptions {
+    /// Bytes rewritten per hotzone (default: the reencryption's own).
+    pub hotzone_size: Option<u64>,
+    /// Test hook: the reencryption fails at this device write, as a machine dying
+    /// mid-run would (see `luks::reencrypt::ReencryptOptions`).
+    #[doc(hidden)]
+    pub crash_at_write: Option<(u64, usize)>,
+}
+
+/// How [`VolumeService::rotate_key_with`] ended.
+#[derive(Debug, Clone)]
+pub enum Rotation {
+    /// The volume is under a new volume key opened by its new secret; the old
+    /// secret is deleted.
+    Done(VolumeRecord),
+    /// Stopped by the progress callback: call again to resume.
+    Stopped(luks::reencrypt::Progress),
 }
 
 /// A snapshot.
@@ -106,6 +134,11 @@ pub struct CreateVolume {
     pub image_id: Option<String>,
     /// Format with the legacy mangled passphrase (to reproduce old volumes).
     pub legacy_passphrase: bool,
+    /// From an encrypted image: reencrypt the volume under a volume key and a
+    /// secret of its own, instead of keeping the image's volume key with a clone of
+    /// the image's secret. (Copies of volumes and snapshots are always reencrypted;
+    /// a volume from a plaintext image has a key of its own anyway.)
+    pub reencrypt: bool,
 }
 
 /// An open volume: userspace reads and writes of its plaintext, each write
@@ -286,6 +319,7 @@ impl VolumeService {
                 ))
             } else if let Some(v) = &req.source_volid {
                 let v = self.get(v)?;
+                Self::not_rotating(&v)?;
                 Some((
                     self.cfg.device_path(&format!("volume-{}", v.id)),
                     v.encryption_key_id,
@@ -295,6 +329,13 @@ impl VolumeService {
             } else {
                 None
             };
+        if req.reencrypt && req.image_id.is_none() {
+            return Err(ServiceError::BadRequest(
+                "reencrypt is for a volume from an encrypted image; copies of volumes and \
+                 snapshots are always reencrypted"
+                    .into(),
+            ));
+        }
         if let Some(image_id) = &req.image_id {
             return self
                 .create_from_image(&id, image_id, req, type_id, enc)
@@ -357,20 +398,30 @@ impl VolumeService {
                     {
                         return Err(ServiceError::Conflict(format!(
                             "encryption key {r} differs from the key of the encrypted source; \
-                             an encrypted copy keeps the source's key and is then re-keyed"
+                             an encrypted copy is opened with the source's key, then reencrypted under a key \
+                             of its own"
                         )));
                     }
                 }
-                // copy, then re-key: clone of the source key opens it; a new key of its own replaces it
-                std::fs::copy(src, &path).map_err(ServiceError::io("copying source"))?;
-                let clone = km.clone_secret(self.ctx(), &src_key).await?;
-                let old = device::passphrase_of(km.as_ref(), self.ctx(), &clone).await?;
+                // A key of its own and a volume key of its own: the copy is reencrypted
+                // (LUKS2) or its plaintext copied into a new container (LUKS1), so that
+                // deleting the source's key shreds nothing the copy holds.
+                let spec = self.device_spec(e)?;
+                let old = device::passphrase_of(km.as_ref(), self.ctx(), &src_key).await?;
                 let new_key = km.create_key(self.ctx(), &KeySpec::aes(e.key_size)).await?;
-                let new = device::passphrase_of(km.as_ref(), self.ctx(), &new_key).await?;
-                device::rekey(&path, old.as_bytes(), new.as_bytes(), &self.cfg.pbkdf)?;
-                km.delete(self.ctx(), &clone, true).await?;
-                if size_mib > *s {
-                    device::extend(&path, (size_mib - s) * MIB)?;
+                let res = async {
+                    let new = device::passphrase_of(km.as_ref(), self.ctx(), &new_key).await?;
+                    device::reencrypted_copy(src, &path, old.as_bytes(), new.as_bytes(), &spec)?;
+                    if size_mib > *s {
+                        device::extend(&path, (size_mib - s) * MIB)?;
+                    }
+                    Ok::<(), ServiceError>(())
+                }
+                .await;
+                if let Err(err) = res {
+                    let _ = km.delete(self.ctx(), &new_key, true).await;
+                    let _ = std::fs::remove_file(&path);
+                    return Err(err);
                 }
                 Some(new_key)
             }
@@ -420,6 +471,7 @@ impl VolumeService {
             encryption_key_id: key_id.map(|k| k.to_string()),
             status: "available".into(),
             source,
+            rotating_to: None,
         };
         self.state.put(KIND_VOLUME, &id, &v.project, &v)?;
         Ok(v)
@@ -445,7 +497,7 @@ impl VolumeService {
             (Some(_), None) => Err(ServiceError::BadRequest(format!(
                 "image {image_id} is encrypted: the volume needs an encrypted volume type"
             ))),
-            (Some(img_key), Some(_)) => {
+            (Some(img_key), Some(e)) => {
                 if req.encryption_key_id.is_some() {
                     return Err(ServiceError::BadRequest(
                         "an encrypted image brings its own key; do not pass an encryption key id"
@@ -476,6 +528,19 @@ impl VolumeService {
                     let _ = std::fs::remove_file(&path);
                     return Err(e);
                 }
+                let key = if req.reencrypt {
+                    match self.own_volume_key(&path, e, &key, pass.as_bytes()).await {
+                        Ok(k) => k,
+                        Err(e) => {
+                            let _ = km.delete(self.ctx(), &key, true).await;
+                            let _ = std::fs::remove_file(&path);
+                            return Err(e);
+                        }
+                    }
+                } else {
+                    key
+                };
+                let pass = device::passphrase_of(km.as_ref(), self.ctx(), &key).await?;
                 let have = device::open(&path, pass.as_bytes())?.size();
                 if size_mib * MIB > have {
                     device::extend(&path, size_mib * MIB - have)?;
@@ -509,10 +574,40 @@ impl VolumeService {
         }
     }
 
+    /// Gives the device at `path` (opened by `pass`) a new volume key under a new
+    /// secret of its own (of `e`'s size), and deletes `key`, the secret that opened it.
+    /// On failure the new secret is deleted; the caller cleans up `key` and `path`.
+    async fn own_volume_key(
+        &self,
+        path: &std::path::Path,
+        e: &Encryption,
+        key: &SecretId,
+        pass: &[u8],
+    ) -> Result<SecretId> {
+        let km = &self.cfg.km;
+        let spec = self.device_spec(e)?;
+        let new_key = km.create_key(self.ctx(), &KeySpec::aes(e.key_size)).await?;
+        let res = async {
+            let new = device::passphrase_of(km.as_ref(), self.ctx(), &new_key).await?;
+            device::new_volume_key(path, pass, new.as_bytes(), &spec)?;
+            km.delete(self.ctx(), key, true).await?;
+            Ok::<(), ServiceError>(())
+        }
+        .await;
+        match res {
+            Ok(()) => Ok(new_key),
+            Err(err) => {
+                let _ = km.delete(self.ctx(), &new_key, true).await;
+                Err(err)
+            }
+        }
+    }
+
     /// Opens a volume's device. A LUKS volume that only the legacy mangled
     /// passphrase opens is fixed first: the correct passphrase is added,
     /// checked, and the legacy one removed.
     pub async fn open_device(&self, v: &VolumeRecord) -> Result<VolumeHandle> {
+        Self::not_rotating(v)?;
         let path = self.cfg.device_path(&format!("volume-{}", v.id));
         let Some(k) = &v.encryption_key_id else {
             let f = std::fs::OpenOptions::new()
@@ -580,6 +675,7 @@ impl VolumeService {
     /// Extends a detached volume to `new_size_mib`.
     pub fn extend(&self, id: &str, new_size_mib: u64) -> Result<VolumeRecord> {
         let mut v = self.get(id)?;
+        Self::not_rotating(&v)?;
         if v.status != "available" {
             return Err(ServiceError::Conflict(format!(
                 "volume {id} is {}",
@@ -641,10 +737,13 @@ impl VolumeService {
     /// Deletes a detached volume without snapshots, and its key.
     pub async fn delete(&self, id: &str) -> Result<()> {
         let v = self.detached_without_snapshots(id)?;
-        if let Some(k) = &v.encryption_key_id {
+        for k in v.encryption_key_id.iter().chain(&v.rotating_to) {
             self.drop_key(k, &Self::consumer("volume", id)).await?;
         }
         let _ = std::fs::remove_file(self.cfg.device_path(&format!("volume-{id}")));
+        let _ = std::fs::remove_file(device::rekeying_path(
+            &self.cfg.device_path(&format!("volume-{id}")),
+        ));
         self.state.delete(KIND_VOLUME, id)?;
         Ok(())
     }
@@ -652,6 +751,7 @@ impl VolumeService {
     /// Snapshots a volume: a copy of its device with a clone of its key.
     pub async fn snapshot(&self, volume_id: &str) -> Result<SnapshotRecord> {
         let v = self.get(volume_id)?;
+        Self::not_rotating(&v)?;
         let id = new_id();
         std::fs::copy(
             self.cfg.device_path(&format!("volume-{volume_id}")),
@@ -696,6 +796,7 @@ impl VolumeService {
     /// recipient's context and the old one deleted.
     pub async fn transfer(&self, id: &str, to: &Context) -> Result<VolumeRecord> {
         let mut v = self.detached_without_snapshots(id)?;
+        Self::not_rotating(&v)?;
         if let Some(k) = &v.encryption_key_id {
             let km = &self.cfg.km;
             let old = parse_ref(k)?;
@@ -709,6 +810,181 @@ impl VolumeService {
         v.project = to.project_id.clone();
         self.state.put(KIND_VOLUME, id, &v.project, &v)?;
         Ok(v)
+    }
+
+    /// Rotates the key of a detached encrypted volume (the user's "rotate my key",
+    /// Cinder BYOK): see [`VolumeService::rotate_key_with`], run to the end.
+    pub async fn rotate_key(&self, id: &str, new_key_ref: Option<&str>) -> Result<VolumeRecord> {
+        match self
+            .rotate_key_with(id, new_key_ref, &RotateOptions::default(), &mut |_| true)
+            .await?
+        {
+            Rotation::Done(v) => Ok(v),
+            Rotation::Stopped(p) => Err(ServiceError::Conflict(format!(
+                "volume {id}: the key rotation stopped at {} of {} bytes; call again to resume",
+                p.done, p.total
+            ))),
+        }
+    }
+
+    /// Rotates the key of a detached encrypted volume: every sector is reencrypted
+    /// under a new volume key whose passphrase comes from the new secret (os-brick's
+    /// rule), a clone of the caller's `new_key_ref` (BYOK: the volume owns its copy, as
+    /// at creation) or, when `None`, a new key of the volume type's size. LUKS2 is
+    /// reencrypted in place with resilience `checksum` (cryptsetup's protocol); LUKS1,
+    /// which cannot be, gets its plaintext copied into a new container that replaces
+    /// the old one by a rename.
+    ///
+    /// The new secret is registered (consumer, then `rotating_to`) before any data is
+    /// touched; the record's key ref is switched only after the reencryption finished;
+    /// then the old secret (the volume's own: a clone or a key this service made) loses
+    /// its consumer and is deleted. An interrupted rotation (stopped by `progress`, an
+    /// error, a crash) is resumed by calling again, with no key or the same one; until
+    /// then the volume refuses attach, snapshot, extend and transfer.
+    pub async fn rotate_key_with(
+        &self,
+        id: &str,
+        new_key_ref: Option<&str>,
+        opts: &RotateOptions,
+        progress: &mut (dyn FnMut(luks::reencrypt::Progress) -> bool + Send),
+    ) -> Result<Rotation> {
+        let mut v = self.get(id)?;
+        if v.status != "available" {
+            return Err(ServiceError::Conflict(format!(
+                "volume {id} is {}: detach it to rotate its key",
+                v.status
+            )));
+        }
+        let Some(old_ref) = v.encryption_key_id.clone() else {
+            return Err(ServiceError::BadRequest(format!(
+                "volume {id} is not encrypted: it has no key to rotate"
+            )));
+        };
+        let enc = self
+            .type_of(&v.type_id)?
+            .and_then(|t| t.encryption)
+            .ok_or_else(|| {
+                ServiceError::Conflict(format!("volume {id}: its encrypted volume type is gone"))
+            })?;
+        let spec = self.device_spec(&enc)?;
+        let km = &self.cfg.km;
+        let path = self.cfg.device_path(&format!("volume-{id}"));
+        let resuming = v.rotating_to.is_some();
+        let new_key = match &v.rotating_to {
+            Some(pending) => {
+                let pending = parse_ref(pending)?;
+                if let Some(r) = new_key_ref {
+                    let given = km
+                        .get(self.ctx(), &parse_ref(r)?)
+                        .await
+                        .map_err(|e| km_err(&format!("encryption key {r}"), e))?;
+                    let mine = km.get(self.ctx(), &pending).await?;
+                    if given.payload.expose() != mine.payload.expose()
+                        || given.kind() != mine.kind()
+                    {
+                        return Err(ServiceError::Conflict(format!(
+                            "volume {id}: a rotation to another key is in progress; call \
+                             again without a key (or with the same one) to finish it"
+                        )));
+                    }
+                }
+                pending
+            }
+            None => {
+                let key = match new_key_ref {
+                    Some(r) => self.clone_caller_key(r).await?,
+                    None => {
+                        km.create_key(self.ctx(), &KeySpec::aes(enc.key_size))
+                            .await?
+                    }
+                };
+                let registered = async {
+                    let old = device::passphrase_of(km.as_ref(), self.ctx(), &parse_ref(&old_ref)?)
+                        .await?;
+                    let new = device::passphrase_of(km.as_ref(), self.ctx(), &key).await?;
+                    if old.as_bytes() == new.as_bytes() {
+                        return Err(ServiceError::BadRequest(format!(
+                            "volume {id}: the new key is the volume's current key"
+                        )));
+                    }
+                    km.add_consumer(self.ctx(), &key, &Self::consumer("volume", id))
+                        .await?;
+                    v.rotating_to = Some(key.to_string());
+                    self.state.put(KIND_VOLUME, id, &v.project, &v)
+                }
+                .await;
+                if let Err(e) = registered {
+                    let _ = km.delete(self.ctx(), &key, true).await;
+                    return Err(e);
+                }
+                key
+            }
+        };
+        let new = device::passphrase_of(km.as_ref(), self.ctx(), &new_key).await?;
+        let in_reencryption = device::in_reencryption(&path)?;
+        // Done already when a run died after the data but before the bookkeeping (the
+        // old key may then be deleted already).
+        let done = resuming && !in_reencryption && device::opens(&path, new.as_bytes())?;
+        if !done {
+            let old_key = parse_ref(&old_ref)?;
+            let old = device::passphrase_of(km.as_ref(), self.ctx(), &old_key).await?;
+            let legacy = device::legacy_passphrase_of(km.as_ref(), self.ctx(), &old_key).await?;
+            // the old passphrase, else (a never opened legacy volume) the legacy one
+            let wrong = |e: Option<&ServiceError>| {
+                matches!(e, Some(ServiceError::Luks(luks::Error::NoMatchingKey)))
+                    && !in_reencryption
+            };
+            if device::is_luks2(&path)? {
+                let ropts = luks::reencrypt::ReencryptOptions {
+                    pbkdf: self.cfg.pbkdf.clone(),
+                    hotzone_size: opts.hotzone_size,
+                    crash_at_write: opts.crash_at_write,
+                    ..Default::default()
+                };
+                let mut run = |olds: &[&[u8]]| {
+                    device::reencrypt(&path, olds, new.as_bytes(), &ropts, &mut *progress)
+                };
+                // resuming: the old keyslot's passphrase may be either
+                let both = [old.as_bytes(), legacy.as_bytes()];
+                let mut res = run(if in_reencryption { &both } else { &both[..1] });
+                if wrong(res.as_ref().err()) {
+                    res = run(&[legacy.as_bytes()]);
+                }
+                match res? {
+                    luks::reencrypt::Outcome::Finished => {}
+                    luks::reencrypt::Outcome::Stopped(p) => return Ok(Rotation::Stopped(p)),
+                    other => {
+                        return Err(ServiceError::Conflict(format!(
+                            "volume {id}: the reencryption ended with {other:?}"
+                        )))
+                    }
+                }
+            } else {
+                // the old container stays until the new one replaces it (a rename)
+                let mut res = device::new_volume_key(&path, old.as_bytes(), new.as_bytes(), &spec);
+                if wrong(res.as_ref().err()) {
+                    res = device::new_volume_key(&path, legacy.as_bytes(), new.as_bytes(), &spec);
+                }
+                res?;
+            }
+        }
+        // The old secret decrypts nothing any more: shred it, then switch the record.
+        self.drop_key(&old_ref, &Self::consumer("volume", id))
+            .await?;
+        v.encryption_key_id = v.rotating_to.take();
+        self.state.put(KIND_VOLUME, id, &v.project, &v)?;
+        Ok(Rotation::Done(v))
+    }
+
+    /// A conflict while a key rotation of `v` is in progress.
+    pub(crate) fn not_rotating(v: &VolumeRecord) -> Result<()> {
+        match &v.rotating_to {
+            Some(_) => Err(ServiceError::Conflict(format!(
+                "volume {}: a key rotation is in progress; rotate its key again to finish it",
+                v.id
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// The type record of a volume.

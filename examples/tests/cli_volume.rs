@@ -44,7 +44,14 @@ fn quick_start_volume_flow_across_processes() {
     )
     .unwrap();
     let help = ok(dir, &["volume", "--help"]);
-    for sub in ["create", "attach", "extend", "transfer", "snapshot-create"] {
+    for sub in [
+        "create",
+        "attach",
+        "extend",
+        "transfer",
+        "snapshot-create",
+        "rotate-key",
+    ] {
         assert!(help.contains(sub), "{help}");
     }
     ok(
@@ -98,6 +105,30 @@ fn quick_start_volume_flow_across_processes() {
     );
     let (s, _, e) = run(dir, &["volume", "delete", &v]);
     assert!(!s && e.contains("409"), "{e}");
+    ok(dir, &["volume", "detach", &v]);
+    // rotate my key: a new secret and volume key; the data stays
+    let before: serde_json::Value = serde_json::from_str(&ok(dir, &["volume", "list"])).unwrap();
+    let rotated: serde_json::Value =
+        serde_json::from_str(&ok(dir, &["volume", "rotate-key", &v])).unwrap();
+    assert_ne!(rotated["encryption_key_id"], before[0]["encryption_key_id"]);
+    let (s, _, e) = run(
+        dir,
+        &[
+            "key",
+            "show",
+            before[0]["encryption_key_id"].as_str().unwrap(),
+        ],
+    );
+    assert!(
+        !s && e.contains("not found"),
+        "the old secret is deleted: {e}"
+    );
+    ok(dir, &["volume", "attach", &v]);
+    let back = ok(
+        dir,
+        &["volume", "read", &v, "--offset", "512", "--length", "21"],
+    );
+    assert_eq!(back.trim(), "quick start PLAINTEXT");
     ok(dir, &["volume", "detach", &v]);
     let (s, _, e) = run(
         dir,
