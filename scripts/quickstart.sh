@@ -69,8 +69,12 @@ TOML
     ex volume detach "$vol"
     echo "\$ keymgr-examples volume snapshot-create $vol"
     snap=$("$examples" --config "$work/keymgr.toml" --state-dir "$work/cinder" volume snapshot-create "$vol"); echo "$snap"; snap=$(echo "$snap" | jid)
-    echo "\$ keymgr-examples volume create --snapshot $snap --type luks2-512   # a cloned key, re-keyed"
+    echo "\$ keymgr-examples volume create --snapshot $snap --type luks2-512   # its own secret and volume key (reencrypted)"
     vol2=$("$examples" --config "$work/keymgr.toml" --state-dir "$work/cinder" volume create --snapshot "$snap" --type luks2-512); echo "$vol2"; vol2=$(echo "$vol2" | jid)
+    ex volume attach "$vol2"
+    ex volume read "$vol2" --offset 4096 --length 30
+    ex volume detach "$vol2"
+    ex volume rotate-key "$vol2"   # a new secret and a new volume key: every sector reencrypted
     ex volume attach "$vol2"
     ex volume read "$vol2" --offset 4096 --length 30
     ex volume detach "$vol2"
