@@ -51,6 +51,29 @@ for script in "$servers"/*.sh; do
     [ -f "$testenv/$name/env" ] && source "$testenv/$name/env"
 done
 
+# The production-shaped smoke run (scripts/load.sh, 10 s, audit must be
+# clean) needs its own servers under the light set: start them now, in the
+# background, while fmt and clippy run. KEYMGR_SMOKE=0 skips it.
+smoke_dir="$testenv/production"
+smoke_pid=""
+if [ "${KEYMGR_SMOKE:-1}" = 1 ]; then
+    if [ "$servers" = scripts/servers/production ]; then
+        smoke_dir=$testenv
+    else
+        mkdir -p "$smoke_dir"
+        (
+            bash scripts/servers/production/openstack.sh start "$smoke_dir/openstack" &&
+                bash scripts/servers/production/openbao.sh start "$smoke_dir/openbao"
+        ) >"$testenv/production-start.log" 2>&1 &
+        smoke_pid=$!
+        stop_smoke() {
+            bash scripts/servers/production/openstack.sh stop "$smoke_dir/openstack" || true
+            bash scripts/servers/production/openbao.sh stop "$smoke_dir/openbao" || true
+        }
+        trap 'stop_servers; stop_smoke' EXIT
+    fi
+fi
+
 export KEYMGR_REQUIRE_TOOLS=1
 export KEYMGR_PYTHON="$root/.venv/bin/python"
 export PATH="$root/.venv/bin:$PATH"
@@ -61,3 +84,14 @@ echo "test: cargo clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 echo "test: cargo test"
 cargo test --workspace --all-features
+
+if [ "${KEYMGR_SMOKE:-1}" = 1 ]; then
+    if [ -n "$smoke_pid" ] && ! wait "$smoke_pid"; then
+        cat "$testenv/production-start.log" >&2
+        echo "test: the production-shaped servers did not start" >&2
+        exit 1
+    fi
+    echo "test: production-shaped smoke run (10 s, audit must be clean)"
+    bash scripts/load.sh --servers production --keep "$smoke_dir" --seconds 10 \
+        --no-castellan --profile dev
+fi

@@ -9,6 +9,7 @@ use keymgr::{Config, KeyManager};
 
 pub mod faults;
 pub mod load;
+pub mod mixed;
 pub mod proxy;
 
 /// A backend under test with the context to use.
