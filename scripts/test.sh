@@ -92,6 +92,6 @@ if [ "${KEYMGR_SMOKE:-1}" = 1 ]; then
         exit 1
     fi
     echo "test: production-shaped smoke run (10 s, audit must be clean)"
-    bash scripts/load.sh --servers production --keep "$smoke_dir" --seconds 10 \
+    bash scripts/load.sh --servers production --keep "$smoke_dir" --seconds 10 --backends vault,barbican \
         --no-castellan --profile dev
 fi

@@ -6,7 +6,9 @@
 #
 #   openstack.sh start DIR                 start all three, provision, write DIR/env
 #   openstack.sh stop DIR                  stop all three
-#   openstack.sh restart-barbican DIR      stop Barbican (all workers) and start it again
+#   openstack.sh restart-barbican DIR      reload Barbican as operators do (SIGHUP: gunicorn
+#                                          starts new workers, the old ones finish and exit)
+#   openstack.sh stop-start-barbican DIR   stop Barbican (all workers) and start it again
 #   openstack.sh kill-barbican-worker DIR  SIGKILL one Barbican worker (gunicorn forks another)
 #   openstack.sh restart-keystone DIR      stop Keystone and start it again
 #   openstack.sh restart-postgres DIR      stop PostgreSQL (fast mode) and start it again
@@ -318,14 +320,32 @@ a_worker() {
     pgrep -P "$master" | head -n 1
 }
 
+# reload DIR NAME: SIGHUP to the gunicorn master; wait until every old
+# worker has exited and as many new ones run.
+reload() {
+    local dir=$1 name=$2 master old i n
+    master=$(cat "$dir/$name/gunicorn.pid")
+    old=$(pgrep -P "$master" | tr '\n' ' ')
+    kill -HUP "$master"
+    for ((i = 0; i < 1200; i++)); do
+        sleep 0.1
+        local alive=0 p
+        for p in $old; do kill -0 "$p" 2>/dev/null && alive=1; done
+        n=$(pgrep -P "$master" | wc -l)
+        [ $alive = 0 ] && [ "$n" -ge "$workers" ] && return 0
+    done
+    die "$name did not reload in 120 s"
+}
+
 cmd=${1:-}
 dir=${2:-}
-usage="usage: $0 start|stop|restart-barbican|kill-barbican-worker|restart-keystone|restart-postgres DIR"
+usage="usage: $0 start|stop|restart-barbican|stop-start-barbican|kill-barbican-worker|restart-keystone|restart-postgres DIR"
 [ -n "$dir" ] || die "$usage"
 case "$cmd" in
 start) start "$dir" ;;
 stop) stop "$dir" ;;
-restart-barbican) kill_group "$dir/barbican/pid" && start_barbican "$dir" ;;
+restart-barbican) reload "$dir" barbican ;;
+stop-start-barbican) kill_group "$dir/barbican/pid" && start_barbican "$dir" ;;
 restart-keystone) kill_group "$dir/keystone/pid" && start_keystone "$dir" ;;
 kill-barbican-worker)
     w=$(a_worker "$dir" barbican)
