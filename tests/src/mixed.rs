@@ -105,6 +105,9 @@ pub struct ErrorEvent {
     pub kind: ErrorKind,
     /// Whether it was a typed transient refusal (unavailable, timeout, 5xx, 429).
     pub transient: bool,
+    /// Whether it was a typed answer the caller can act on: transient, or a
+    /// definite refusal (conflict, not found, forbidden, unauthenticated).
+    pub typed: bool,
     /// Its text.
     pub text: String,
 }
@@ -177,9 +180,14 @@ impl MixedReport {
         Some(v[i])
     }
 
-    /// Errors that were not typed transient refusals.
+    /// Errors that were neither transient nor a definite typed refusal.
     pub fn untyped(&self) -> impl Iterator<Item = &ErrorEvent> {
-        self.errors.iter().filter(|e| !e.transient)
+        self.errors.iter().filter(|e| !e.typed)
+    }
+
+    /// Typed refusals that were not transient (e.g. a conflict).
+    pub fn refusals(&self) -> impl Iterator<Item = &ErrorEvent> {
+        self.errors.iter().filter(|e| e.typed && !e.transient)
     }
 
     /// First and last error at or after `from` seconds, if any.
@@ -304,6 +312,14 @@ pub async fn run(
                             op,
                             kind: e.kind(),
                             transient: is_transient(&e),
+                            typed: is_transient(&e)
+                                || matches!(
+                                    e.kind(),
+                                    ErrorKind::Conflict
+                                        | ErrorKind::NotFound
+                                        | ErrorKind::Forbidden
+                                        | ErrorKind::Unauthenticated
+                                ),
                             text: e.to_string(),
                         });
                         tokio::time::sleep(Duration::from_millis(20)).await;

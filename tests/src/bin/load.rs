@@ -3,7 +3,8 @@
 //! add/remove 5%, delete 5% for a time; per-operation p50/p99 and
 //! throughput; an audit of every acknowledged secret; and the final line
 //! `N ops, M errors, lost L, duplicated D`. Exits 1 when an audit is not
-//! clean (lost, duplicated, wrong payload, or an untyped error).
+//! clean (lost, duplicated, wrong payload, or an error that is neither
+//! transient nor a typed refusal such as a conflict).
 //!
 //! Usage: load [--backends mock,vault,barbican] [--seconds N]
 //! [--concurrency 64[,8,1]] [--fault-at S --fault-cmd CMD --fault-backend B]
