@@ -334,7 +334,13 @@ impl VaultClient {
             if let Some(ns) = &self.namespace {
                 req = req.header("X-Vault-Namespace", ns);
             }
-            if access == Access::Read {
+            // Reads and writes alike: an OpenBao standby checks a KV v2
+            // write's check-and-set against its own copy, which may lag
+            // the active node (measured: a CAS write right after another
+            // one through a standby fails, 300 ms later it passes). With
+            // the last write's index the standby forwards whatever it
+            // has not applied yet to the active node.
+            {
                 if let Some(idx) = self.read_index() {
                     req = req
                         .header("X-Vault-Index", idx)

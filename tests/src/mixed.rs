@@ -529,7 +529,7 @@ async fn one(
             r.map(|()| Outcome::Done)
         }
         Op::Delete => {
-            let Some((_, l)) = take_live(shared, rng) else {
+            let Some((name, l)) = take_live(shared, rng) else {
                 return Ok(Outcome::Skipped);
             };
             match km.delete(ctx, &l.id, false).await {
@@ -543,21 +543,31 @@ async fn one(
                 }
                 Err(e) => {
                     // Not acknowledged: whether it is gone is unknown.
-                    // Retry until the answer is known (NotFound after a
-                    // lost answer means it was deleted).
-                    for _ in 0..50 {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        match km.delete(ctx, &l.id, false).await {
-                            Ok(()) => break,
-                            Err(e2) if e2.kind() == ErrorKind::NotFound => break,
-                            Err(_) => continue,
+                    // Retry a transient failure until the answer is known
+                    // (NotFound after a lost answer means it was deleted);
+                    // after a definite refusal the secret stays live.
+                    let mut gone = false;
+                    if is_transient(&e) {
+                        for _ in 0..50 {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            match km.delete(ctx, &l.id, false).await {
+                                Ok(()) => gone = true,
+                                Err(e2) if e2.kind() == ErrorKind::NotFound => gone = true,
+                                Err(e2) if is_transient(&e2) => continue,
+                                Err(_) => {}
+                            }
+                            break;
                         }
                     }
-                    shared
-                        .deleted
-                        .lock()
-                        .unwrap()
-                        .insert(l.id.as_str().to_string());
+                    if gone {
+                        shared
+                            .deleted
+                            .lock()
+                            .unwrap()
+                            .insert(l.id.as_str().to_string());
+                    } else {
+                        shared.live.lock().unwrap().push((name, l));
+                    }
                     Err(e)
                 }
             }
