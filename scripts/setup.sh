@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need when it is missing: Debian tools (cryptsetup,
-# qemu-img) and a Python virtual environment in .venv with the servers and
+# qemu-img, PostgreSQL) and a Python virtual environment in .venv with the servers and
 # helpers listed in scripts/requirements-test.txt. Safe to run again.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,6 +12,9 @@ command -v qemu-io >/dev/null 2>&1 || need_apt+=(qemu-utils)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # The LUKS crash-consistency test records the writes of each operation with strace.
 command -v strace >/dev/null 2>&1 || need_apt+=(strace)
+# PostgreSQL (Debian's server) for the production-shaped test servers
+# (scripts/servers/production/) and the CI smoke run of scripts/load.sh.
+ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup: installing Debian packages: ${need_apt[*]}"
     if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi

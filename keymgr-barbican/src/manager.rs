@@ -64,6 +64,10 @@ pub(crate) struct Inner {
     pub(crate) service: Option<Keystone>,
     pub(crate) max_mv: u8,
     pub(crate) versions: Mutex<HashMap<String, u8>>,
+    /// `get`s in flight, by project and id, that identical concurrent
+    /// `get`s wait for instead of asking again. An entry lives only while
+    /// its fetch runs; nothing is cached after it.
+    pub(crate) inflight: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Option<Secret>>>>>,
 }
 
 impl fmt::Debug for BarbicanKeyManager {
@@ -130,6 +134,7 @@ impl BarbicanKeyManager {
                 policy,
                 max_mv,
                 versions: Mutex::new(HashMap::new()),
+                inflight: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -154,6 +159,44 @@ impl BarbicanKeyManager {
             .keystone
             .token(&self.inner.http, &self.inner.policy)
             .await
+    }
+
+    /// A secret with its payload in one round trip's time: the metadata and
+    /// the payload (as `application/octet-stream`, what keymgr and Castellan
+    /// store) are asked for at once; the payload is asked again only when
+    /// the metadata names another content type.
+    async fn fetch_secret(&self, ctx: &Context, id: &SecretId) -> Result<Secret> {
+        const OCTETS: &str = "application/octet-stream";
+        let what = format!("get secret {id}");
+        let mut call = Call::new(Method::GET, format!("secrets/{id}/payload"), &what);
+        call.accept = OCTETS;
+        let (meta, guess) = tokio::join!(self.secret_json(ctx, id, &what), self.ok(ctx, &call));
+        let meta = meta?;
+        let accept = meta.default_content_type().unwrap_or_else(|| OCTETS.into());
+        let metadata = meta.into_metadata(&what)?;
+        let (mut reply, _) = if accept == OCTETS {
+            guess?
+        } else {
+            drop(guess);
+            call.accept = &accept;
+            self.ok(ctx, &call).await?
+        };
+        let mut payload = Payload::from(std::mem::take(&mut *reply.body));
+        if keymgr_core::encoding::pem_label(metadata.kind).is_some() {
+            // Barbican holds PEM; callers get the DER Castellan's objects hold.
+            payload =
+                keymgr_core::encoding::normalize_der(metadata.kind, &payload).map_err(|e| {
+                    Error::Backend {
+                        what: what.clone(),
+                        status: reply.status,
+                        message: format!(
+                            "the stored {} is neither PEM nor DER: {e}",
+                            metadata.kind
+                        ),
+                    }
+                })?;
+        }
+        Ok(Secret { metadata, payload })
     }
 
     pub(crate) async fn secret_json(
@@ -418,32 +461,49 @@ impl KeyManager for BarbicanKeyManager {
     }
 
     async fn get(&self, ctx: &Context, id: &SecretId) -> Result<Secret> {
-        let id = &id.to_hyphenated_uuid()?;
-        let what = format!("get secret {id}");
-        let meta = self.secret_json(ctx, id, &what).await?;
-        let accept = meta
-            .default_content_type()
-            .unwrap_or_else(|| "application/octet-stream".into());
-        let metadata = meta.into_metadata(&what)?;
-        let mut call = Call::new(Method::GET, format!("secrets/{id}/payload"), &what);
-        call.accept = &accept;
-        let (mut reply, _) = self.ok(ctx, &call).await?;
-        let mut payload = Payload::from(std::mem::take(&mut *reply.body));
-        if keymgr_core::encoding::pem_label(metadata.kind).is_some() {
-            // Barbican holds PEM; callers get the DER Castellan's objects hold.
-            payload =
-                keymgr_core::encoding::normalize_der(metadata.kind, &payload).map_err(|e| {
-                    Error::Backend {
-                        what: what.clone(),
-                        status: reply.status,
-                        message: format!(
-                            "the stored {} is neither PEM nor DER: {e}",
-                            metadata.kind
-                        ),
-                    }
-                })?;
+        let id = id.to_hyphenated_uuid()?;
+        // Identical concurrent reads with the manager's own credentials
+        // (one token, one project) share one fetch. A call on behalf of a
+        // user (its own token) is never shared: Barbican decides per token.
+        if ctx.user_token.is_some() {
+            return self.fetch_secret(ctx, &id).await;
         }
-        Ok(Secret { metadata, payload })
+        let key = format!("{}\n{}", ctx.project_id, id.as_str());
+        let cell = {
+            let mut inflight = self
+                .inner
+                .inflight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            inflight.entry(key.clone()).or_default().clone()
+        };
+        let mut mine = None;
+        let shared = cell
+            .get_or_init(|| async {
+                let r = self.fetch_secret(ctx, &id).await;
+                let ok = r.as_ref().ok().cloned();
+                mine = Some(r);
+                ok
+            })
+            .await
+            .clone();
+        {
+            let mut inflight = self
+                .inner
+                .inflight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if inflight.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+                inflight.remove(&key);
+            }
+        }
+        match (mine, shared) {
+            // This call did the fetch: its own answer, error included.
+            (Some(r), _) => r,
+            (None, Some(secret)) => Ok(secret),
+            // The shared fetch failed: ask on our own (errors are not shared).
+            (None, None) => self.fetch_secret(ctx, &id).await,
+        }
     }
 
     async fn metadata(&self, ctx: &Context, id: &SecretId) -> Result<SecretMetadata> {

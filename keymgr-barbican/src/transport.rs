@@ -16,8 +16,8 @@ use std::time::Duration;
 use keymgr_core::Context;
 use keymgr_core::{Error, Result};
 use keymgr_http::{
-    client_builder, read_ca_bundle, read_capped, retry_after, transport_error, with_deadline,
-    Attempt, BodyError, CaError, Retry, DEFAULT_BODY_LIMIT,
+    client_builder, read_ca_bundle, read_capped, retry_after, shared_client, transport_error,
+    with_deadline, Attempt, BodyError, CaError, Retry, DEFAULT_BODY_LIMIT,
 };
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::Method;
@@ -67,8 +67,19 @@ impl Reply {
 }
 
 /// The pooled HTTP client for `cfg`: the shared settings, TLS
-/// verification as configured, and the CA bundle of `verify_ssl_path`.
+/// verification as configured, and the CA bundle of `verify_ssl_path`;
+/// the same client (and connection pool) for every manager built from
+/// the same transport settings.
 pub(crate) fn http_client(cfg: &BarbicanConfig, timeout: Duration) -> Result<reqwest::Client> {
+    // Managers built from one configuration share one client (one pool).
+    let key = format!(
+        "barbican|{timeout:?}|{}|{:?}",
+        cfg.verify_ssl, cfg.verify_ssl_path
+    );
+    shared_client(&key, || build_client(cfg, timeout))
+}
+
+fn build_client(cfg: &BarbicanConfig, timeout: Duration) -> Result<reqwest::Client> {
     let mut b = client_builder(
         concat!("keymgr-barbican/", env!("CARGO_PKG_VERSION")),
         timeout,

@@ -12,7 +12,9 @@
 //! - [`transport_error`] and [`describe`]: transport failures as the shared
 //!   error kinds;
 //! - [`client_builder`] and [`read_ca_bundle`]: the pooled client's common
-//!   settings and the CA bundle it trusts.
+//!   settings and the CA bundle it trusts;
+//! - [`PoolScope`] and [`shared_client`]: one pooled client per transport
+//!   configuration, shared by every manager built from one configuration.
 //!
 //! What a backend decides itself: which statuses are transient for it,
 //! whether a call may be repeated, failover between nodes, and how an error
@@ -23,6 +25,7 @@ mod body;
 mod client;
 mod deadline;
 mod errors;
+mod pool;
 mod token;
 
 pub use backoff::{retry_after, Attempt, Backoff, Retry, RETRY_AFTER_CAP};
@@ -30,4 +33,5 @@ pub use body::{read_capped, BodyError, CappedBody, DEFAULT_BODY_LIMIT};
 pub use client::{client_builder, read_ca_bundle, CaError};
 pub use deadline::with_deadline;
 pub use errors::{describe, transport_error};
+pub use pool::{shared_client, PoolScope};
 pub use token::{refresh_at, TokenCache};

@@ -123,4 +123,51 @@ mod tests {
             .await
             .is_err());
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_callers_wait_for_one_fetch() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let cache = Arc::new(TokenCache::default());
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..64 {
+            let (cache, fetches) = (cache.clone(), fetches.clone());
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .get(|| async {
+                        fetches.fetch_add(1, Ordering::SeqCst);
+                        // A slow token service: every caller arrives meanwhile.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        Ok(("token", Some(Instant::now() + Duration::from_secs(60))))
+                    })
+                    .await
+                    .unwrap()
+            }));
+        }
+        let first = tasks.remove(0).await.unwrap();
+        for t in tasks {
+            assert!(Arc::ptr_eq(&first, &t.await.unwrap()));
+        }
+        assert_eq!(fetches.load(Ordering::SeqCst), 1, "one fetch, no stampede");
+
+        // After a refusal, concurrent callers again fetch once between them.
+        cache.invalidate(&first).await;
+        let again = (0..16).map(|_| {
+            let (cache, fetches) = (cache.clone(), fetches.clone());
+            tokio::spawn(async move {
+                cache
+                    .get(|| async {
+                        fetches.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok(("new", None))
+                    })
+                    .await
+                    .unwrap()
+            })
+        });
+        for t in again.collect::<Vec<_>>() {
+            assert_eq!(*t.await.unwrap(), "new");
+        }
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    }
 }

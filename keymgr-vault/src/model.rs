@@ -8,7 +8,9 @@ use serde_json::Value;
 pub(crate) enum Access {
     /// A read: sent with the last write's `X-Vault-Index`.
     Read,
-    /// A write: its answer's `X-Vault-Index` is kept.
+    /// A write: sent with the last write's `X-Vault-Index` too (a
+    /// standby checks check-and-set against its own copy), and its
+    /// answer's `X-Vault-Index` is kept.
     Write,
 }
 

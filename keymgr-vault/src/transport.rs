@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use keymgr_core::{Error, Result};
 use keymgr_http::{
-    client_builder, describe, read_ca_bundle, read_capped, with_deadline, Attempt, Backoff,
-    BodyError, CaError, Retry, TokenCache, DEFAULT_BODY_LIMIT,
+    client_builder, describe, read_ca_bundle, read_capped, shared_client, with_deadline, Attempt,
+    Backoff, BodyError, CaError, Retry, TokenCache, DEFAULT_BODY_LIMIT,
 };
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
@@ -71,35 +71,44 @@ impl VaultClient {
         cfg.validate()?;
         let timeout = cfg.timeout()?;
         let login = Login::from_config(cfg)?;
-        let mut builder =
-            client_builder(concat!("keymgr-vault/", env!("CARGO_PKG_VERSION")), timeout)
-                .redirect(reqwest::redirect::Policy::none());
-        if let Some(ca) = &cfg.ssl_ca_crt_file {
-            let certs = read_ca_bundle(ca).map_err(|e| {
-                Error::config(match e {
-                    CaError::Read(e) => {
-                        format!("cannot read ssl_ca_crt_file {}: {e}", ca.display())
-                    }
-                    CaError::NotPem(e) => format!(
-                        "ssl_ca_crt_file {} is not a PEM certificate bundle: {e}",
-                        ca.display()
-                    ),
-                    CaError::Empty => {
-                        format!("ssl_ca_crt_file {} holds no PEM certificate", ca.display())
-                    }
-                })
-            })?;
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
+        // Managers built from one configuration share one client (one pool).
+        let key = format!(
+            "vault|{timeout:?}|{}|{:?}",
+            cfg.verify_ssl, cfg.ssl_ca_crt_file
+        );
+        let http = shared_client(&key, || {
+            let mut builder =
+                client_builder(concat!("keymgr-vault/", env!("CARGO_PKG_VERSION")), timeout)
+                    .redirect(reqwest::redirect::Policy::none());
+            if let Some(ca) = &cfg.ssl_ca_crt_file {
+                let certs = read_ca_bundle(ca).map_err(|e| {
+                    Error::config(match e {
+                        CaError::Read(e) => {
+                            format!("cannot read ssl_ca_crt_file {}: {e}", ca.display())
+                        }
+                        CaError::NotPem(e) => format!(
+                            "ssl_ca_crt_file {} is not a PEM certificate bundle: {e}",
+                            ca.display()
+                        ),
+                        CaError::Empty => {
+                            format!("ssl_ca_crt_file {} holds no PEM certificate", ca.display())
+                        }
+                    })
+                })?;
+                for cert in certs {
+                    builder = builder.add_root_certificate(cert);
+                }
             }
-        }
-        if !cfg.verify_ssl {
-            tracing::warn!("[vault] verify_ssl = false: Vault's https certificate is not verified");
-            builder = builder.danger_accept_invalid_certs(true);
-        }
-        let http = builder
-            .build()
-            .map_err(|e| Error::config(format!("cannot build the HTTP client: {e}")))?;
+            if !cfg.verify_ssl {
+                tracing::warn!(
+                    "[vault] verify_ssl = false: Vault's https certificate is not verified"
+                );
+                builder = builder.danger_accept_invalid_certs(true);
+            }
+            builder
+                .build()
+                .map_err(|e| Error::config(format!("cannot build the HTTP client: {e}")))
+        })?;
         Ok(VaultClient {
             http,
             nodes: cfg.nodes()?,
@@ -325,7 +334,13 @@ impl VaultClient {
             if let Some(ns) = &self.namespace {
                 req = req.header("X-Vault-Namespace", ns);
             }
-            if access == Access::Read {
+            // Reads and writes alike: an OpenBao standby checks a KV v2
+            // write's check-and-set against its own copy, which may lag
+            // the active node (measured: a CAS write right after another
+            // one through a standby fails, 300 ms later it passes). With
+            // the last write's index the standby forwards whatever it
+            // has not applied yet to the active node.
+            {
                 if let Some(idx) = self.read_index() {
                     req = req
                         .header("X-Vault-Index", idx)

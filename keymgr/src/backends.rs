@@ -18,12 +18,13 @@ pub use crate::kind::BackendKind;
 /// secrets in memory only; that is logged as a warning, never chosen
 /// silently in place of a configured file.
 pub fn build(config: &Config) -> Result<Arc<dyn KeyManager>> {
-    let km = match config.backend {
+    // Managers built from one configuration share its HTTP clients.
+    let km = config.pool.enter(|| match config.backend {
         BackendKind::Mock => build_mock(config),
         BackendKind::Barbican => build_barbican(config),
         BackendKind::Vault => build_vault(config),
         BackendKind::Kmip => build_kmip(config),
-    }?;
+    })?;
     Ok(match &config.fixed_key {
         Some(key) => Arc::new(MigrationKeyManager::new(km, key.clone())),
         None => km,

@@ -58,6 +58,9 @@ pub struct Config {
     /// Castellan's `fixed_key`: when set, [`crate::build`] wraps the
     /// backend in a [`crate::MigrationKeyManager`].
     pub fixed_key: Option<FixedKey>,
+    /// The HTTP clients (connection pools) shared by every manager
+    /// [`crate::build`] makes from this configuration and its clones.
+    pub(crate) pool: std::sync::Arc<keymgr_http::PoolScope>,
 }
 
 /// The `[context]` section: who the command-line tool acts for.
@@ -113,6 +116,7 @@ impl Config {
             section: toml::Table::new(),
             context: ContextConfig::default(),
             fixed_key: None,
+            pool: Default::default(),
         }
     }
 
@@ -172,6 +176,7 @@ impl Config {
             section,
             context,
             fixed_key,
+            pool: Default::default(),
         })
     }
 

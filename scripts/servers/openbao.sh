@@ -4,6 +4,10 @@
 #    AppRole with one role) and
 #  - a 3-node raft cluster (init and unseal through the API) for the HA tests.
 #  - a TLS dev server with a generated CA (custom-CA test).
+# OPENBAO_RAFT_TLS=1 (scripts/servers/production/openbao.sh sets it) serves
+# the raft cluster over TLS with certificates from a throwaway CA made here
+# (DIR/raft-ca/ca.pem; exported as KEYMGR_TEST_VAULT_CLUSTER_CA and as
+# SSL_CERT_FILE, so clients that read the system trust store trust it).
 # Usage: openbao.sh start DIR | stop DIR | kill-node DIR N | start-node DIR N | restart-node DIR N
 # Everything it makes lives in DIR (mode 0700); tokens are in 0600 files and
 # in DIR/env for the tests.
@@ -20,6 +24,7 @@ free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0)
 
 api() { # METHOD URL TOKEN [JSON]
     local args=(-sS -f -X "$1" "$2")
+    [ -f "$dir/raft-ca/ca.pem" ] && args+=(--cacert "$dir/raft-ca/ca.pem")
     if [ -n "$3" ]; then
         # The token goes to curl in a 0600 file in the 0700 state folder, never on its command line.
         (umask 077; printf 'X-Vault-Token: %s\n' "$3" > "$dir/.api-header")
@@ -32,7 +37,7 @@ api() { # METHOD URL TOKEN [JSON]
 wait_http() { # URL SECONDS LOG
     local i
     for ((i = 0; i < $2 * 10; i++)); do
-        curl -s -o /dev/null "$1/v1/sys/health?standbyok=true&sealedcode=200&uninitcode=200" && return 0
+        curl -s -o /dev/null ${cacert:+--cacert "$cacert"} "$1/v1/sys/health?standbyok=true&sealedcode=200&uninitcode=200" && return 0
         sleep 0.1
     done
     echo "openbao: $1 did not answer in $2 s; log tail:" >&2
@@ -122,6 +127,22 @@ PY
     # --- 3-node raft cluster
     ports=(); cports=()
     for n in 1 2 3; do ports+=("$(free_port)"); cports+=("$(free_port)"); done
+    scheme=http
+    if [ "${OPENBAO_RAFT_TLS:-0}" = 1 ]; then
+        scheme=https
+        ca="$dir/raft-ca"
+        mkdir -p "$ca"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+            -subj "/CN=keymgr test raft CA" -keyout "$ca/ca.key" -out "$ca/ca.pem" 2>/dev/null
+        # One certificate for the three loopback nodes (IP SAN 127.0.0.1).
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+            -subj "/CN=127.0.0.1" -keyout "$ca/node.key" -out "$ca/node.csr" 2>/dev/null
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' > "$ca/ext.cnf"
+        openssl x509 -req -in "$ca/node.csr" -CA "$ca/ca.pem" -CAkey "$ca/ca.key" -CAcreateserial \
+            -days 2 -extfile "$ca/ext.cnf" -out "$ca/node.pem" 2>/dev/null
+        chmod 644 "$ca/ca.pem"
+        cacert="$ca/ca.pem"
+    fi
     for n in 1 2 3; do
         mkdir -p "$dir/raft$n/data"
         {
@@ -129,22 +150,34 @@ PY
             echo "  path = \"$dir/raft$n/data\""
             echo "  node_id = \"node$n\""
             for m in 1 2 3; do
-                echo "  retry_join { leader_api_addr = \"http://127.0.0.1:${ports[$((m-1))]}\" }"
+                if [ $scheme = https ]; then
+                    echo "  retry_join {"
+                    echo "    leader_api_addr = \"https://127.0.0.1:${ports[$((m-1))]}\""
+                    echo "    leader_ca_cert_file = \"$dir/raft-ca/ca.pem\""
+                    echo "  }"
+                else
+                    echo "  retry_join { leader_api_addr = \"http://127.0.0.1:${ports[$((m-1))]}\" }"
+                fi
             done
             echo "}"
             echo "listener \"tcp\" {"
             echo "  address = \"127.0.0.1:${ports[$((n-1))]}\""
             echo "  cluster_address = \"127.0.0.1:${cports[$((n-1))]}\""
-            echo "  tls_disable = true"
+            if [ $scheme = https ]; then
+                echo "  tls_cert_file = \"$dir/raft-ca/node.pem\""
+                echo "  tls_key_file = \"$dir/raft-ca/node.key\""
+            else
+                echo "  tls_disable = true"
+            fi
             echo "}"
-            echo "api_addr = \"http://127.0.0.1:${ports[$((n-1))]}\""
+            echo "api_addr = \"$scheme://127.0.0.1:${ports[$((n-1))]}\""
             echo "cluster_addr = \"http://127.0.0.1:${cports[$((n-1))]}\""
             echo "disable_mlock = true"
         } > "$dir/raft$n/config.hcl"
         start_node "$n"
     done
-    c1="http://127.0.0.1:${ports[0]}"
-    for n in 1 2 3; do wait_http "http://127.0.0.1:${ports[$((n-1))]}" 30 "$dir/raft$n/server.log"; done
+    c1="$scheme://127.0.0.1:${ports[0]}"
+    for n in 1 2 3; do wait_http "$scheme://127.0.0.1:${ports[$((n-1))]}" 30 "$dir/raft$n/server.log"; done
     init=$(api POST "$c1/v1/sys/init" "" '{"secret_shares":1,"secret_threshold":1}')
     unseal_key=$(printf '%s' "$init" | python3 -c 'import json,sys;print(json.load(sys.stdin)["keys"][0])')
     ctoken=$(printf '%s' "$init" | python3 -c 'import json,sys;print(json.load(sys.stdin)["root_token"])')
@@ -157,7 +190,7 @@ PY
     done
     for n in 2 3; do
         for i in $(seq 1 100); do
-            if api POST "http://127.0.0.1:${ports[$((n-1))]}/v1/sys/unseal" "" "{\"key\":\"$unseal_key\"}" 2>/dev/null | grep -q '"sealed":false'; then break; fi
+            if api POST "$scheme://127.0.0.1:${ports[$((n-1))]}/v1/sys/unseal" "" "{\"key\":\"$unseal_key\"}" 2>/dev/null | grep -q '"sealed":false'; then break; fi
             sleep 0.3
         done
     done
@@ -179,7 +212,7 @@ PY
     for i in $(seq 1 100); do
         kv_ready=1
         for n in 1 2 3; do
-            u="http://127.0.0.1:${ports[$((n-1))]}"
+            u="$scheme://127.0.0.1:${ports[$((n-1))]}"
             api POST "$u/v1/secret/data/keymgr-ready-$n" "$ctoken" '{"data":{"ok":true}}' >/dev/null 2>&1 &&
                 api GET "$u/v1/secret/data/keymgr-ready-$n" "$ctoken" >/dev/null 2>&1 || kv_ready=0
         done
@@ -188,7 +221,7 @@ PY
     done
     [ $kv_ready = 1 ] || { echo "openbao: KV v2 on the cluster did not become ready" >&2; false; }
     for n in 1 2 3; do api DELETE "$c1/v1/secret/metadata/keymgr-ready-$n" "$ctoken" >/dev/null 2>&1 || true; done
-    cluster="http://127.0.0.1:${ports[0]},http://127.0.0.1:${ports[1]},http://127.0.0.1:${ports[2]}"
+    cluster="$scheme://127.0.0.1:${ports[0]},$scheme://127.0.0.1:${ports[1]},$scheme://127.0.0.1:${ports[2]}"
     cat > "$dir/env" <<ENV
 export KEYMGR_TEST_VAULT_ADDR=$addr
 export KEYMGR_TEST_VAULT_TOKEN=$token
@@ -207,6 +240,10 @@ export KEYMGR_TEST_VAULT_UNSEAL_KEY_FILE=$dir/unseal-key
 export KEYMGR_TEST_VAULT_RESTART_NODE="bash $root/scripts/servers/openbao.sh restart-node $dir"
 export KEYMGR_TEST_VAULT_NODE_CTL="bash $root/scripts/servers/openbao.sh"
 ENV
+    if [ $scheme = https ]; then
+        echo "export KEYMGR_TEST_VAULT_CLUSTER_CA=$dir/raft-ca/ca.pem" >> "$dir/env"
+        echo "export SSL_CERT_FILE=$dir/raft-ca/ca.pem" >> "$dir/env"
+    fi
     trap - ERR
     echo "openbao: dev server at $addr, raft cluster at $cluster"
     ;;
@@ -222,10 +259,12 @@ start-node|restart-node)
     [ "$cmd" = restart-node ] && bash "$0" kill-node "$dir" "$n"
     start_node "$n"
     port=$(sed -n 's/^  address = "127.0.0.1:\([0-9]*\)".*/\1/p' "$dir/raft$n/config.hcl" | head -1)
-    wait_http "http://127.0.0.1:$port" 30 "$dir/raft$n/server.log"
+    scheme=$(sed -n 's/^api_addr = "\(https*\):.*/\1/p' "$dir/raft$n/config.hcl")
+    [ -f "$dir/raft-ca/ca.pem" ] && cacert="$dir/raft-ca/ca.pem"
+    wait_http "$scheme://127.0.0.1:$port" 30 "$dir/raft$n/server.log"
     unsealed=0
     for i in $(seq 1 100); do
-        if api POST "http://127.0.0.1:$port/v1/sys/unseal" "" "{\"key\":\"$(cat "$dir/unseal-key")\"}" 2>/dev/null | grep -q '"sealed":false'; then
+        if api POST "$scheme://127.0.0.1:$port/v1/sys/unseal" "" "{\"key\":\"$(cat "$dir/unseal-key")\"}" 2>/dev/null | grep -q '"sealed":false'; then
             unsealed=1; break
         fi
         sleep 0.2

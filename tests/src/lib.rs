@@ -10,6 +10,7 @@ use keymgr_test_support::env::{OpenStackEnv, VaultEnv};
 
 pub mod faults;
 pub mod load;
+pub mod mixed;
 
 /// A backend under test with the context to use.
 pub struct Backend {

@@ -104,6 +104,10 @@ pub struct VaultClusterEnv {
     /// The command restarting one node, run as `{restart_node} N`
     /// (`KEYMGR_TEST_VAULT_RESTART_NODE`, a shell command line).
     pub restart_node: String,
+    /// The CA certificate of a cluster that listens with TLS (the
+    /// production-shaped set), or `None` for plain http
+    /// (`KEYMGR_TEST_VAULT_CLUSTER_CA`, optional).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl VaultClusterEnv {
@@ -120,6 +124,9 @@ impl VaultClusterEnv {
             unseal_key_file: v("KEYMGR_TEST_VAULT_UNSEAL_KEY_FILE")?.into(),
             node_ctl: v("KEYMGR_TEST_VAULT_NODE_CTL")?,
             restart_node: v("KEYMGR_TEST_VAULT_RESTART_NODE")?,
+            ca_file: VARS
+                .optional("KEYMGR_TEST_VAULT_CLUSTER_CA")
+                .map(PathBuf::from),
         })
     }
 
