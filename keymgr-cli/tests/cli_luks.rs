@@ -4,63 +4,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use common::{cryptsetup_accepts, Env};
 
-struct Env {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-}
-
-impl Env {
-    fn new() -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("keymgr.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "backend = \"mock\"\n[context]\nproject_id = \"p\"\n[mock]\npath = {:?}\n",
-                dir.path().join("store.sealed")
-            ),
-        )
-        .unwrap();
-        Env { dir, config }
-    }
-    fn p(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-    /// The path as a `&'static str` (leaked: a test's few paths) for argument lists.
-    fn s(&self, name: &str) -> &'static str {
-        Box::leak(self.p(name).to_string_lossy().into_owned().into_boxed_str())
-    }
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_keymgr"))
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "keymgr {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-}
-
-fn cryptsetup_accepts(image: &Path, key_file: &Path) -> bool {
-    Command::new("cryptsetup")
-        .args(["open", "--test-passphrase", "--key-file"])
-        .arg(key_file)
-        .arg(image)
-        .status()
-        .unwrap()
-        .success()
-}
+use std::process::Command;
 
 const FAST: [&str; 4] = ["--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"];
 

@@ -7,69 +7,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use common::{cryptsetup_accepts, Env};
 
-struct Env {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-}
-
-impl Env {
-    fn new() -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("keymgr.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "backend = \"mock\"\n[context]\nproject_id = \"p\"\n[mock]\npath = {:?}\n",
-                dir.path().join("store.sealed")
-            ),
-        )
-        .unwrap();
-        Env { dir, config }
-    }
-    fn p(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-    fn s(&self, name: &str) -> String {
-        self.p(name).to_string_lossy().into_owned()
-    }
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_keymgr"))
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "keymgr {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-    fn store(&self, kind: &str, name: &str, bytes: &[u8]) -> String {
-        std::fs::write(self.p(name), bytes).unwrap();
-        let f = self.s(name);
-        self.ok(&["secret", "store", "--kind", kind, "--file", &f])
-            .trim()
-            .to_string()
-    }
-}
-
-fn cryptsetup_accepts(image: &Path, key_file: &Path) -> bool {
-    Command::new("cryptsetup")
-        .args(["open", "--test-passphrase", "--key-file"])
-        .arg(key_file)
-        .arg(image)
-        .status()
-        .unwrap()
-        .success()
-}
+use std::path::Path;
+use std::process::Command;
 
 fn volume_key(image: &Path, key_file: &Path) -> String {
     let out = Command::new("cryptsetup")
@@ -96,7 +37,7 @@ fn rotating_a_volume_key_with_key_refs() {
     let new_id = e.store("passphrase", "pw", b"rotated passphrase");
     std::fs::write(e.p("hexpass"), hex::encode(&key)).unwrap();
     let img = e.s("v.img");
-    std::fs::File::create(&img)
+    std::fs::File::create(img)
         .unwrap()
         .set_len(20 << 20)
         .unwrap();
@@ -114,19 +55,11 @@ fn rotating_a_volume_key_with_key_refs() {
     let data: Vec<u8> = (0..4u32 << 20).map(|i| (i * 7 + i / 4096) as u8).collect();
     std::fs::write(e.p("data"), &data).unwrap();
     let input = e.s("data");
-    e.ok(&[
-        "luks",
-        "write",
-        &img,
-        "--key-ref",
-        &old_id,
-        "--input",
-        &input,
-    ]);
+    e.ok(&["luks", "write", img, "--key-ref", &old_id, "--input", input]);
     let old_vk = volume_key(&e.p("v.img"), &e.p("hexpass"));
 
     // usage errors: exit 1, nothing changed
-    let before = std::fs::read(&img).unwrap();
+    let before = std::fs::read(img).unwrap();
     for bad in [
         vec!["--resilience", "mirror"],
         vec!["--hotzone-size", "12Q"],
@@ -144,7 +77,7 @@ fn rotating_a_volume_key_with_key_refs() {
         );
     }
     assert!(
-        std::fs::read(&img).unwrap() == before,
+        std::fs::read(img).unwrap() == before,
         "a refused command changed the image"
     );
 
@@ -164,7 +97,7 @@ fn rotating_a_volume_key_with_key_refs() {
     let out = e.ok(&[&["--json"][..], &init].concat());
     assert!(out.contains("\"initialized\""), "{out}");
     // meanwhile the volume is not usable as a plain one: busy (exit 5)
-    let out = e.run(&["luks", "read", &img, "--key-ref", &old_id, "-o", &e.s("x")]);
+    let out = e.run(&["luks", "read", img, "--key-ref", &old_id, "-o", e.s("x")]);
     assert_eq!(
         out.status.code(),
         Some(5),
@@ -175,7 +108,7 @@ fn rotating_a_volume_key_with_key_refs() {
         "--json",
         "luks",
         "reencrypt",
-        &img,
+        img,
         "--key-ref",
         &old_id,
         "--new-key-ref",
@@ -192,9 +125,9 @@ fn rotating_a_volume_key_with_key_refs() {
     assert!(!cryptsetup_accepts(&e.p("v.img"), &e.p("hexpass")));
     assert_ne!(volume_key(&e.p("v.img"), &e.p("pw")), old_vk);
     let back = e.s("back");
-    e.ok(&["luks", "read", &img, "--key-ref", &new_id, "-o", &back]);
+    e.ok(&["luks", "read", img, "--key-ref", &new_id, "-o", back]);
     assert!(
-        std::fs::read(&back).unwrap() == data,
+        std::fs::read(back).unwrap() == data,
         "plaintext after rotation"
     );
 }
@@ -215,7 +148,7 @@ fn ctrl_c_stops_at_a_hotzone_boundary_and_the_run_resumes() {
     let e = Env::new();
     std::fs::write(e.p("pass"), b"interrupt me").unwrap();
     let (img, pass) = (e.s("v.img"), e.s("pass"));
-    std::fs::File::create(&img)
+    std::fs::File::create(img)
         .unwrap()
         .set_len((16 + 64) << 20)
         .unwrap();
@@ -231,7 +164,7 @@ fn ctrl_c_stops_at_a_hotzone_boundary_and_the_run_resumes() {
     fmt.extend(FAST);
     e.ok(&fmt);
     let (before, after) = (e.s("before"), e.s("after"));
-    e.ok(&["luks", "read", &img, "--key-file", &pass, "-o", &before]);
+    e.ok(&["luks", "read", img, "--key-file", pass, "-o", before]);
     // resilience none: a kill inside a hotzone would lose it, a clean stop does not
     let mut child = Command::new(env!("CARGO_BIN_EXE_keymgr"))
         .arg("--config")
@@ -239,9 +172,9 @@ fn ctrl_c_stops_at_a_hotzone_boundary_and_the_run_resumes() {
         .args([
             "luks",
             "reencrypt",
-            &img,
+            img,
             "--key-file",
-            &pass,
+            pass,
             "--resilience",
             "none",
         ])
@@ -291,9 +224,9 @@ fn ctrl_c_stops_at_a_hotzone_boundary_and_the_run_resumes() {
         e.ok(&resume);
     }
     assert!(cryptsetup_accepts(Path::new(&img), &e.p("pass")));
-    e.ok(&["luks", "read", &img, "--key-file", &pass, "-o", &after]);
+    e.ok(&["luks", "read", img, "--key-file", pass, "-o", after]);
     assert!(
-        std::fs::read(&before).unwrap() == std::fs::read(&after).unwrap(),
+        std::fs::read(before).unwrap() == std::fs::read(after).unwrap(),
         "plaintext unchanged"
     );
 }
@@ -307,7 +240,7 @@ fn encrypting_a_plaintext_image_in_place_with_a_key_ref() {
     let id = e.store("passphrase", "pw", b"in place");
     let img = e.s("plain.img");
     let plain: Vec<u8> = (0..40u32 << 20).map(|i| (i / 512 + i) as u8).collect();
-    std::fs::write(&img, &plain).unwrap();
+    std::fs::write(img, &plain).unwrap();
     let mut a = vec![
         "--json",
         "luks",
@@ -324,14 +257,14 @@ fn encrypting_a_plaintext_image_in_place_with_a_key_ref() {
     assert!(out.contains("\"finished\""), "{out}");
     assert!(cryptsetup_accepts(Path::new(&img), &e.p("pw")));
     let back = e.s("back");
-    e.ok(&["luks", "read", &img, "--key-ref", &id, "-o", &back]);
-    let back = std::fs::read(&back).unwrap();
+    e.ok(&["luks", "read", img, "--key-ref", &id, "-o", back]);
+    let back = std::fs::read(back).unwrap();
     assert_eq!(back.len(), 36 << 20, "data offset 4 MiB, 8 MiB given up");
     assert!(
         back[..32 << 20] == plain[..32 << 20],
         "the kept data reads back"
     );
     // the plaintext copy made for the move is gone
-    let raw = std::fs::read(&img).unwrap();
+    let raw = std::fs::read(img).unwrap();
     assert!(raw[36 << 20..40 << 20] != plain[..4 << 20]);
 }

@@ -4,15 +4,13 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use keymgr_core::{
     testkit::sample_payloads, Consumer, Context, ErrorKind, KeyManager, KeySpec, NewSecret,
     SecretId, SecretKind,
 };
 use keymgr_kmip::KmipKeyManager;
 use keymgr_test_support::env::KmipEnv;
+use keymgr_test_support::python::{python_with, run_probe};
 
 /// Reads the given ids with ProxyKmipClient, then registers a symmetric
 /// key (and activates it), a password and a PKCS#8 private key carrying
@@ -45,43 +43,9 @@ c.close()
 print(json.dumps(out))
 "#;
 
-fn python_with_pykmip() -> Option<String> {
-    let py = keymgr_test_support::testenv::server_var("KEYMGR_PYTHON", "the Python venv")?;
-    let ok = Command::new(&py)
-        .args(["-c", "import kmip.pie.client"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        if keymgr_test_support::testenv::tools_required() {
-            panic!("{py} cannot import kmip (scripts/setup.sh installs pykmip)");
-        }
-        eprintln!("skipped: {py} cannot import kmip");
-        return None;
-    }
-    Some(py)
-}
-
-fn run_probe(py: &str, req: serde_json::Value) -> serde_json::Value {
-    let mut child = Command::new(py)
-        .args(["-c", PROBE])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the PyKMIP probe");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(req.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "PyKMIP probe failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("probe prints JSON")
+fn run(py: &str, req: serde_json::Value) -> serde_json::Value {
+    let out = run_probe(py, PROBE, req.to_string().as_bytes(), &[]);
+    serde_json::from_slice(&out).expect("probe prints JSON")
 }
 
 fn hex(b: &[u8]) -> String {
@@ -90,7 +54,10 @@ fn hex(b: &[u8]) -> String {
 
 #[tokio::test]
 async fn pykmip_and_keymgr_read_each_others_objects() {
-    let (Some(py), Some(env)) = (python_with_pykmip(), KmipEnv::load()) else {
+    let (Some(py), Some(env)) = (
+        python_with("kmip.pie.client", "PyKMIP's client"),
+        KmipEnv::load(),
+    ) else {
         return;
     };
     let cfg = common::config_for(&env);
@@ -133,7 +100,7 @@ async fn pykmip_and_keymgr_read_each_others_objects() {
 
     let private = sample_payloads(SecretKind::Private).remove(0);
     let ids: Vec<&str> = mine.iter().map(|(id, _, _)| id.as_str()).collect();
-    let out = run_probe(
+    let out = run(
         &py,
         serde_json::json!({
             "ids": ids,

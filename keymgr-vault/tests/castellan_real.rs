@@ -5,9 +5,7 @@
 mod common;
 
 use keymgr_test_support::env::VaultEnv;
-
-use std::io::Write;
-use std::process::{Command, Stdio};
+use keymgr_test_support::python::{python_with, run_probe};
 
 use keymgr_core::{testkit::sample_payloads, Context, KeyManager, NewSecret, SecretId, SecretKind};
 use keymgr_vault::VaultKeyManager;
@@ -42,25 +40,12 @@ out["written"].append({"id": pid, "type": "passphrase", "hex": pp.hex()})
 print(json.dumps(out))
 "#;
 
-fn python_with_castellan() -> Option<String> {
-    let py = keymgr_test_support::testenv::server_var("KEYMGR_PYTHON", "the Python venv")?;
-    let ok = Command::new(&py)
-        .args(["-c", "import castellan.key_manager.vault_key_manager"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        if keymgr_test_support::testenv::tools_required() {
-            panic!("{py} cannot import castellan (scripts/setup.sh installs it)");
-        }
-        eprintln!("skipped: {py} cannot import castellan");
-        return None;
-    }
-    Some(py)
-}
-
 #[tokio::test]
 async fn castellan_and_keymgr_read_each_others_keys() {
-    let (Some(py), Some(env)) = (python_with_castellan(), VaultEnv::load()) else {
+    let (Some(py), Some(env)) = (
+        python_with("castellan.key_manager.vault_key_manager", "Castellan"),
+        VaultEnv::load(),
+    ) else {
         return;
     };
     let raw = common::Raw::new(&env);
@@ -90,27 +75,13 @@ async fn castellan_and_keymgr_read_each_others_keys() {
                      "kv_version": version, "kv_path": "castellan/real"},
             "ids": mine.iter().map(|(id, _, _)| id.to_simple_uuid().unwrap().to_string()).collect::<Vec<_>>(),
         });
-        let mut child = Command::new(&py)
-            .args(["-c", PROBE])
-            .env("CASTELLAN_VAULT_TOKEN", &raw.token)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(req.to_string().as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "Castellan failed on KV v{version}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = run_probe(
+            &py,
+            PROBE,
+            req.to_string().as_bytes(),
+            &[("CASTELLAN_VAULT_TOKEN", &raw.token)],
         );
-        let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let seen: serde_json::Value = serde_json::from_slice(&out).unwrap();
 
         // Castellan reads keymgr's records: kind, bytes and name.
         for (id, kind, bytes) in &mine {

@@ -11,11 +11,14 @@
 //!   those variables only through them.
 //! - [`proxy`]: the one fault-injecting HTTP proxy put between a client and
 //!   a real server ([`proxy::FaultProxy`], every fault in [`proxy::Fault`]).
+//! - [`python`]: the peers' own Python code (Castellan, os-brick, PyKMIP)
+//!   run as a probe from a test.
 //! - [`tls_proxy`]: its TCP counterpart for protocols that are not HTTP
 //!   (KMIP): TLS runs end to end through it, and it loses or tears the
 //!   server's answers ([`tls_proxy::TlsFaultProxy`]).
 
 pub mod env;
 pub mod proxy;
+pub mod python;
 pub mod testenv;
 pub mod tls_proxy;

@@ -17,14 +17,13 @@
 //! are checked against `luks::Provider` and `luks::kernel` too.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use keymgr::passphrase::passphrase_for;
 use keymgr::{Context, KeyManager, ListQuery, NewSecret, Payload, SecretId, SecretKind};
 use keymgr_core::testkit::sample_payloads;
 use keymgr_test_support::env::{OpenStackEnv, VaultEnv};
+use keymgr_test_support::python::{python_with, run_probe};
 use serde_json::{json, Value};
 
 /// Castellan, os-brick and python-barbicanclient acting as a Python
@@ -138,51 +137,16 @@ print(json.dumps({"legacy": encryptors.LEGACY_PROVIDER_CLASS_TO_FORMAT_MAP,
 "#;
 
 fn python() -> Option<String> {
-    let py = std::env::var("KEYMGR_PYTHON")
-        .ok()
-        .filter(|p| !p.is_empty());
-    let ok = py.as_ref().is_some_and(|py| {
-        Command::new(py)
-            .args(["-c", "import castellan, os_brick, barbicanclient"])
-            .status()
-            .is_ok_and(|s| s.success())
-    });
-    if !ok {
-        keymgr_test_support::testenv::skip_or_fail(
-            "Castellan, os-brick and python-barbicanclient",
-            "not importable from $KEYMGR_PYTHON (scripts/setup.sh installs them)",
-        );
-        return None;
-    }
-    py
+    python_with(
+        "castellan, os_brick, barbicanclient",
+        "Castellan, os-brick and python-barbicanclient",
+    )
 }
 
 fn run_python(py: &str, script: &str, request: &Value) -> Value {
-    let mut child = Command::new(py)
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start python");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(request.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the Python probe failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "probe output: {e}: {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    let out = run_probe(py, script, request.to_string().as_bytes(), &[]);
+    serde_json::from_slice(&out)
+        .unwrap_or_else(|e| panic!("probe output: {e}: {}", String::from_utf8_lossy(&out)))
 }
 
 /// What keymgr stores for the matrix: every kind, and passphrases that

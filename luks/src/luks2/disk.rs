@@ -109,6 +109,19 @@ pub(crate) fn read_luks2(file: &File, dev_size: u64) -> Result<L2> {
 
 /// Writes both copies (validated, new sequence id, fresh salts), each synced.
 pub(crate) fn write_luks2(file: &File, l2: &mut L2) -> Result<()> {
+    write_luks2_with(l2, |bytes, offset| {
+        device::write_at(file, bytes, offset)?;
+        device::sync(file)
+    })
+}
+
+/// [`write_luks2`] through `put(bytes, offset)`, which writes one copy and
+/// syncs it (the reencryption engine's writer records its writes for the
+/// crash tests).
+pub(crate) fn write_luks2_with(
+    l2: &mut L2,
+    mut put: impl FnMut(&[u8], u64) -> Result<()>,
+) -> Result<()> {
     l2.md.validate(l2.bin.hdr_size)?;
     let area = l2.md.to_area(l2.bin.hdr_size - BIN_LEN as u64)?;
     l2.bin.seqid = l2
@@ -121,8 +134,7 @@ pub(crate) fn write_luks2(file: &File, l2: &mut L2) -> Result<()> {
         b.hdr_offset = offset;
         b.salt.copy_from_slice(&random(64)?);
         let bytes = b.serialize(&area)?;
-        device::write_at(file, &bytes, offset)?;
-        device::sync(file)?;
+        put(&bytes, offset)?;
     }
     l2.bin.hdr_offset = 0;
     l2.repair = None;

@@ -476,28 +476,7 @@ impl Segment {
                 Problem::Unsupported(sector_size.to_string()),
             ));
         }
-        let offset = get_u64_str(m, "offset", path)?;
-        if offset % 512 != 0 {
-            return Err(Error::field(
-                format!("{path}.offset"),
-                Problem::Misaligned { align: 512 },
-            ));
-        }
-        let size = match get_str(m, "size", path)? {
-            "dynamic" => None,
-            s => {
-                let n = parse_dec(s, &format!("{path}.size"))?;
-                if n % sector_size as u64 != 0 {
-                    return Err(Error::field(
-                        format!("{path}.size"),
-                        Problem::Misaligned {
-                            align: sector_size as u64,
-                        },
-                    ));
-                }
-                Some(n)
-            }
-        };
+        let (offset, size) = Self::parse_extent(m, path, sector_size.into())?;
         let flags = str_list(m.get("flags"), &format!("{path}.flags"))?;
         Ok(Segment {
             offset,
@@ -511,9 +490,13 @@ impl Segment {
         })
     }
 
-    /// A `linear` segment (plaintext: the end of a decryption, the start of an
-    /// encryption): offset, size and flags only.
-    fn parse_linear(m: &Map<String, Value>, path: &str) -> Result<Segment> {
+    /// A segment's `offset` (512-byte aligned) and `size` (`None` for
+    /// "dynamic", else a multiple of `size_align`).
+    fn parse_extent(
+        m: &Map<String, Value>,
+        path: &str,
+        size_align: u64,
+    ) -> Result<(u64, Option<u64>)> {
         let offset = get_u64_str(m, "offset", path)?;
         if offset % 512 != 0 {
             return Err(Error::field(
@@ -525,15 +508,22 @@ impl Segment {
             "dynamic" => None,
             s => {
                 let n = parse_dec(s, &format!("{path}.size"))?;
-                if n % 512 != 0 {
+                if n % size_align != 0 {
                     return Err(Error::field(
                         format!("{path}.size"),
-                        Problem::Misaligned { align: 512 },
+                        Problem::Misaligned { align: size_align },
                     ));
                 }
                 Some(n)
             }
         };
+        Ok((offset, size))
+    }
+
+    /// A `linear` segment (plaintext: the end of a decryption, the start of an
+    /// encryption): offset, size and flags only.
+    fn parse_linear(m: &Map<String, Value>, path: &str) -> Result<Segment> {
+        let (offset, size) = Self::parse_extent(m, path, 512)?;
         Ok(Segment {
             offset,
             size,

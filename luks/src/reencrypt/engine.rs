@@ -7,7 +7,6 @@ use crate::error::{Error, Problem, Result};
 use crate::hash::HashAlg;
 use crate::header::Hdr;
 use crate::keyslot;
-use crate::luks2::binary::BIN_LEN;
 use crate::luks2::disk::L2;
 use crate::luks2::json::{self, Area, DigestEntry, Segment};
 use crate::luks2::keyslot::{alloc_area, open_keyslot, slot_params_v2};
@@ -156,24 +155,10 @@ impl Sink<'_> {
 
     /// Writes both header copies (validated, next sequence id, fresh salts), each synced.
     pub(crate) fn header(&mut self, l2: &mut L2) -> Result<()> {
-        l2.md.validate(l2.bin.hdr_size)?;
-        let area = l2.md.to_area(l2.bin.hdr_size - BIN_LEN as u64)?;
-        l2.bin.seqid = l2
-            .bin
-            .seqid
-            .checked_add(1)
-            .ok_or_else(|| Error::field("seqid", Problem::Overflow))?;
-        for offset in [0, l2.bin.hdr_size] {
-            let mut b = l2.bin.clone();
-            b.hdr_offset = offset;
-            b.salt.copy_from_slice(&random(64)?);
-            let bytes = b.serialize(&area)?;
-            self.write(&bytes, offset)?;
-            self.sync()?;
-        }
-        l2.bin.hdr_offset = 0;
-        l2.repair = None;
-        Ok(())
+        crate::luks2::disk::write_luks2_with(l2, |bytes, offset| {
+            self.write(bytes, offset)?;
+            self.sync()
+        })
     }
 }
 
