@@ -9,7 +9,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///
 /// Every variant carries what was asked (`what`, naming the operation and the
 /// object) and why it failed, never secret material.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The object does not exist, or is not visible to the caller's project.

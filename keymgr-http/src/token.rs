@@ -15,15 +15,28 @@ pub fn refresh_at(lifetime: Duration) -> Instant {
 }
 
 /// One cached token (or any credential), kept until its refresh time.
-/// Concurrent callers wait for one fetch rather than each doing one.
+/// Concurrent callers wait for one fetch rather than each doing one, and a
+/// fetch that fails fails every caller that was waiting for it (they do not
+/// each try again in turn, which would make the last of N callers wait N
+/// times the timeout of a token service that never answers).
 pub struct TokenCache<T> {
-    slot: tokio::sync::Mutex<Option<(Arc<T>, Option<Instant>)>>,
+    slot: tokio::sync::Mutex<Slot<T>>,
+}
+
+struct Slot<T> {
+    /// The token and when to stop using it (`None`: until invalidated).
+    token: Option<(Arc<T>, Option<Instant>)>,
+    /// The last failed fetch: when it started, when it failed, and why.
+    failed: Option<(Instant, Instant, keymgr_core::Error)>,
 }
 
 impl<T> Default for TokenCache<T> {
     fn default() -> Self {
         TokenCache {
-            slot: tokio::sync::Mutex::new(None),
+            slot: tokio::sync::Mutex::new(Slot {
+                token: None,
+                failed: None,
+            }),
         }
     }
 }
@@ -41,30 +54,53 @@ impl<T> TokenCache<T> {
     where
         F: Future<Output = Result<(T, Option<Instant>)>>,
     {
+        let arrived = Instant::now();
         let mut slot = self.slot.lock().await;
-        if let Some((t, until)) = slot.as_ref() {
+        if let Some((t, until)) = slot.token.as_ref() {
             if until.is_none_or(|at| Instant::now() < at) {
                 return Ok(t.clone());
             }
         }
-        let (t, until) = fetch().await?;
-        let t = Arc::new(t);
-        *slot = Some((t.clone(), until));
-        Ok(t)
+        // A fetch that was under way when this caller arrived has failed:
+        // its answer is this caller's too.
+        if let Some((started, ended, e)) = &slot.failed {
+            if *started <= arrived && arrived <= *ended {
+                return Err(e.clone());
+            }
+        }
+        let started = Instant::now();
+        match fetch().await {
+            Ok((t, until)) => {
+                let t = Arc::new(t);
+                slot.token = Some((t.clone(), until));
+                slot.failed = None;
+                Ok(t)
+            }
+            Err(e) => {
+                slot.failed = Some((started, Instant::now(), e.clone()));
+                Err(e)
+            }
+        }
     }
 
     /// Forgets `stale` (after the server refused it), unless another caller
     /// already replaced it.
     pub async fn invalidate(&self, stale: &Arc<T>) {
         let mut slot = self.slot.lock().await;
-        if slot.as_ref().is_some_and(|(t, _)| Arc::ptr_eq(t, stale)) {
-            *slot = None;
+        if slot
+            .token
+            .as_ref()
+            .is_some_and(|(t, _)| Arc::ptr_eq(t, stale))
+        {
+            slot.token = None;
         }
     }
 
     /// Forgets whatever is cached.
     pub async fn clear(&self) {
-        *self.slot.lock().await = None;
+        let mut slot = self.slot.lock().await;
+        slot.token = None;
+        slot.failed = None;
     }
 }
 
@@ -122,6 +158,38 @@ mod tests {
             .get(|| async { Err(keymgr_core::Error::config("x")) })
             .await
             .is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn callers_waiting_on_a_failed_fetch_share_its_error() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let cache = Arc::new(TokenCache::<u32>::default());
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let t0 = tokio::time::Instant::now();
+        let calls = (0..8).map(|_| {
+            let (cache, fetches) = (cache.clone(), fetches.clone());
+            async move {
+                cache
+                    .get(|| async move {
+                        fetches.fetch_add(1, Ordering::SeqCst);
+                        // A token service that never answers within the timeout.
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                        Err(keymgr_core::Error::Timeout {
+                            what: "keystone".into(),
+                            after: Duration::from_secs(2),
+                        })
+                    })
+                    .await
+            }
+        });
+        for r in futures::future::join_all(calls).await {
+            assert_eq!(r.unwrap_err().kind(), keymgr_core::ErrorKind::Timeout);
+        }
+        assert_eq!(fetches.load(Ordering::SeqCst), 1, "one fetch for all");
+        assert_eq!(t0.elapsed(), Duration::from_secs(2), "not 8 x 2 s");
+        // A caller arriving after the failure tries again.
+        let t = cache.get(|| async { Ok((7, None)) }).await.unwrap();
+        assert_eq!(*t, 7);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
