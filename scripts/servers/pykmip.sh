@@ -15,7 +15,9 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 py="$root/.venv/bin/python"
 server="$root/.venv/bin/pykmip-server"
 
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+# free_port
+# shellcheck source=lib/common.sh
+. "$root/scripts/servers/lib/common.sh"
 
 case "$cmd" in
 start)

@@ -24,20 +24,14 @@
 # KEYMGR_GUNICORN_WORKERS (default 4) and KEYMGR_GUNICORN_THREADS (default 4).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../../.." && pwd)
-venv="$root/.venv"
-py="$venv/bin/python"
 workers=${KEYMGR_GUNICORN_WORKERS:-4}
 threads=${KEYMGR_GUNICORN_THREADS:-4}
 
-die() {
-    echo "production/openstack.sh: $*" >&2
-    exit 1
-}
-
-free_port() {
-    "$py" -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'
-}
+prog=production/openstack.sh
+wait_secs=120
+kill_tenths=100
+# shellcheck source=../openstack/lib.sh
+. "$here/../openstack/lib.sh"
 
 pgbin() {
     local d
@@ -55,39 +49,7 @@ as_pg() {
     fi
 }
 
-tails() {
-    local dir=$1 f
-    for f in "$dir/keystone/keystone.log" "$dir/keystone/manage.log" "$dir/barbican/barbican.log" \
-        "$(cat "$dir/pgdata" 2>/dev/null)/postgres.log"; do
-        [ -f "$f" ] || continue
-        echo "---- last lines of $f" >&2
-        tail -n 40 "$f" >&2
-    done
-}
-
-# wait_http URL SECONDS PIDFILE: until URL answers below 500, the process dies, or time runs out.
-wait_http() {
-    "$py" - "$1" "$2" "$(cat "$3")" <<'PY'
-import os, sys, time, urllib.error, urllib.request
-url, secs, pid = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
-end = time.time() + secs
-while time.time() < end:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        sys.exit(1)
-    try:
-        urllib.request.urlopen(url, timeout=2)
-        sys.exit(0)
-    except urllib.error.HTTPError as e:
-        if e.code < 500:
-            sys.exit(0)
-    except Exception:
-        pass
-    time.sleep(0.2)
-sys.exit(1)
-PY
-}
+extra_logs() { echo "$(cat "$1/pgdata" 2>/dev/null)/postgres.log"; }
 
 # --- PostgreSQL
 start_postgres() {
@@ -96,7 +58,7 @@ start_postgres() {
     port=$(cat "$dir/postgres-port")
     as_pg "$(pgbin)/pg_ctl" -D "$data/db" -l "$data/postgres.log" -w -t 60 \
         -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$data" start >/dev/null ||
-        { tails "$dir"; die "PostgreSQL did not start on port $port"; }
+        fail "$dir" "PostgreSQL did not start on port $port"
 }
 
 stop_postgres() {
@@ -148,116 +110,27 @@ launch() { # NAME DIR PORT ENV...
     echo $! >"$dir/$name/pid"
 }
 
-kill_group() {
-    local pidfile=$1 pid i
-    [ -f "$pidfile" ] || return 0
-    pid=$(cat "$pidfile")
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-        for ((i = 0; i < 100; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL -- "-$pid" 2>/dev/null || true
-    fi
-    rm -f "$pidfile"
-}
-
-start_keystone() {
-    local dir=$1 port
-    port=$(cat "$dir/keystone/port")
-    launch keystone "$dir" "$port" "OS_KEYSTONE_CONFIG_DIR=$dir/keystone"
-    wait_http "http://127.0.0.1:$port/v3" 120 "$dir/keystone/pid" ||
-        { tails "$dir"; die "Keystone did not start on port $port"; }
-}
-
-start_barbican() {
-    local dir=$1 port
-    port=$(cat "$dir/barbican/port")
-    launch barbican "$dir" "$port" "HOME=$dir/barbican/home" "KEYMGR_BARBICAN_PASTE=$dir/barbican/barbican-api-paste.ini"
-    wait_http "http://127.0.0.1:$port/" 120 "$dir/barbican/pid" ||
-        { tails "$dir"; die "Barbican did not start on port $port"; }
+launch_keystone() { launch keystone "$1" "$2" "OS_KEYSTONE_CONFIG_DIR=$1/keystone"; }
+launch_barbican() {
+    launch barbican "$1" "$2" "HOME=$1/barbican/home" "KEYMGR_BARBICAN_PASTE=$1/barbican/barbican-api-paste.ini"
 }
 
 start() {
-    local dir=$1
-    [ -x "$py" ] || die "no Python environment at $venv: run scripts/setup.sh"
-    "$py" -c 'import keystone, barbican, gunicorn, psycopg2' 2>/dev/null ||
-        die "keystone, barbican, gunicorn and psycopg2 must be installed in $venv: run scripts/setup.sh"
-    mkdir -p "$dir"
-    dir=$(cd "$dir" && pwd)
-    chmod 700 "$dir"
-    umask 077
-    local ks="$dir/keystone" bb="$dir/barbican"
-    rm -rf "$ks" "$bb" "$dir/env"
-    mkdir -p "$ks/fernet-keys" "$ks/credential-keys" "$bb/home/.barbican"
-
-    local kport bport admin_pw pg_pw kek pgport
-    kport=$(free_port)
-    bport=$(free_port)
-    while [ "$bport" = "$kport" ]; do bport=$(free_port); done
-    echo "$kport" >"$ks/port"
-    echo "$bport" >"$bb/port"
-    admin_pw=$("$py" -c 'import secrets;print(secrets.token_urlsafe(18))')
-    pg_pw=$("$py" -c 'import secrets;print(secrets.token_urlsafe(18))')
+    local dir=$1 ks bb kport bport admin_pw svc_pw pg_pw pgport
+    require_python "keystone, barbican, gunicorn, psycopg2" \
+        "keystone, barbican, gunicorn and psycopg2 must be installed"
+    prepare_dir
+    pg_pw=$(new_password)
     init_postgres "$dir" "$pg_pw"
     pgport=$(cat "$dir/postgres-port")
     local pgurl="postgresql+psycopg2://keymgr:$pg_pw@127.0.0.1:$pgport"
+    local pool=$'max_pool_size = 5\nmax_overflow = 10'
 
-    cat >"$ks/keystone.conf" <<CONF
-[DEFAULT]
-debug = False
-[database]
-connection = $pgurl/keystone
-max_pool_size = 5
-max_overflow = 10
-[token]
-provider = fernet
-expiration = 3600
-[fernet_tokens]
-key_repository = $ks/fernet-keys
-[fernet_receipts]
-key_repository = $ks/fernet-keys
-[credential]
-key_repository = $ks/credential-keys
-CONF
-
+    write_keystone_conf "$ks" "connection = $pgurl/keystone"$'\n'"$pool"
     # Barbican's configuration now (its service password is filled in after
     # provisioning) so its schema is made while Keystone sets up.
-    kek=$("$py" -c 'import base64,os;print(base64.urlsafe_b64encode(os.urandom(32)).decode())')
-    cat >"$bb/home/.barbican/barbican.conf" <<CONF
-[DEFAULT]
-debug = False
-host_href = http://127.0.0.1:$bport
-db_auto_create = True
-[database]
-connection = $pgurl/barbican
-max_pool_size = 5
-max_overflow = 10
-[secretstore]
-enabled_secretstore_plugins = store_crypto
-[crypto]
-enabled_crypto_plugins = simple_crypto
-[simple_crypto_plugin]
-kek = $kek
-[oslo_policy]
-enforce_new_defaults = True
-enforce_scope = False
-[keystone_authtoken]
-www_authenticate_uri = http://127.0.0.1:$kport/v3
-auth_url = http://127.0.0.1:$kport
-auth_type = password
-username = keymgr-service
-password = @SERVICE_PASSWORD@
-project_name = service
-user_domain_name = Default
-project_domain_name = Default
-region_name = RegionOne
-service_type = key-manager
-token_cache_time = ${OPENSTACK_TOKEN_CACHE_SECONDS:-300}
-CONF
-    sed -e 's|^/v1:.*|/v1: barbican-api-keystone|' \
-        "$venv/etc/barbican/barbican-api-paste.ini" >"$bb/barbican-api-paste.ini"
+    write_barbican_conf "$bb" "$kport" "$bport" "connection = $pgurl/barbican"$'\n'"$pool" \
+        @SERVICE_PASSWORD@ "${OPENSTACK_TOKEN_CACHE_SECONDS:-300}"
     # The schema once, before four workers start.
     (cd "$bb" && HOME="$bb/home" KEYMGR_BARBICAN_PASTE="$bb/barbican-api-paste.ini" \
         exec "$py" "$here/wsgi.py" barbican-schema >>"$bb/barbican.log" 2>&1) &
@@ -271,32 +144,13 @@ CONF
         "${km[@]}" credential_setup "${owner[@]}" >>"$ks/manage-credential.log" 2>&1 &
         c=$!
         "${km[@]}" db_sync >>"$ks/manage.log" 2>&1 && wait $f && wait $c &&
-            "${km[@]}" bootstrap --bootstrap-password "$admin_pw" \
-                --bootstrap-public-url "http://127.0.0.1:$kport/v3" \
-                --bootstrap-admin-url "http://127.0.0.1:$kport/v3" \
-                --bootstrap-internal-url "http://127.0.0.1:$kport/v3" \
-                --bootstrap-region-id RegionOne >>"$ks/manage.log" 2>&1
-    ) || {
-        tails "$dir"
-        die "keystone-manage failed"
-    }
+            keystone_bootstrap "$kport" "$admin_pw" "${km[@]}" >>"$ks/manage.log" 2>&1
+    ) || fail "$dir" "keystone-manage failed"
     start_keystone "$dir"
 
-    {
-        echo "export KEYMGR_TEST_KEYSTONE_URL=http://127.0.0.1:$kport/v3"
-        echo "export KEYMGR_TEST_BARBICAN_URL=http://127.0.0.1:$bport"
-        echo "export KEYMGR_TEST_BARBICAN_RESTART=\"bash $here/openstack.sh restart-barbican $dir\""
-        echo "export KEYMGR_TEST_SERVERS=production"
-    } >"$dir/env"
-    chmod 600 "$dir/env"
-    echo "$admin_pw" | "$py" "$here/../openstack/provision.py" \
-        "http://127.0.0.1:$kport" "http://127.0.0.1:$bport" "$dir/env" || {
-        tails "$dir"
-        die "provisioning Keystone failed"
-    }
-    local svc_pw
-    svc_pw=$(sed -n 's/^export KEYMGR_TEST_OS_SERVICE_PASSWORD=//p' "$dir/env")
-    wait $schema || { tails "$dir"; die "Barbican's schema could not be created"; }
+    provision "$dir" "$kport" "$bport" "$admin_pw" \
+        "bash $here/openstack.sh restart-barbican $dir" "export KEYMGR_TEST_SERVERS=production"
+    wait $schema || fail "$dir" "Barbican's schema could not be created"
     sed -i -e 's/^db_auto_create = True/db_auto_create = False/' \
         -e "s|^password = @SERVICE_PASSWORD@|password = $svc_pw|" "$bb/home/.barbican/barbican.conf"
     start_barbican "$dir"
@@ -305,8 +159,7 @@ CONF
 
 stop() {
     local dir=$1 data
-    kill_group "$dir/barbican/pid"
-    kill_group "$dir/keystone/pid"
+    stop_services "$dir"
     stop_postgres "$dir"
     data=$(cat "$dir/pgdata" 2>/dev/null || true)
     case "$data" in /tmp/keymgr-pg.*) rm -rf "$data" ;; esac
@@ -345,8 +198,8 @@ case "$cmd" in
 start) start "$dir" ;;
 stop) stop "$dir" ;;
 restart-barbican) reload "$dir" barbican ;;
-stop-start-barbican) kill_group "$dir/barbican/pid" && start_barbican "$dir" ;;
-restart-keystone) kill_group "$dir/keystone/pid" && start_keystone "$dir" ;;
+stop-start-barbican) kill_group "$dir/barbican/pid" "$kill_tenths" && start_barbican "$dir" ;;
+restart-keystone) kill_group "$dir/keystone/pid" "$kill_tenths" && start_keystone "$dir" ;;
 kill-barbican-worker)
     w=$(a_worker "$dir" barbican)
     [ -n "$w" ] || die "no Barbican worker found"
